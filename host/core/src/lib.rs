@@ -1,0 +1,33 @@
+//! Arbiter's domain model: what is asked ([`Request`]), what a plugin answers
+//! ([`Verdict`] or a [`Failure`]), how answers combine into a [`Decision`]
+//! ([`combine`]), and what a policy set is ([`Manifest`]).
+//!
+//! Nothing here knows about gRPC, protobuf or WebAssembly: those are adapters around
+//! this crate, so the rules of combination can be tested as pure functions.
+//!
+//! ```
+//! use arbiter_core::{combine, Combining, Effect, OnError, PluginOutcome, Verdict};
+//!
+//! let outcomes = [
+//!     (OnError::Deny, PluginOutcome::Verdict(Verdict::effect(Effect::Allow))),
+//!     (OnError::Deny, PluginOutcome::Verdict(Verdict::effect(Effect::Abstain))),
+//! ];
+//! let combined = combine(Combining::DenyOverrides, outcomes.iter().map(|(e, o)| (*e, o)));
+//! assert_eq!(combined.outcome, arbiter_core::Outcome::Allow);
+//! ```
+
+mod combine;
+mod decision;
+pub mod limits;
+mod manifest;
+mod request;
+mod verdict;
+
+pub use combine::{Combined, Combining, combine};
+pub use decision::{Decision, Outcome, PluginReport, SetIdentity};
+pub use limits::{Limits, LimitsOverride};
+pub use manifest::{Manifest, ManifestError, Mode, OnError, PluginSpec};
+pub use request::{
+    Action, Attributes, Intent, Principal, PrincipalKind, Privilege, Request, Resource, Value,
+};
+pub use verdict::{Effect, Failure, FailureKind, Obligations, PluginOutcome, Reason, Verdict};

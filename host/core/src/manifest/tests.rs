@@ -1,0 +1,87 @@
+use std::time::Duration;
+
+use super::*;
+
+const GOOD: &str = r#"
+format = 1
+name = "reference"
+version = "1.2.0"
+combining = "first-applicable"
+
+[limits]
+deadline_ms = 20
+
+[[plugins]]
+name = "rules"
+path = "rules.wasm"
+sha256 = "0000000000000000000000000000000000000000000000000000000000000000"
+on_error = "abstain"
+limits = { memory_mib = 8 }
+
+[plugins.settings]
+hours = { start = 8, end = 18 }
+teams = ["a", "b"]
+"#;
+
+fn parse(text: &str) -> Result<Manifest, ManifestError> {
+    Manifest::parse(text, "policy-set.toml", Limits::default())
+}
+
+fn error_of(text: &str) -> String {
+    parse(text).expect_err("must be refused").to_string()
+}
+
+#[test]
+fn good_manifest_validates_and_layers_limits() {
+    let m = parse(GOOD).expect("valid");
+    assert_eq!(m.combining, Combining::FirstApplicable);
+    let p = &m.plugins[0];
+    assert_eq!(p.on_error, OnError::Abstain);
+    assert_eq!(p.limits.deadline, Duration::from_millis(20));
+    assert_eq!(p.limits.memory_bytes, 8 << 20);
+    assert_eq!(p.sha256, Some([0; 32]));
+    assert_eq!(p.settings["hours.start"], Value::Int(8));
+    assert_eq!(
+        p.settings["teams"],
+        Value::Strings(vec!["a".into(), "b".into()])
+    );
+}
+
+#[test]
+fn unknown_key_names_file_line_and_key() {
+    let text = GOOD.replace("on_error = \"abstain\"", "on_eror = \"abstain\"");
+    let e = error_of(&text);
+    assert!(e.starts_with("policy-set.toml:14:"), "{e}");
+    assert!(e.contains("on_eror"), "{e}");
+}
+
+#[test]
+fn bad_values_are_refused_with_the_fix() {
+    let cases = [
+        (GOOD.replace("first-applicable", "most-votes"), "most-votes"),
+        (GOOD.replace("format = 1", "format = 2"), "format"),
+        (GOOD.replace("\"rules.wasm\"", "\"../x.wasm\""), "stay inside"),
+        (GOOD.replace("\"rules.wasm\"", "\"/etc/x.wasm\""), "stay inside"),
+        (GOOD.replace("0000000000", "zz"), "64 hex digits"),
+        (GOOD.replace("deadline_ms = 20", "deadline_ms = 0"), "deadline_ms"),
+        (GOOD.replace("memory_mib = 8", "memory_mib = 100000"), "memory_mib"),
+        (GOOD.replace("teams = [\"a\", \"b\"]", "teams = [1]"), "only strings"),
+        (GOOD.replace("name = \"rules\"", "name = \"a b\""), "letters"),
+    ];
+    for (text, needle) in cases {
+        let e = error_of(&text);
+        assert!(e.contains(needle), "expected `{needle}` in: {e}");
+    }
+}
+
+#[test]
+fn duplicate_plugin_names_are_refused() {
+    let text = format!("{GOOD}\n[[plugins]]\nname = \"rules\"\npath = \"b.wasm\"\n");
+    assert!(error_of(&text).contains("appears twice"));
+}
+
+#[test]
+fn a_set_needs_a_plugin() {
+    let e = error_of("format = 1\nname = \"x\"\nversion = \"1\"\n");
+    assert!(e.contains("at least one plugin"), "{e}");
+}
