@@ -52,13 +52,15 @@ pub fn combine<'a>(
     algorithm: Combining,
     outcomes: impl IntoIterator<Item = (OnError, &'a PluginOutcome)>,
 ) -> Combined {
-    let effective = outcomes.into_iter().map(|(on_error, outcome)| match outcome {
-        PluginOutcome::Verdict(v) => (v.effect, Contribution::Verdict(v)),
-        PluginOutcome::Failed(f) => match on_error {
-            OnError::Deny => (Effect::Deny, Contribution::Failure(f)),
-            OnError::Abstain => (Effect::Abstain, Contribution::Failure(f)),
-        },
-    });
+    let effective = outcomes
+        .into_iter()
+        .map(|(on_error, outcome)| match outcome {
+            PluginOutcome::Verdict(v) => (v.effect, Contribution::Verdict(v)),
+            PluginOutcome::Failed(f) => match on_error {
+                OnError::Deny => (Effect::Deny, Contribution::Failure(f)),
+                OnError::Abstain => (Effect::Abstain, Contribution::Failure(f)),
+            },
+        });
     match algorithm {
         Combining::DenyOverrides => deny_overrides(effective),
         Combining::FirstApplicable => first_applicable(effective),

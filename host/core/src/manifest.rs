@@ -141,7 +141,8 @@ impl Manifest {
                 ),
             ));
         }
-        check_name(raw.name.get_ref()).map_err(|m| err(Some(raw.name.span()), format!("`name`: {m}")))?;
+        check_name(raw.name.get_ref())
+            .map_err(|m| err(Some(raw.name.span()), format!("`name`: {m}")))?;
         if raw.version.get_ref().trim().is_empty() {
             return Err(err(
                 Some(raw.version.span()),
@@ -184,12 +185,8 @@ impl Manifest {
                     format!("plugin name `{name}` appears twice; names must be unique in a set"),
                 ));
             }
-            check_relative(p.path.get_ref()).map_err(|m| {
-                err(
-                    Some(p.path.span()),
-                    format!("plugin `{name}`: `path` {m}"),
-                )
-            })?;
+            check_relative(p.path.get_ref())
+                .map_err(|m| err(Some(p.path.span()), format!("plugin `{name}`: `path` {m}")))?;
             let sha256 = match &p.sha256 {
                 None => None,
                 Some(s) => Some(parse_digest(s.get_ref()).ok_or_else(|| {
@@ -210,9 +207,8 @@ impl Manifest {
             };
             let mut settings = Attributes::new();
             if let Some(s) = &p.settings {
-                flatten("", s.get_ref(), &mut settings).map_err(|m| {
-                    err(Some(s.span()), format!("plugin `{name}` settings: {m}"))
-                })?;
+                flatten("", s.get_ref(), &mut settings)
+                    .map_err(|m| err(Some(s.span()), format!("plugin `{name}` settings: {m}")))?;
             }
             plugins.push(PluginSpec {
                 name,
@@ -236,7 +232,8 @@ impl Manifest {
 }
 
 fn line_of(text: &str, offset: usize) -> usize {
-    text.get(..offset).map_or(0, |t| t.matches('\n').count() + 1)
+    text.get(..offset)
+        .map_or(0, |t| t.matches('\n').count() + 1)
 }
 
 fn check_name(name: &str) -> Result<(), String> {

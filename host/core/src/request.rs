@@ -206,7 +206,10 @@ mod tests {
         assert_eq!(r.context["hour"], Value::Int(5));
         assert_eq!(r.context["mfa"], Value::Bool(false));
         assert_eq!(r.context["risk"], Value::Float(1.5));
-        assert_eq!(r.context["tags"], Value::Strings(vec!["a".into(), "b".into()]));
+        assert_eq!(
+            r.context["tags"],
+            Value::Strings(vec!["a".into(), "b".into()])
+        );
     }
 
     #[test]

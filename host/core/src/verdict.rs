@@ -154,6 +154,8 @@ pub enum FailureKind {
     Quarantined,
     /// Refused its settings in `configure` on a fresh instance.
     Configure,
+    /// Made more host calls (`log`, `data`) in one evaluation than allowed.
+    HostCallLimit,
 }
 
 impl FailureKind {
@@ -168,6 +170,7 @@ impl FailureKind {
             Self::Instantiation => "instantiation",
             Self::Quarantined => "quarantined",
             Self::Configure => "configure",
+            Self::HostCallLimit => "host-call-limit",
         }
     }
 }

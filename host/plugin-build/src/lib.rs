@@ -1,1 +1,95 @@
-//! stub
+//! Builds the Rust guest plugins under `plugins/` into WebAssembly components.
+//!
+//! Used by the `arbiter` crate's build script (to embed the reference sets) and by
+//! tests (for fixture plugins), so that a fresh clone needs nothing but
+//! `rustup target add wasm32-wasip2` and cargo. The plugins live in their own cargo
+//! workspace (`plugins/Cargo.toml`), so this runs a nested cargo with the host build's
+//! environment scrubbed: flags meant for the host must not reach the wasm build.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+/// The guest target.
+pub const TARGET: &str = "wasm32-wasip2";
+
+/// The repository root (this crate lives in `host/plugin-build`).
+pub fn repo_root() -> PathBuf {
+    let here = Path::new(env!("CARGO_MANIFEST_DIR"));
+    here.ancestors().nth(2).unwrap_or(here).to_path_buf()
+}
+
+/// The plugins workspace.
+pub fn plugins_dir() -> PathBuf {
+    repo_root().join("plugins")
+}
+
+/// Where built components land (`plugins/.cargo/config.toml` sets the target dir).
+pub fn output_dir() -> PathBuf {
+    repo_root().join("target/wasm").join(TARGET).join("release")
+}
+
+/// Builds the given packages of the plugins workspace (all of them when empty) in
+/// release mode and returns the directory holding the `.wasm` files. Cargo's own lock
+/// serialises concurrent callers.
+pub fn build(packages: &[&str]) -> Result<PathBuf, String> {
+    let mut cmd = Command::new(std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into()));
+    cmd.current_dir(plugins_dir())
+        .args(["build", "--release", "--target", TARGET])
+        .args([
+            "--target-dir",
+            &repo_root().join("target/wasm").display().to_string(),
+        ]);
+    if packages.is_empty() {
+        cmd.arg("--workspace");
+    }
+    for p in packages {
+        cmd.args(["-p", p]);
+    }
+    for (key, _) in std::env::vars_os() {
+        let k = key.to_string_lossy();
+        let host_only = (k.starts_with("CARGO_") && k != "CARGO_HOME" && k != "CARGO_MAKEFLAGS")
+            || matches!(
+                k.as_ref(),
+                "RUSTC"
+                    | "RUSTC_WRAPPER"
+                    | "RUSTC_WORKSPACE_WRAPPER"
+                    | "RUSTDOC"
+                    | "RUSTFLAGS"
+                    | "TARGET"
+                    | "HOST"
+                    | "OUT_DIR"
+                    | "OPT_LEVEL"
+                    | "PROFILE"
+                    | "DEBUG"
+                    | "NUM_JOBS"
+            );
+        if host_only {
+            cmd.env_remove(&key);
+        }
+    }
+    let out = cmd
+        .output()
+        .map_err(|e| format!("cannot run cargo to build the plugins: {e}"))?;
+    if !out.status.success() {
+        return Err(format!(
+            "building the plugins failed (is the target installed? run `rustup target add {TARGET}`):\n{}",
+            String::from_utf8_lossy(&out.stderr)
+        ));
+    }
+    Ok(output_dir())
+}
+
+/// Builds every plugin once per process and returns the output directory; panics with
+/// cargo's message when the build fails. For tests.
+pub fn built() -> &'static Path {
+    static DIR: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
+    DIR.get_or_init(|| match build(&[]) {
+        Ok(dir) => dir,
+        Err(e) => panic!("{e}"),
+    })
+}
+
+/// The path of one built plugin, by crate name (`-` becomes `_` in file names).
+pub fn plugin(name: &str) -> PathBuf {
+    built().join(format!("{}.wasm", name.replace('-', "_")))
+}

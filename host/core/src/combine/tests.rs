@@ -110,7 +110,11 @@ fn failure_reason_is_plugin_failure_and_hides_detail_from_caller() {
 
 #[test]
 fn all_abstain_and_empty_are_deny_with_reason() {
-    for cells in [&[][..], &[Cell::Abstain], &[Cell::Abstain, Cell::FailAbstain]] {
+    for cells in [
+        &[][..],
+        &[Cell::Abstain],
+        &[Cell::Abstain, Cell::FailAbstain],
+    ] {
         for alg in [Combining::DenyOverrides, Combining::FirstApplicable] {
             let c = run(alg, cells);
             assert_eq!(c.outcome, Outcome::Deny, "{alg:?} {cells:?}");

@@ -60,13 +60,31 @@ fn bad_values_are_refused_with_the_fix() {
     let cases = [
         (GOOD.replace("first-applicable", "most-votes"), "most-votes"),
         (GOOD.replace("format = 1", "format = 2"), "format"),
-        (GOOD.replace("\"rules.wasm\"", "\"../x.wasm\""), "stay inside"),
-        (GOOD.replace("\"rules.wasm\"", "\"/etc/x.wasm\""), "stay inside"),
+        (
+            GOOD.replace("\"rules.wasm\"", "\"../x.wasm\""),
+            "stay inside",
+        ),
+        (
+            GOOD.replace("\"rules.wasm\"", "\"/etc/x.wasm\""),
+            "stay inside",
+        ),
         (GOOD.replace("0000000000", "zz"), "64 hex digits"),
-        (GOOD.replace("deadline_ms = 20", "deadline_ms = 0"), "deadline_ms"),
-        (GOOD.replace("memory_mib = 8", "memory_mib = 100000"), "memory_mib"),
-        (GOOD.replace("teams = [\"a\", \"b\"]", "teams = [1]"), "only strings"),
-        (GOOD.replace("name = \"rules\"", "name = \"a b\""), "letters"),
+        (
+            GOOD.replace("deadline_ms = 20", "deadline_ms = 0"),
+            "deadline_ms",
+        ),
+        (
+            GOOD.replace("memory_mib = 8", "memory_mib = 100000"),
+            "memory_mib",
+        ),
+        (
+            GOOD.replace("teams = [\"a\", \"b\"]", "teams = [1]"),
+            "only strings",
+        ),
+        (
+            GOOD.replace("name = \"rules\"", "name = \"a b\""),
+            "letters",
+        ),
     ];
     for (text, needle) in cases {
         let e = error_of(&text);

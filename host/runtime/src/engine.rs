@@ -1,0 +1,165 @@
+//! The engine: one per process, shared by every policy set.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use arbiter_core::limits::MAX_MEMORY_BYTES;
+use wasmtime::component::{HasSelf, Linker};
+use wasmtime::{Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig};
+
+use crate::bindings::Policy;
+use crate::sandbox::StoreState;
+
+/// Component instances that may be alive at once across the process. Each decision
+/// holds one instance at a time (plugins of a set run one after another), so this is
+/// also the number of decisions that can be in evaluation at once; the server's
+/// admission limit is derived from it so that overload queues instead of failing to
+/// allocate.
+pub const POOL_INSTANCES: u32 = 256;
+/// Core instances per component instance. A Rust `wasm32-wasip2` component has about
+/// four (the module plus adapter shims); Python and JavaScript runtimes a few more.
+const CORE_INSTANCES_PER_COMPONENT: u32 = 16;
+/// Linear memories per component instance (module plus adapter).
+const MEMORIES_PER_COMPONENT: u32 = 4;
+/// Tables per component instance.
+const TABLES_PER_COMPONENT: u32 = 8;
+/// How often the epoch advances: the granularity of every deadline.
+pub const EPOCH_TICK: Duration = Duration::from_millis(1);
+/// Wasm stack per instance: deep enough for interpreters (Python, QuickJS), bounded
+/// so that runaway recursion traps quickly as a stack overflow.
+pub const MAX_WASM_STACK: usize = 1 << 20;
+
+/// Process-wide runtime settings.
+#[derive(Debug, Clone)]
+pub struct RuntimeConfig {
+    /// Where compiled components are cached, keyed by component digest and engine
+    /// compatibility. `None` disables the cache.
+    pub cache_dir: Option<PathBuf>,
+    /// Component instances alive at once (see [`POOL_INSTANCES`]).
+    pub pool_instances: u32,
+}
+
+impl Default for RuntimeConfig {
+    fn default() -> Self {
+        Self {
+            cache_dir: None,
+            pool_instances: POOL_INSTANCES,
+        }
+    }
+}
+
+/// Why the runtime could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum RuntimeError {
+    /// wasmtime refused the configuration (for example, the host cannot reserve the
+    /// pooling allocator's address space).
+    #[error("cannot configure the WebAssembly engine")]
+    Engine(#[source] wasmtime::Error),
+    /// The linker could not be built.
+    #[error("cannot link the host interfaces")]
+    Linker(#[source] wasmtime::Error),
+    /// Without the epoch ticker no deadline would ever fire, so the runtime refuses
+    /// to start.
+    #[error("cannot start the epoch ticker thread")]
+    Ticker(#[source] std::io::Error),
+}
+
+pub(crate) struct Inner {
+    pub engine: Engine,
+    pub linker: Linker<StoreState>,
+    pub cache_dir: Option<PathBuf>,
+    stop: Arc<AtomicBool>,
+}
+
+impl Drop for Inner {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+    }
+}
+
+/// The process's WebAssembly runtime. Cheap to clone.
+#[derive(Clone)]
+pub struct Runtime {
+    pub(crate) inner: Arc<Inner>,
+}
+
+impl std::fmt::Debug for Runtime {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Runtime")
+            .field("cache_dir", &self.inner.cache_dir)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Runtime {
+    /// Builds the engine and linker and starts the epoch ticker.
+    pub fn new(config: RuntimeConfig) -> Result<Self, RuntimeError> {
+        let engine =
+            Engine::new(&engine_config(config.pool_instances)).map_err(RuntimeError::Engine)?;
+        let mut linker = Linker::new(&engine);
+        wasmtime_wasi::p2::add_to_linker_async(&mut linker).map_err(RuntimeError::Linker)?;
+        Policy::add_to_linker::<_, HasSelf<_>>(&mut linker, |s| s).map_err(RuntimeError::Linker)?;
+        let stop = Arc::new(AtomicBool::new(false));
+        start_ticker(&engine, stop.clone()).map_err(RuntimeError::Ticker)?;
+        Ok(Self {
+            inner: Arc::new(Inner {
+                engine,
+                linker,
+                cache_dir: config.cache_dir,
+                stop,
+            }),
+        })
+    }
+
+    /// The engine's compatibility hash: precompiled components from another engine
+    /// configuration or wasmtime version are never loaded.
+    pub(crate) fn compatibility(&self) -> String {
+        use std::hash::{Hash, Hasher};
+        let mut h = std::collections::hash_map::DefaultHasher::new();
+        self.inner
+            .engine
+            .precompile_compatibility_hash()
+            .hash(&mut h);
+        format!("{:016x}", h.finish())
+    }
+}
+
+fn engine_config(pool_instances: u32) -> Config {
+    let mut pool = PoolingAllocationConfig::default();
+    pool.total_component_instances(pool_instances)
+        .total_core_instances(pool_instances * CORE_INSTANCES_PER_COMPONENT)
+        .total_memories(pool_instances * MEMORIES_PER_COMPONENT)
+        .total_tables(pool_instances * TABLES_PER_COMPONENT)
+        .total_stacks(pool_instances)
+        .max_memory_size(usize::try_from(MAX_MEMORY_BYTES).unwrap_or(usize::MAX))
+        .max_memories_per_component(MEMORIES_PER_COMPONENT)
+        .max_tables_per_component(TABLES_PER_COMPONENT)
+        .max_core_instances_per_component(CORE_INSTANCES_PER_COMPONENT);
+    let mut config = Config::new();
+    config
+        .wasm_component_model(true)
+        .epoch_interruption(true)
+        .memory_init_cow(true)
+        .max_wasm_stack(MAX_WASM_STACK)
+        .allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
+    config
+}
+
+/// Advances the engine's epoch every [`EPOCH_TICK`] until the runtime is dropped.
+fn start_ticker(engine: &Engine, stop: Arc<AtomicBool>) -> std::io::Result<()> {
+    let weak = engine.weak();
+    std::thread::Builder::new()
+        .name("arbiter-epoch".into())
+        .spawn(move || {
+            while !stop.load(Ordering::Relaxed) {
+                std::thread::sleep(EPOCH_TICK);
+                match weak.upgrade() {
+                    Some(engine) => engine.increment_epoch(),
+                    None => return,
+                }
+            }
+        })
+        .map(drop)
+}

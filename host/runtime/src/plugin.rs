@@ -1,0 +1,225 @@
+//! One loaded plugin: compiled once, pre-instantiated, run in a fresh instance for
+//! every evaluation.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use arbiter_core::{FailureKind, PluginOutcome, PluginSpec};
+use wasmtime::Trap;
+
+use crate::bindings::{PolicyPre, wit};
+use crate::cache::CacheOutcome;
+use crate::sandbox::{self, SetData, Tripped};
+use crate::{Runtime, convert};
+
+/// Longest failure detail kept (trap messages can carry long backtraces).
+const MAX_DETAIL: usize = 2048;
+
+/// What a plugin says about itself, and how it is doing.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PluginStatus {
+    /// Name in the manifest.
+    pub name: String,
+    /// Name the plugin gives itself in `describe`.
+    pub described_name: String,
+    /// Version from `describe`.
+    pub described_version: String,
+    /// Actions from `describe` (empty: all).
+    pub actions: Vec<String>,
+    /// Hex SHA-256 of the component file.
+    pub sha256: String,
+    /// Whether the compiled form came from the on-disk cache.
+    pub cache_hit: bool,
+    /// Evaluations so far.
+    pub evaluations: u64,
+    /// Failed evaluations so far.
+    pub failures: u64,
+}
+
+pub(crate) struct LoadedPlugin {
+    pub spec: PluginSpec,
+    pub digest: [u8; 32],
+    pre: PolicyPre<sandbox::StoreState>,
+    settings: Vec<wit::Attribute>,
+    description: wit::Description,
+    cache: CacheOutcome,
+    evaluations: AtomicU64,
+    failures: AtomicU64,
+}
+
+/// Why a plugin did not produce a verdict, before classification.
+enum Stop {
+    Wasm(wasmtime::Error),
+    Configure(String),
+    Output(String),
+    Deadline,
+}
+
+impl LoadedPlugin {
+    /// Pre-instantiates, then calls `describe` and `configure` once on a fresh
+    /// instance: a plugin that traps or refuses its settings is refused here, at load.
+    pub async fn prepare(
+        rt: &Runtime,
+        spec: PluginSpec,
+        digest: [u8; 32],
+        component: wasmtime::component::Component,
+        cache: CacheOutcome,
+        data: &SetData,
+    ) -> Result<Self, PrepareError> {
+        let instance_pre = rt
+            .inner
+            .linker
+            .instantiate_pre(&component)
+            .map_err(PrepareError::Link)?;
+        let pre = PolicyPre::new(instance_pre).map_err(PrepareError::Link)?;
+        let settings = convert::attributes(&spec.settings);
+        let mut store = sandbox::new_store(&rt.inner.engine, spec.limits, data.clone());
+        let deadline = spec.limits.deadline;
+        let run = async {
+            let policy = pre.instantiate_async(&mut store).await?;
+            let ev = policy.arbiter_policy_evaluator();
+            let description = ev.call_describe(&mut store).await?;
+            let configured = ev.call_configure(&mut store, &settings).await?;
+            Ok::<_, wasmtime::Error>((description, configured))
+        };
+        let result = tokio::time::timeout(deadline, run).await;
+        store.data().log.flush_to_tracing(&spec.name);
+        let (description, configured) = match result {
+            Err(_) => {
+                return Err(PrepareError::Trap(wasmtime::format_err!(
+                    "ran past its deadline of {deadline:?}"
+                )));
+            }
+            Ok(r) => r.map_err(PrepareError::Trap)?,
+        };
+        configured.map_err(PrepareError::Configure)?;
+        Ok(Self {
+            spec,
+            digest,
+            pre,
+            settings,
+            description,
+            cache,
+            evaluations: AtomicU64::new(0),
+            failures: AtomicU64::new(0),
+        })
+    }
+
+    /// Runs one evaluation in a fresh instance. Never fails: every failure is a
+    /// classified [`PluginOutcome::Failed`].
+    pub async fn evaluate(
+        &self,
+        rt: &Runtime,
+        request: &wit::Request,
+        data: &SetData,
+    ) -> PluginOutcome {
+        self.evaluations.fetch_add(1, Ordering::Relaxed);
+        let limits = self.spec.limits;
+        let mut store = sandbox::new_store(&rt.inner.engine, limits, data.clone());
+        let run = async {
+            let policy = self
+                .pre
+                .instantiate_async(&mut store)
+                .await
+                .map_err(Stop::Wasm)?;
+            let ev = policy.arbiter_policy_evaluator();
+            ev.call_configure(&mut store, &self.settings)
+                .await
+                .map_err(Stop::Wasm)?
+                .map_err(Stop::Configure)?;
+            let verdict = ev
+                .call_evaluate(&mut store, request)
+                .await
+                .map_err(Stop::Wasm)?;
+            convert::verdict(verdict, &limits).map_err(Stop::Output)
+        };
+        // The epoch deadline stops wasm code; this timeout also stops a plugin that
+        // waits inside a host call (a WASI sleep or poll).
+        let result = match tokio::time::timeout(limits.deadline, run).await {
+            Ok(r) => r,
+            Err(_) => Err(Stop::Deadline),
+        };
+        let tripped = store.data().tripped;
+        store.data().log.flush_to_tracing(&self.spec.name);
+        match result {
+            Ok(v) => PluginOutcome::Verdict(v),
+            Err(stop) => {
+                self.failures.fetch_add(1, Ordering::Relaxed);
+                let outcome = classify(stop, tripped, &limits);
+                if let PluginOutcome::Failed(f) = &outcome {
+                    tracing::warn!(plugin = %self.spec.name, kind = %f.kind, detail = %f.detail, "plugin failed");
+                }
+                outcome
+            }
+        }
+    }
+
+    pub fn status(&self) -> PluginStatus {
+        PluginStatus {
+            name: self.spec.name.clone(),
+            described_name: self.description.name.clone(),
+            described_version: self.description.version.clone(),
+            actions: self.description.actions.clone(),
+            sha256: hex::encode(self.digest),
+            cache_hit: self.cache == CacheOutcome::Hit,
+            evaluations: self.evaluations.load(Ordering::Relaxed),
+            failures: self.failures.load(Ordering::Relaxed),
+        }
+    }
+}
+
+fn classify(stop: Stop, tripped: Tripped, limits: &arbiter_core::Limits) -> PluginOutcome {
+    let e = match stop {
+        Stop::Deadline => {
+            return PluginOutcome::failed(
+                FailureKind::Timeout,
+                format!("ran past its deadline of {:?}", limits.deadline),
+            );
+        }
+        Stop::Configure(m) => return PluginOutcome::failed(FailureKind::Configure, truncate(m)),
+        Stop::Output(m) => return PluginOutcome::failed(FailureKind::BadOutput, m),
+        Stop::Wasm(e) => e,
+    };
+    let detail = truncate(format!("{e:#}"));
+    let kind = match (tripped, e.downcast_ref::<Trap>()) {
+        (Tripped::Deadline, _) | (_, Some(Trap::Interrupt)) => FailureKind::Timeout,
+        (Tripped::Memory, _) => FailureKind::MemoryLimit,
+        (Tripped::HostCalls, _) => FailureKind::HostCallLimit,
+        (_, Some(Trap::StackOverflow)) => FailureKind::StackOverflow,
+        (_, Some(_)) => FailureKind::Trap,
+        // Not a trap: instantiation failed (pool exhausted, start function...).
+        (_, None) if detail.contains("instantiat") => FailureKind::Instantiation,
+        (_, None) => FailureKind::Trap,
+    };
+    let detail = match kind {
+        FailureKind::Timeout => format!("ran past its deadline of {:?}", limits.deadline),
+        FailureKind::MemoryLimit => format!(
+            "tried to grow past its memory limit of {} MiB ({detail})",
+            limits.memory_bytes >> 20
+        ),
+        _ => detail,
+    };
+    PluginOutcome::failed(kind, detail)
+}
+
+fn truncate(mut s: String) -> String {
+    if s.len() > MAX_DETAIL {
+        let mut cut = MAX_DETAIL;
+        while !s.is_char_boundary(cut) {
+            cut -= 1;
+        }
+        s.truncate(cut);
+        s.push('…');
+    }
+    s
+}
+
+/// Why a plugin could not be prepared.
+#[derive(Debug)]
+pub(crate) enum PrepareError {
+    Link(wasmtime::Error),
+    Trap(wasmtime::Error),
+    Configure(String),
+}
+
+pub(crate) type Shared = Arc<LoadedPlugin>;
