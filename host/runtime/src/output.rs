@@ -65,15 +65,6 @@ impl GuestLog {
             );
         }
     }
-
-    /// Bytes dropped so far.
-    #[cfg(test)]
-    pub fn dropped(&self) -> u64 {
-        self.inner
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .dropped_bytes
-    }
 }
 
 /// A WASI stdout/stderr that writes into a [`GuestLog`].

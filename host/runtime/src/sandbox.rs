@@ -116,7 +116,7 @@ impl ResourceLimiter for StoreState {
         desired: usize,
         _maximum: Option<usize>,
     ) -> wasmtime::Result<bool> {
-        let allowed = u64::try_from(desired).map_or(false, |d| d <= self.limits.memory_bytes);
+        let allowed = u64::try_from(desired).is_ok_and(|d| d <= self.limits.memory_bytes);
         if !allowed {
             self.tripped = Tripped::Memory;
         }

@@ -189,15 +189,15 @@ impl PolicySet {
             let path = files.display(&spec.path);
             let bytes = files.read(&spec.path, MAX_PLUGIN_BYTES)?;
             let digest: [u8; 32] = Sha256::digest(&bytes).into();
-            if let Some(expected) = spec.sha256 {
-                if expected != digest {
-                    return Err(LoadError::Digest {
-                        plugin: spec.name.clone(),
-                        path,
-                        expected: hex::encode(expected),
-                        actual: hex::encode(digest),
-                    });
-                }
+            if let Some(expected) = spec.sha256
+                && expected != digest
+            {
+                return Err(LoadError::Digest {
+                    plugin: spec.name.clone(),
+                    path,
+                    expected: hex::encode(expected),
+                    actual: hex::encode(digest),
+                });
             }
             match cache::kind(&bytes) {
                 cache::Kind::Component => {}

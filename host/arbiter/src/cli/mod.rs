@@ -1,0 +1,29 @@
+//! The `arbiter` command line: one file per subcommand.
+
+pub mod check;
+pub mod serve;
+pub mod test;
+
+/// The command line.
+#[derive(Debug, clap::Parser)]
+#[command(
+    name = "arbiter",
+    version,
+    about = "Policy decision point for AI agents and non-human identities"
+)]
+pub struct Cli {
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Subcommands.
+#[derive(Debug, clap::Subcommand)]
+pub enum Command {
+    /// Serve decisions over gRPC (default: the built-in reference set on 127.0.0.1:50051).
+    Serve(crate::config::ServeArgs),
+    /// Ask a running server: JSON requests in (one per line), JSON decisions out.
+    Check(check::CheckArgs),
+    /// Run a policy set or a plugin against test vectors, in-process.
+    Test(test::TestArgs),
+}

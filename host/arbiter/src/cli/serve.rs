@@ -1,0 +1,29 @@
+//! `arbiter serve`.
+
+use crate::config::{Config, LogFormat, ServeArgs};
+use crate::server;
+
+/// Runs the server until SIGINT or SIGTERM, then drains requests in flight.
+pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
+    let config = Config::load(&args)?;
+    init_logging(config.log_format, "info");
+    let running = server::start(&config).await?;
+    server::shutdown_signal().await;
+    tracing::info!("shutting down: finishing requests in flight");
+    running.shutdown().await?;
+    tracing::info!("stopped");
+    Ok(())
+}
+
+/// Structured logs on stderr; the level comes from `ARBITER_LOG`, else `default`.
+pub fn init_logging(format: LogFormat, default: &str) {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("ARBITER_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    let _ = match format {
+        LogFormat::Text => builder.try_init(),
+        LogFormat::Json => builder.json().try_init(),
+    };
+}

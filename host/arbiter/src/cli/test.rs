@@ -1,0 +1,164 @@
+//! `arbiter test`: a policy author's test runner. Evaluates a set (default: the
+//! built-in reference set) or a single plugin in-process against a JSON-lines file of
+//! vectors, prints each mismatch, and ends with `N passed, M failed`.
+
+use std::collections::BTreeMap;
+use std::io::Write as _;
+use std::path::PathBuf;
+
+use anyhow::Context as _;
+use arbiter_core::{Limits, Outcome, PluginOutcome, Request};
+use arbiter_runtime::{PolicySet, Runtime, RuntimeConfig, SetSource};
+use serde::Deserialize;
+
+use crate::embedded;
+
+/// Flags of `arbiter test`.
+#[derive(Debug, clap::Args)]
+pub struct TestArgs {
+    /// JSON-lines vectors: `{"id", "request", "approved", "expected"}` per line.
+    pub vectors: PathBuf,
+    /// Policy set: a directory (or its `policy-set.toml`) or `builtin:NAME`
+    /// [default: builtin:reference].
+    #[arg(long, conflicts_with = "plugin")]
+    pub policy_set: Option<String>,
+    /// A single plugin component to test on its own.
+    #[arg(long)]
+    pub plugin: Option<PathBuf>,
+    /// Also print the vectors that pass.
+    #[arg(long, short)]
+    pub verbose: bool,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Vector {
+    #[serde(default)]
+    id: serde_json::Value,
+    request: Request,
+    #[serde(default)]
+    approved: bool,
+    expected: String,
+    #[serde(default)]
+    rules: Vec<String>,
+}
+
+/// Runs the command; the result is the process exit code (0 when every vector passes).
+pub async fn run(args: TestArgs) -> anyhow::Result<i32> {
+    let runtime = Runtime::new(RuntimeConfig::default())?;
+    let source = match (&args.plugin, &args.policy_set) {
+        (Some(plugin), _) => single_plugin(plugin)?,
+        (None, Some(set)) => embedded::resolve(set).map_err(anyhow::Error::msg)?,
+        (None, None) => {
+            embedded::resolve(&format!("{}{}", embedded::PREFIX, embedded::DEFAULT_SET))
+                .map_err(anyhow::Error::msg)?
+        }
+    };
+    let set = PolicySet::load(&runtime, source, Limits::default()).await?;
+    let name = args.vectors.display().to_string();
+    let text = std::fs::read_to_string(&args.vectors)
+        .with_context(|| format!("cannot read vectors `{name}`"))?;
+    let (mut passed, mut failed) = (0usize, 0usize);
+    let mut out = std::io::stdout().lock();
+    for (i, line) in text.lines().enumerate() {
+        if line.trim().is_empty() {
+            continue;
+        }
+        let v: Vector = match serde_json::from_str(line) {
+            Ok(v) => v,
+            Err(e) => {
+                failed += 1;
+                writeln!(
+                    out,
+                    "{name}:{}: not a test vector: {e}\n  hint: each line is {{\"id\", \"request\", \"approved\", \"expected\"}}",
+                    i + 1
+                )?;
+                continue;
+            }
+        };
+        let Some(expected) = Outcome::parse(&v.expected) else {
+            failed += 1;
+            writeln!(
+                out,
+                "{name}:{}: `expected` is `{}`; use allow, deny or require-approval",
+                i + 1,
+                v.expected
+            )?;
+            continue;
+        };
+        let d = set.decide(&v.request, v.approved).await;
+        if d.outcome == expected {
+            passed += 1;
+            if args.verbose {
+                writeln!(out, "ok   {} {expected}", v.id)?;
+            }
+            continue;
+        }
+        failed += 1;
+        writeln!(
+            out,
+            "FAIL {} (line {}): expected {expected}, got {}",
+            v.id,
+            i + 1,
+            d.outcome
+        )?;
+        if !v.rules.is_empty() {
+            writeln!(out, "     rules expected to match: {}", v.rules.join(", "))?;
+        }
+        for r in &d.reasons {
+            writeln!(out, "     reason {}: {}", r.code, r.admin_message)?;
+        }
+        for p in &d.plugins {
+            match &p.outcome {
+                PluginOutcome::Verdict(verdict) => {
+                    let codes: Vec<&str> =
+                        verdict.reasons.iter().map(|r| r.code.as_str()).collect();
+                    writeln!(
+                        out,
+                        "     plugin {}: {} [{}]",
+                        p.name,
+                        verdict.effect.as_str(),
+                        codes.join(", ")
+                    )?;
+                }
+                PluginOutcome::Failed(f) => writeln!(
+                    out,
+                    "     plugin {}: failed ({}): {}",
+                    p.name, f.kind, f.detail
+                )?,
+            }
+        }
+    }
+    writeln!(out, "{passed} passed, {failed} failed")?;
+    Ok(if failed == 0 { 0 } else { 1 })
+}
+
+/// Wraps one component as a set of one plugin named after its file.
+fn single_plugin(path: &std::path::Path) -> anyhow::Result<SetSource> {
+    let bytes =
+        std::fs::read(path).with_context(|| format!("cannot read plugin `{}`", path.display()))?;
+    let stem: String = path
+        .file_stem()
+        .map(|s| {
+            s.to_string_lossy()
+                .chars()
+                .map(|c| {
+                    if c.is_ascii_alphanumeric() || c == '-' || c == '_' {
+                        c
+                    } else {
+                        '-'
+                    }
+                })
+                .collect()
+        })
+        .filter(|s: &String| !s.is_empty())
+        .unwrap_or_else(|| "plugin".into());
+    let manifest = format!(
+        "format = 1\nname = \"{stem}\"\nversion = \"test\"\n\n[[plugins]]\nname = \"{stem}\"\npath = \"plugin.wasm\"\n"
+    );
+    Ok(SetSource::Files {
+        origin: path.display().to_string(),
+        manifest,
+        files: BTreeMap::from([("plugin.wasm".to_string(), bytes)]),
+    })
+}

@@ -1,0 +1,240 @@
+//! Server configuration in two stages: the raw file (`--config`, TOML, unknown keys
+//! refused) and the validated [`Config`], with command-line flags and environment
+//! variables layered on top in one function, [`Config::resolve`].
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use arbiter_core::{Limits, LimitsOverride};
+use serde::Deserialize;
+
+use crate::embedded;
+
+/// Where the server listens by default: loopback only, so a fresh install exposes
+/// nothing to the network.
+pub const DEFAULT_LISTEN: &str = "127.0.0.1:50051";
+
+/// Log output format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "kebab-case")]
+pub enum LogFormat {
+    /// Human-readable lines.
+    #[default]
+    Text,
+    /// One JSON object per line, for log pipelines.
+    Json,
+}
+
+/// The config file as written.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawConfig {
+    /// `host:port` to serve gRPC on.
+    pub listen: Option<String>,
+    /// State and cache directory.
+    pub data_dir: Option<PathBuf>,
+    /// Sets to load: `builtin:NAME` or a path (relative paths are relative to the
+    /// config file).
+    pub policy_sets: Option<Vec<String>>,
+    /// The set that answers requests naming none (default: the first).
+    pub default_set: Option<String>,
+    /// `text` or `json`.
+    pub log_format: Option<LogFormat>,
+    /// Host-wide default limits for plugins (manifests may override per set/plugin).
+    pub limits: Option<LimitsOverride>,
+}
+
+/// Flags of `arbiter serve`; each also reads an environment variable.
+#[derive(Debug, Default, Clone, clap::Args)]
+pub struct ServeArgs {
+    /// Config file (TOML).
+    #[arg(long, env = "ARBITER_CONFIG")]
+    pub config: Option<PathBuf>,
+    /// Address to serve gRPC on [default: 127.0.0.1:50051].
+    #[arg(long, env = "ARBITER_LISTEN")]
+    pub listen: Option<String>,
+    /// Directory for state and the compiled-plugin cache
+    /// [default: $XDG_DATA_HOME/arbiter or ~/.local/share/arbiter].
+    #[arg(long, env = "ARBITER_DATA_DIR")]
+    pub data_dir: Option<PathBuf>,
+    /// Policy set to load: `builtin:NAME` or a set directory; repeat for several.
+    /// [default: builtin:reference]
+    #[arg(
+        long = "policy-set",
+        env = "ARBITER_POLICY_SETS",
+        value_delimiter = ','
+    )]
+    pub policy_sets: Vec<String>,
+    /// Name of the set that answers requests naming none [default: the first].
+    #[arg(long, env = "ARBITER_DEFAULT_SET")]
+    pub default_set: Option<String>,
+    /// Log format.
+    #[arg(long, env = "ARBITER_LOG_FORMAT", value_enum)]
+    pub log_format: Option<LogFormat>,
+}
+
+/// Validated server configuration.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Config {
+    /// gRPC address.
+    pub listen: SocketAddr,
+    /// State and cache directory.
+    pub data_dir: PathBuf,
+    /// Set references to load, in order.
+    pub policy_sets: Vec<String>,
+    /// The default set's name, when not the first.
+    pub default_set: Option<String>,
+    /// Log format.
+    pub log_format: LogFormat,
+    /// Plugin limits before manifest overrides.
+    pub limits: Limits,
+}
+
+impl Config {
+    /// Reads `--config` (when given) and layers flags and environment over it.
+    pub fn load(args: &ServeArgs) -> anyhow::Result<Self> {
+        let file = match &args.config {
+            None => None,
+            Some(path) => {
+                let text = std::fs::read_to_string(path).map_err(|e| {
+                    anyhow::anyhow!("cannot read config file `{}`: {e}", path.display())
+                })?;
+                let raw: RawConfig = toml::from_str(&text).map_err(|e| {
+                    let line = e.span().map_or(0, |s| text[..s.start].matches('\n').count() + 1);
+                    anyhow::anyhow!(
+                        "{}:{line}: {}\nhint: valid keys are listen, data_dir, policy_sets, default_set, log_format, [limits]",
+                        path.display(),
+                        e.message()
+                    )
+                })?;
+                Some((path.as_path(), raw))
+            }
+        };
+        Self::resolve(file, args)
+    }
+
+    /// The one place where file values, flags and defaults meet: a flag (or its
+    /// environment variable) beats the file, the file beats the default.
+    pub fn resolve(file: Option<(&Path, RawConfig)>, args: &ServeArgs) -> anyhow::Result<Self> {
+        let (base, raw) = match file {
+            Some((path, raw)) => (path.parent().map(Path::to_path_buf), raw),
+            None => (None, RawConfig::default()),
+        };
+        let listen_text = args
+            .listen
+            .clone()
+            .or(raw.listen)
+            .unwrap_or_else(|| DEFAULT_LISTEN.into());
+        let listen = listen_text.parse::<SocketAddr>().map_err(|e| {
+            anyhow::anyhow!(
+                "listen address `{listen_text}` is not `host:port` ({e}); e.g. 127.0.0.1:50051"
+            )
+        })?;
+        let relative_to_file = |p: String| match (&base, p.starts_with(embedded::PREFIX)) {
+            (Some(dir), false) if Path::new(&p).is_relative() => dir.join(p).display().to_string(),
+            _ => p,
+        };
+        let policy_sets = if !args.policy_sets.is_empty() {
+            args.policy_sets.clone()
+        } else if let Some(sets) = raw.policy_sets {
+            sets.into_iter().map(relative_to_file).collect()
+        } else {
+            vec![format!("{}{}", embedded::PREFIX, embedded::DEFAULT_SET)]
+        };
+        let data_dir = args
+            .data_dir
+            .clone()
+            .or_else(|| {
+                raw.data_dir
+                    .map(|d| base.as_ref().map_or(d.clone(), |b| b.join(&d)))
+            })
+            .unwrap_or_else(default_data_dir);
+        let limits = Limits::default()
+            .apply(&raw.limits.unwrap_or_default())
+            .map_err(|e| anyhow::anyhow!("config [limits]: {e}"))?;
+        Ok(Self {
+            listen,
+            data_dir,
+            policy_sets,
+            default_set: args.default_set.clone().or(raw.default_set),
+            log_format: args.log_format.or(raw.log_format).unwrap_or_default(),
+            limits,
+        })
+    }
+}
+
+/// `$XDG_DATA_HOME/arbiter`, else `~/.local/share/arbiter`, else `./arbiter-data`.
+pub fn default_data_dir() -> PathBuf {
+    if let Some(x) = std::env::var_os("XDG_DATA_HOME").filter(|x| !x.is_empty()) {
+        return PathBuf::from(x).join("arbiter");
+    }
+    match std::env::var_os("HOME").filter(|h| !h.is_empty()) {
+        Some(home) => PathBuf::from(home).join(".local/share/arbiter"),
+        None => PathBuf::from("arbiter-data"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn raw(text: &str) -> RawConfig {
+        toml::from_str(text).expect("valid config")
+    }
+
+    #[test]
+    fn defaults_serve_the_reference_set_on_loopback() {
+        let c = Config::resolve(None, &ServeArgs::default()).expect("defaults resolve");
+        assert_eq!(c.listen.to_string(), DEFAULT_LISTEN);
+        assert_eq!(c.policy_sets, ["builtin:reference"]);
+        assert_eq!(c.log_format, LogFormat::Text);
+    }
+
+    #[test]
+    fn flags_beat_the_file_and_the_file_beats_defaults() {
+        let file = raw(
+            "listen = \"127.0.0.1:1\"\nlog_format = \"json\"\npolicy_sets = [\"sets/a\", \"builtin:reference-split\"]\n[limits]\ndeadline_ms = 7\n",
+        );
+        let args = ServeArgs {
+            listen: Some("127.0.0.1:2".into()),
+            ..ServeArgs::default()
+        };
+        let c = Config::resolve(Some((Path::new("/etc/arbiter/arbiter.toml"), file)), &args)
+            .expect("resolves");
+        assert_eq!(c.listen.port(), 2);
+        assert_eq!(c.log_format, LogFormat::Json);
+        assert_eq!(
+            c.policy_sets,
+            ["/etc/arbiter/sets/a", "builtin:reference-split"]
+        );
+        assert_eq!(c.limits.deadline, std::time::Duration::from_millis(7));
+    }
+
+    #[test]
+    fn bad_listen_address_says_what_is_expected() {
+        let args = ServeArgs {
+            listen: Some("localhost".into()),
+            ..ServeArgs::default()
+        };
+        let e = Config::resolve(None, &args)
+            .expect_err("refused")
+            .to_string();
+        assert!(e.contains("`localhost`") && e.contains("host:port"), "{e}");
+    }
+
+    #[test]
+    fn unknown_keys_are_refused_with_file_and_line() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("arbiter.toml");
+        std::fs::write(&path, "listen = \"127.0.0.1:1\"\nlisten_port = 5\n").expect("write");
+        let args = ServeArgs {
+            config: Some(path.clone()),
+            ..ServeArgs::default()
+        };
+        let e = Config::load(&args).expect_err("refused").to_string();
+        assert!(
+            e.starts_with(&format!("{}:2:", path.display())) && e.contains("listen_port"),
+            "{e}"
+        );
+    }
+}

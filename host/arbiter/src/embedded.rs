@@ -1,0 +1,58 @@
+//! Policy sets compiled into the binary: the reference policy as one plugin
+//! (`reference`, the default) and as five (`reference-split`).
+
+use std::collections::BTreeMap;
+
+use arbiter_runtime::SetSource;
+
+/// A set whose manifest and plugins are part of the binary.
+#[derive(Debug)]
+pub struct EmbeddedSet {
+    /// Name, as in `builtin:NAME`.
+    pub name: &'static str,
+    /// `policy-set.toml`.
+    pub manifest: &'static str,
+    /// Plugin files by name.
+    pub files: &'static [(&'static str, &'static [u8])],
+}
+
+include!(concat!(env!("OUT_DIR"), "/embedded_sets.rs"));
+
+/// The set `arbiter serve` and `arbiter test` use when given none.
+pub const DEFAULT_SET: &str = "reference";
+
+/// The prefix that names an embedded set on the command line and in config.
+pub const PREFIX: &str = "builtin:";
+
+/// The source of the embedded set `name`, if there is one.
+pub fn source(name: &str) -> Option<SetSource> {
+    let set = SETS.iter().find(|s| s.name == name)?;
+    Some(SetSource::Files {
+        origin: format!("{PREFIX}{name}"),
+        manifest: set.manifest.to_string(),
+        files: set
+            .files
+            .iter()
+            .map(|(n, b)| ((*n).to_string(), b.to_vec()))
+            .collect::<BTreeMap<_, _>>(),
+    })
+}
+
+/// Names of the embedded sets.
+pub fn names() -> impl Iterator<Item = &'static str> {
+    SETS.iter().map(|s| s.name)
+}
+
+/// Resolves a set reference from the command line or config: `builtin:NAME` or a
+/// path to a set directory or manifest.
+pub fn resolve(reference: &str) -> Result<SetSource, String> {
+    match reference.strip_prefix(PREFIX) {
+        Some(name) => source(name).ok_or_else(|| {
+            format!(
+                "no built-in policy set `{name}`; built-in sets: {}",
+                names().collect::<Vec<_>>().join(", ")
+            )
+        }),
+        None => Ok(SetSource::Path(reference.into())),
+    }
+}

@@ -1,0 +1,284 @@
+//! Protobuf to domain, with every check the edge owes the plugins: nothing malformed,
+//! oversized or ambiguous ever reaches a sandbox. Each proto struct is destructured
+//! whole, so a new field is a compile error here until someone decides what it means.
+
+use std::collections::HashMap;
+
+use arbiter_core::{
+    Action, Attributes, Intent, Principal, PrincipalKind, Privilege, Request, Resource, Value,
+};
+
+use super::ApiError;
+use crate::proto as pb;
+
+/// Bytes of an id (principal, resource). SPIFFE ids and ARNs fit in well under 1 KiB.
+pub const MAX_ID_BYTES: usize = 1024;
+/// Bytes of a name (action, resource kind, purpose, ticket, task id, set name).
+pub const MAX_NAME_BYTES: usize = 256;
+/// Bytes of the free-text justification.
+pub const MAX_TEXT_BYTES: usize = 4096;
+/// Attributes per map. Rules read a handful; 64 leaves room without letting a caller
+/// make every plugin copy megabytes per decision.
+pub const MAX_ATTRIBUTES: usize = 64;
+/// Bytes of an attribute name.
+pub const MAX_ATTRIBUTE_NAME_BYTES: usize = 128;
+/// Bytes of a string attribute value (JSON-encoded nested data included).
+pub const MAX_ATTRIBUTE_VALUE_BYTES: usize = 4096;
+/// Items of a list-of-strings attribute.
+pub const MAX_LIST_ITEMS: usize = 64;
+/// Links in a delegation chain. Real chains are human -> agent -> sub-agent; 16 is
+/// already a design problem.
+pub const MAX_DELEGATION: usize = 16;
+/// Items in one `AuthorizeBatch`. Larger batches hold one connection's worth of work
+/// hostage and give no throughput gain over several batches.
+pub const MAX_BATCH: usize = 1000;
+/// Bytes of one gRPC message, checked after decoding so the caller gets
+/// INVALID_ARGUMENT with the size. A batch of 1,000 typical requests is about 400 KiB.
+pub const MAX_MESSAGE_BYTES: usize = 4 << 20;
+/// The transport's hard cap, before decoding: four times the checked limit, so that
+/// slightly oversized messages get the clear error above and huge ones cost nothing
+/// (the transport refuses those with OUT_OF_RANGE).
+pub const MAX_TRANSPORT_BYTES: usize = 4 * MAX_MESSAGE_BYTES;
+
+/// Refuses a message over [`MAX_MESSAGE_BYTES`].
+pub fn check_size(field: &str, message: &impl prost::Message) -> Result<(), ApiError> {
+    let size = message.encoded_len();
+    if size > MAX_MESSAGE_BYTES {
+        return Err(ApiError::field(
+            field,
+            format!("message is {size} bytes, more than the limit of {MAX_MESSAGE_BYTES}"),
+        ));
+    }
+    Ok(())
+}
+
+/// A decoded, validated request with its routing options.
+#[derive(Debug, Clone)]
+pub struct Authorize {
+    /// The question.
+    pub request: Request,
+    /// The set to ask; `None` for the default.
+    pub policy_set: Option<String>,
+    /// An approval to redeem.
+    pub approval_id: Option<String>,
+    /// Whether to list plugin verdicts.
+    pub explain: bool,
+}
+
+/// Decodes and validates one request.
+pub fn authorize(r: pb::AuthorizeRequest) -> Result<Authorize, ApiError> {
+    let pb::AuthorizeRequest {
+        principal,
+        delegation,
+        action,
+        resource,
+        intent,
+        context,
+        policy_set,
+        approval_id,
+        explain,
+    } = r;
+    let principal = decode_principal(
+        "principal",
+        principal.ok_or_else(|| ApiError::field("principal", "is required"))?,
+    )?;
+    if delegation.len() > MAX_DELEGATION {
+        return Err(ApiError::field(
+            "delegation",
+            format!("{} links is more than {MAX_DELEGATION}", delegation.len()),
+        ));
+    }
+    let delegation = delegation
+        .into_iter()
+        .enumerate()
+        .map(|(i, p)| decode_principal(&format!("delegation[{i}]"), p))
+        .collect::<Result<_, _>>()?;
+    let action = decode_action(action.ok_or_else(|| ApiError::field("action", "is required"))?)?;
+    let resource = match resource {
+        None => Resource::default(),
+        Some(pb::Resource {
+            id,
+            kind,
+            attributes,
+        }) => Resource {
+            id: text("resource.id", id, MAX_ID_BYTES)?,
+            kind: text("resource.kind", kind, MAX_NAME_BYTES)?,
+            attributes: decode_attributes("resource.attributes", attributes)?,
+        },
+    };
+    let intent = match intent {
+        None => Intent::default(),
+        Some(pb::Intent {
+            purpose,
+            task_id,
+            ticket,
+            justification,
+        }) => Intent {
+            purpose: text("intent.purpose", purpose, MAX_NAME_BYTES)?,
+            task_id: text("intent.task_id", task_id, MAX_NAME_BYTES)?,
+            ticket: text("intent.ticket", ticket, MAX_NAME_BYTES)?,
+            justification: text("intent.justification", justification, MAX_TEXT_BYTES)?,
+        },
+    };
+    let context = decode_attributes("context", context)?;
+    let policy_set =
+        Some(text("policy_set", policy_set, MAX_NAME_BYTES)?).filter(|s| !s.is_empty());
+    let approval_id =
+        Some(text("approval_id", approval_id, MAX_NAME_BYTES)?).filter(|s| !s.is_empty());
+    Ok(Authorize {
+        request: Request {
+            principal,
+            delegation,
+            action,
+            resource,
+            intent,
+            context,
+        },
+        policy_set,
+        approval_id,
+        explain,
+    })
+}
+
+fn decode_principal(field: &str, p: pb::Principal) -> Result<Principal, ApiError> {
+    let pb::Principal {
+        id,
+        kind,
+        attributes,
+    } = p;
+    let id = text(&format!("{field}.id"), id, MAX_ID_BYTES)?;
+    if id.is_empty() {
+        return Err(ApiError::field(format!("{field}.id"), "is required"));
+    }
+    let kind = match pb::PrincipalKind::try_from(kind) {
+        Ok(pb::PrincipalKind::Human) => PrincipalKind::Human,
+        Ok(pb::PrincipalKind::Service) => PrincipalKind::Service,
+        Ok(pb::PrincipalKind::Agent) => PrincipalKind::Agent,
+        Ok(pb::PrincipalKind::Workload) => PrincipalKind::Workload,
+        Ok(pb::PrincipalKind::Unspecified) => {
+            return Err(ApiError::field(
+                format!("{field}.kind"),
+                "is required: human, service, agent or workload",
+            ));
+        }
+        Err(_) => {
+            return Err(ApiError::field(
+                format!("{field}.kind"),
+                format!("unknown principal kind {kind}"),
+            ));
+        }
+    };
+    Ok(Principal {
+        id,
+        kind,
+        attributes: decode_attributes(&format!("{field}.attributes"), attributes)?,
+    })
+}
+
+fn decode_action(a: pb::Action) -> Result<Action, ApiError> {
+    let pb::Action {
+        name,
+        privilege,
+        attributes,
+    } = a;
+    let name = text("action.name", name, MAX_NAME_BYTES)?;
+    if name.is_empty() {
+        return Err(ApiError::field("action.name", "is required"));
+    }
+    let privilege = match pb::Privilege::try_from(privilege) {
+        Ok(pb::Privilege::Read) => Privilege::Read,
+        Ok(pb::Privilege::Write) => Privilege::Write,
+        Ok(pb::Privilege::Admin) => Privilege::Admin,
+        Ok(pb::Privilege::IdentityChange) => Privilege::IdentityChange,
+        Ok(pb::Privilege::SecretAccess) => Privilege::SecretAccess,
+        Ok(pb::Privilege::Unspecified) => {
+            return Err(ApiError::field(
+                "action.privilege",
+                "is required: read, write, admin, identity-change or secret-access",
+            ));
+        }
+        Err(_) => {
+            return Err(ApiError::field(
+                "action.privilege",
+                format!("unknown privilege {privilege}"),
+            ));
+        }
+    };
+    Ok(Action {
+        name,
+        privilege,
+        attributes: decode_attributes("action.attributes", attributes)?,
+    })
+}
+
+fn text(field: &str, s: String, max: usize) -> Result<String, ApiError> {
+    if s.len() > max {
+        return Err(ApiError::field(
+            field,
+            format!("is {} bytes, more than the limit of {max}", s.len()),
+        ));
+    }
+    if s.chars().any(char::is_control) {
+        return Err(ApiError::field(
+            field,
+            "must not contain control characters",
+        ));
+    }
+    Ok(s)
+}
+
+fn decode_attributes(field: &str, map: HashMap<String, pb::Value>) -> Result<Attributes, ApiError> {
+    if map.len() > MAX_ATTRIBUTES {
+        return Err(ApiError::field(
+            field,
+            format!("{} attributes is more than {MAX_ATTRIBUTES}", map.len()),
+        ));
+    }
+    let mut out = Attributes::new();
+    for (name, value) in map {
+        let at = format!("{field}[{name:?}]");
+        if name.is_empty() {
+            return Err(ApiError::field(field, "attribute names must not be empty"));
+        }
+        if name.len() > MAX_ATTRIBUTE_NAME_BYTES || name.chars().any(char::is_control) {
+            return Err(ApiError::field(
+                &at,
+                format!(
+                    "attribute names are 1-{MAX_ATTRIBUTE_NAME_BYTES} bytes without control characters"
+                ),
+            ));
+        }
+        let pb::Value { kind } = value;
+        let value = match kind {
+            None => {
+                return Err(ApiError::field(
+                    &at,
+                    "value is empty: set one of str, int, float, boolean, strings",
+                ));
+            }
+            Some(pb::value::Kind::Str(s)) => Value::Str(text(&at, s, MAX_ATTRIBUTE_VALUE_BYTES)?),
+            Some(pb::value::Kind::Int(i)) => Value::Int(i),
+            Some(pb::value::Kind::Float(f)) if f.is_finite() => Value::Float(f),
+            Some(pb::value::Kind::Float(_)) => {
+                return Err(ApiError::field(&at, "floats must be finite"));
+            }
+            Some(pb::value::Kind::Boolean(b)) => Value::Bool(b),
+            Some(pb::value::Kind::Strings(pb::StringList { values })) => {
+                if values.len() > MAX_LIST_ITEMS {
+                    return Err(ApiError::field(
+                        &at,
+                        format!("{} items is more than {MAX_LIST_ITEMS}", values.len()),
+                    ));
+                }
+                Value::Strings(
+                    values
+                        .into_iter()
+                        .map(|v| text(&at, v, MAX_ATTRIBUTE_VALUE_BYTES))
+                        .collect::<Result<_, _>>()?,
+                )
+            }
+        };
+        out.insert(name, value);
+    }
+    Ok(out)
+}

@@ -1,0 +1,25 @@
+//! The `arbiter` binary.
+
+use clap::Parser as _;
+
+use arbiter::cli::{Cli, Command, check, serve, test};
+
+#[tokio::main]
+async fn main() -> std::process::ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Serve(args) => serve::run(args).await.map(|()| 0),
+        Command::Check(args) => check::run(args).await,
+        Command::Test(args) => {
+            serve::init_logging(arbiter::config::LogFormat::Text, "warn");
+            test::run(args).await
+        }
+    };
+    match result {
+        Ok(code) => std::process::ExitCode::from(u8::try_from(code).unwrap_or(1)),
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            std::process::ExitCode::from(2)
+        }
+    }
+}

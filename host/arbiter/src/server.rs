@@ -1,0 +1,164 @@
+//! `arbiter serve`: loads the configured sets, then serves gRPC (Authorizer, health,
+//! reflection) until asked to stop, finishing the requests in flight.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use anyhow::Context as _;
+use arbiter_runtime::{PolicySet, Runtime, RuntimeConfig};
+use tokio::net::TcpListener;
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+use tokio_stream::wrappers::TcpListenerStream;
+
+use crate::config::Config;
+use crate::embedded;
+use crate::grpc::{authorizer::Authorizer, decode::MAX_TRANSPORT_BYTES};
+use crate::proto;
+use crate::sets::Sets;
+
+/// A server that is accepting connections.
+#[derive(Debug)]
+pub struct Running {
+    /// The bound address (useful with port 0).
+    pub local_addr: SocketAddr,
+    /// The loaded sets.
+    pub sets: Arc<Sets>,
+    stop: oneshot::Sender<()>,
+    task: JoinHandle<Result<(), tonic::transport::Error>>,
+}
+
+impl Running {
+    /// Stops accepting, lets requests in flight finish, and returns when done.
+    pub async fn shutdown(self) -> anyhow::Result<()> {
+        let _ = self.stop.send(());
+        self.task
+            .await
+            .context("server task panicked")?
+            .context("server failed")
+    }
+
+    /// Waits until the server stops on its own (it only stops when asked).
+    pub async fn wait(&mut self) -> anyhow::Result<()> {
+        (&mut self.task)
+            .await
+            .context("server task panicked")?
+            .context("server failed")
+    }
+}
+
+/// Loads every configured set (refusing to start if any fails) and binds.
+pub async fn start(config: &Config) -> anyhow::Result<Running> {
+    create_private_dir(&config.data_dir).with_context(|| {
+        format!(
+            "cannot create the data directory `{}`",
+            config.data_dir.display()
+        )
+    })?;
+    let runtime = Runtime::new(RuntimeConfig {
+        cache_dir: Some(config.data_dir.join("cache")),
+        ..RuntimeConfig::default()
+    })?;
+    let mut loaded = Vec::new();
+    for reference in &config.policy_sets {
+        let source = embedded::resolve(reference).map_err(anyhow::Error::msg)?;
+        let set = PolicySet::load(&runtime, source, config.limits)
+            .await
+            .with_context(|| format!("cannot load policy set `{reference}`"))?;
+        loaded.push(set);
+    }
+    let sets =
+        Arc::new(Sets::new(loaded, config.default_set.as_deref()).map_err(anyhow::Error::msg)?);
+
+    let listener = TcpListener::bind(config.listen)
+        .await
+        .with_context(|| format!("cannot listen on {}", config.listen))?;
+    let local_addr = listener.local_addr()?;
+
+    let (health_reporter, health) = tonic_health::server::health_reporter();
+    health_reporter
+        .set_serving::<proto::authorizer_server::AuthorizerServer<Authorizer>>()
+        .await;
+    let reflection = tonic_reflection::server::Builder::configure()
+        .register_encoded_file_descriptor_set(proto::DESCRIPTOR)
+        .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+        .build_v1()
+        .context("cannot build the reflection service")?;
+    let reflection_alpha = tonic_reflection::server::Builder::configure()
+        .register_encoded_file_descriptor_set(proto::DESCRIPTOR)
+        .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+        .build_v1alpha()
+        .context("cannot build the reflection service")?;
+    let authorizer = proto::authorizer_server::AuthorizerServer::new(Authorizer::new(sets.clone()))
+        .max_decoding_message_size(MAX_TRANSPORT_BYTES)
+        .max_encoding_message_size(MAX_TRANSPORT_BYTES);
+
+    let (stop, stopped) = oneshot::channel::<()>();
+    let router = tonic::transport::Server::builder()
+        .add_service(health)
+        .add_service(reflection)
+        .add_service(reflection_alpha)
+        .add_service(authorizer);
+    let task = tokio::spawn(async move {
+        router
+            .serve_with_incoming_shutdown(TcpListenerStream::new(listener), async {
+                let _ = stopped.await;
+                // Health watchers learn the server is going away before it does.
+                health_reporter
+                    .set_not_serving::<proto::authorizer_server::AuthorizerServer<Authorizer>>()
+                    .await;
+            })
+            .await
+    });
+    for set in sets.all() {
+        let id = set.identity();
+        tracing::info!(set = %id.name, version = %id.version, digest = %id.digest, default = (id.name == sets.default_name()), "serving policy set");
+    }
+    tracing::info!(listen = %local_addr, data_dir = %config.data_dir.display(), "arbiter is serving");
+    Ok(Running {
+        local_addr,
+        sets,
+        stop,
+        task,
+    })
+}
+
+fn create_private_dir(dir: &std::path::Path) -> std::io::Result<()> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::DirBuilderExt;
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(dir)
+    }
+    #[cfg(not(unix))]
+    {
+        std::fs::create_dir_all(dir)
+    }
+}
+
+/// Resolves when the process receives SIGINT or SIGTERM.
+pub async fn shutdown_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut term =
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(s) => s,
+                Err(e) => {
+                    tracing::warn!(error = %e, "cannot listen for SIGTERM; stop with SIGINT");
+                    let _ = ctrl_c.await;
+                    return;
+                }
+            };
+        tokio::select! {
+            _ = ctrl_c => {},
+            _ = term.recv() => {},
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = ctrl_c.await;
+    }
+}

@@ -1,0 +1,646 @@
+//! In-process decision latency on the reference workload
+//! (`tests/vectors/reference-public.jsonl`, 2,000 requests), side by side:
+//!
+//! - `native`: the fifteen reference rules as plain Rust over [`Request`] (the floor);
+//! - `single-plugin`: the `reference` plugin, one component holding every rule;
+//! - `multi-plugin`: the same policy as five plugins (risk-guard, prod-guard,
+//!   delegation-guard, team-access, identity-gate);
+//! - `trivial plugin (instance floor)`: a plugin that allows without looking at the
+//!   request (the `misbehave` fixture's `allow` behaviour): what a fresh sandbox costs
+//!   before any rule runs. It is a different component from `reference`, so it only
+//!   approximates "instantiate only".
+//!
+//! Every variant first runs one warm-up pass that also checks each decision against
+//! the vector's `expected` outcome, then times every decision on its own over
+//! `BENCH_PASSES` passes (default 5), on one thread (tokio `current_thread`). Timings
+//! exclude dropping the result. `decisions/s` is `1 / mean`: the single-thread rate if
+//! nothing but decisions ran.
+//!
+//! Run: `cargo bench -p arbiter-runtime --bench decide` (`BENCH_PASSES=1` for a smoke run).
+
+use std::collections::BTreeMap;
+use std::hint::black_box;
+use std::time::{Duration, Instant};
+
+use arbiter_core::{Limits, Outcome, Request};
+use arbiter_runtime::{PolicySet, Runtime, RuntimeConfig, SetSource};
+use hdrhistogram::Histogram;
+use serde::Deserialize;
+
+/// Timed passes over the vectors when `BENCH_PASSES` is not set.
+const DEFAULT_PASSES: u32 = 5;
+/// The vectors file must hold exactly this many requests.
+const VECTORS: usize = 2000;
+/// The five plugins of the split reference set, in manifest order.
+const SPLIT: [&str; 5] = [
+    "risk-guard",
+    "prod-guard",
+    "delegation-guard",
+    "team-access",
+    "identity-gate",
+];
+
+/// The fifteen rules of `shared/reference-policy.md`, written directly against the
+/// host's request type. Same reading of missing inputs as the plugins: a missing risk
+/// counts as maximal, a missing hour as outside business hours, a missing team or
+/// owner never matches.
+mod native {
+    use arbiter_core::{Attributes, Outcome, PrincipalKind, Privilege, Request, Value};
+
+    #[derive(Debug)]
+    struct Facts<'a> {
+        kind: PrincipalKind,
+        team: Option<&'a str>,
+        /// `Some(team)` of `delegation[0]` when delegation is not empty.
+        delegator_team: Option<Option<&'a str>>,
+        action: &'a str,
+        privilege: Privilege,
+        resource_kind: &'a str,
+        env: Option<&'a str>,
+        owner: Option<&'a str>,
+        purpose: &'a str,
+        ticket: &'a str,
+        hour: Option<i64>,
+        corporate_ip: bool,
+        risk: i64,
+        mfa: bool,
+        approved: bool,
+    }
+
+    impl<'a> Facts<'a> {
+        fn of(r: &'a Request, approved: bool) -> Self {
+            Self {
+                kind: r.principal.kind,
+                team: text(&r.principal.attributes, "team"),
+                delegator_team: r.delegation.first().map(|p| text(&p.attributes, "team")),
+                action: &r.action.name,
+                privilege: r.action.privilege,
+                resource_kind: &r.resource.kind,
+                env: text(&r.resource.attributes, "env"),
+                owner: text(&r.resource.attributes, "owner_team"),
+                purpose: &r.intent.purpose,
+                ticket: &r.intent.ticket,
+                hour: int(&r.context, "hour"),
+                corporate_ip: text(&r.context, "source_ip").is_some_and(is_corporate),
+                risk: int(&r.context, "risk").unwrap_or(100),
+                mfa: matches!(r.context.get("mfa"), Some(Value::Bool(true))),
+                approved,
+            }
+        }
+        fn same_team(&self) -> bool {
+            matches!((self.team, self.owner), (Some(t), Some(o)) if t == o)
+        }
+        fn prod(&self) -> bool {
+            self.env == Some("prod")
+        }
+        fn business_hours(&self) -> bool {
+            self.hour.is_some_and(|h| (8..18).contains(&h))
+        }
+    }
+
+    fn text<'a>(a: &'a Attributes, name: &str) -> Option<&'a str> {
+        match a.get(name) {
+            Some(Value::Str(s)) => Some(s),
+            _ => None,
+        }
+    }
+
+    fn int(a: &Attributes, name: &str) -> Option<i64> {
+        match a.get(name) {
+            Some(Value::Int(i)) => Some(*i),
+            _ => None,
+        }
+    }
+
+    /// A dotted IPv4 address (four decimal octets) in 10.0.0.0/8.
+    fn is_corporate(ip: &str) -> bool {
+        let mut octets = 0;
+        let mut first = None;
+        for part in ip.split('.') {
+            let Ok(octet) = part.parse::<u8>() else {
+                return false;
+            };
+            if octets == 0 {
+                first = Some(octet);
+            }
+            octets += 1;
+        }
+        octets == 4 && first == Some(10)
+    }
+
+    #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+    enum Group {
+        Forbid,
+        Permit,
+        Gate,
+    }
+    use Group::{Forbid, Gate, Permit};
+    use PrincipalKind::{Agent, Human};
+    use Privilege::{Admin, IdentityChange, Read, Write};
+
+    type Test = fn(&Facts<'_>) -> bool;
+    const RULES: [(&str, Group, Test); 15] = [
+        ("F1", Forbid, |f| f.risk >= 80),
+        ("F2", Forbid, |f| {
+            f.kind == Agent && f.privilege == Admin && f.prod()
+        }),
+        ("F3", Forbid, |f| {
+            f.privilege == Write && f.prod() && !f.business_hours()
+        }),
+        (
+            "F4",
+            Forbid,
+            |f| matches!(f.delegator_team, Some(t) if t.is_none() || t != f.owner),
+        ),
+        ("F5", Forbid, |f| {
+            f.action == "secrets:Read" && (f.ticket.is_empty() || f.risk >= 50)
+        }),
+        ("F6", Forbid, |f| {
+            matches!(f.privilege, Admin | IdentityChange) && !f.corporate_ip
+        }),
+        ("P1", Permit, |f| f.privilege == Read && f.same_team()),
+        ("P2", Permit, |f| {
+            f.privilege == Read && f.env == Some("staging")
+        }),
+        ("P3", Permit, |f| f.privilege == Write && f.same_team()),
+        ("P4", Permit, |f| {
+            f.privilege == Admin && f.same_team() && (f.kind != Human || f.mfa)
+        }),
+        ("P5", Permit, |f| {
+            f.privilege == IdentityChange
+                && (f.team == Some("security") || (f.same_team() && f.kind == Human && f.mfa))
+        }),
+        ("G1", Gate, |f| {
+            f.kind == Agent && f.privilege == IdentityChange && !f.approved
+        }),
+        ("G2", Gate, |f| {
+            f.kind == Agent && f.privilege == Write && f.prod() && f.risk >= 50 && !f.approved
+        }),
+        ("G3", Gate, |f| {
+            f.privilege == Admin && f.prod() && !f.approved
+        }),
+        ("G4", Gate, |f| {
+            f.purpose == "data-export"
+                && matches!(f.resource_kind, "database" | "s3_bucket" | "s3_object")
+                && !f.approved
+        }),
+    ];
+
+    /// A decision and the ids of the rules that made it (none for "no permit").
+    #[derive(Debug)]
+    pub struct Native {
+        pub outcome: Outcome,
+        pub rules: Vec<&'static str>,
+    }
+
+    fn matching(f: &Facts<'_>, group: Option<Group>) -> Vec<&'static str> {
+        let in_group = |g: Group| group.is_none_or(|want| want == g);
+        let hits = RULES.iter().filter(|(_, g, test)| in_group(*g) && test(f));
+        hits.map(|(id, _, _)| *id).collect()
+    }
+
+    /// Any forbid denies; no permit denies; any gate holds for approval; else allow.
+    pub fn decide(r: &Request, approved: bool) -> Native {
+        let f = Facts::of(r, approved);
+        let decided = |outcome, rules| Native { outcome, rules };
+        let forbids = matching(&f, Some(Forbid));
+        if !forbids.is_empty() {
+            return decided(Outcome::Deny, forbids);
+        }
+        let permits = matching(&f, Some(Permit));
+        if permits.is_empty() {
+            return decided(Outcome::Deny, permits);
+        }
+        let gates = matching(&f, Some(Gate));
+        if !gates.is_empty() {
+            return decided(Outcome::RequireApproval, gates);
+        }
+        decided(Outcome::Allow, permits)
+    }
+
+    /// Every matching rule, in document order (what the vectors list in `rules`).
+    pub fn all_matching(r: &Request, approved: bool) -> Vec<&'static str> {
+        matching(&Facts::of(r, approved), None)
+    }
+}
+
+#[derive(Debug, Deserialize)]
+struct Vector {
+    id: u64,
+    request: Request,
+    approved: bool,
+    expected: String,
+    #[serde(default)]
+    rules: Vec<String>,
+}
+
+/// One vector with its expected outcome parsed.
+#[derive(Debug)]
+struct Case {
+    id: u64,
+    request: Request,
+    approved: bool,
+    expected: Outcome,
+    rules: Vec<String>,
+}
+
+/// Latencies of one series, in nanoseconds, with the exact sum for the mean.
+#[derive(Debug)]
+struct Latency {
+    hist: Histogram<u64>,
+    sum_ns: u128,
+}
+
+impl Latency {
+    fn new() -> Self {
+        Self {
+            hist: Histogram::new_with_bounds(1, 60_000_000_000, 3)
+                .expect("1 ns to 60 s at 3 significant digits is a valid histogram"),
+            sum_ns: 0,
+        }
+    }
+
+    fn record(&mut self, d: Duration) {
+        let ns = d.as_nanos();
+        self.sum_ns += ns;
+        self.hist
+            .saturating_record(u64::try_from(ns).unwrap_or(u64::MAX).max(1));
+    }
+
+    fn count(&self) -> u64 {
+        self.hist.len()
+    }
+
+    fn mean_us(&self) -> f64 {
+        match self.count() {
+            0 => 0.0,
+            n => self.sum_ns as f64 / n as f64 / 1000.0,
+        }
+    }
+
+    fn quantile_us(&self, q: f64) -> f64 {
+        self.hist.value_at_quantile(q) as f64 / 1000.0
+    }
+}
+
+/// The single-plugin set's time split, from the timings `decide` reports itself.
+#[derive(Debug)]
+struct Profile {
+    plugin: Latency,
+    host: Latency,
+    outside: Latency,
+}
+
+fn fail(message: &str) -> ! {
+    eprintln!("decide bench: {message}");
+    std::process::exit(1);
+}
+
+fn passes() -> u32 {
+    match std::env::var("BENCH_PASSES") {
+        Err(std::env::VarError::NotPresent) => DEFAULT_PASSES,
+        Err(e) => fail(&format!("BENCH_PASSES: {e}")),
+        Ok(s) => match s.trim().parse::<u32>() {
+            Ok(n) if n >= 1 => n,
+            _ => fail(&format!(
+                "BENCH_PASSES must be a whole number >= 1, not `{s}`"
+            )),
+        },
+    }
+}
+
+fn cases() -> Vec<Case> {
+    let path = arbiter_plugin_build::repo_root().join("tests/vectors/reference-public.jsonl");
+    let text = std::fs::read_to_string(&path)
+        .unwrap_or_else(|e| fail(&format!("cannot read {}: {e}", path.display())));
+    let cases: Vec<Case> = text
+        .lines()
+        .enumerate()
+        .map(|(n, line)| {
+            let v: Vector = serde_json::from_str(line).unwrap_or_else(|e| {
+                fail(&format!("{}:{}: bad vector: {e}", path.display(), n + 1))
+            });
+            let expected = Outcome::parse(&v.expected).unwrap_or_else(|| {
+                fail(&format!(
+                    "vector #{}: unknown outcome `{}`",
+                    v.id, v.expected
+                ))
+            });
+            Case {
+                id: v.id,
+                request: v.request,
+                approved: v.approved,
+                expected,
+                rules: v.rules,
+            }
+        })
+        .collect();
+    if cases.len() != VECTORS {
+        fail(&format!(
+            "{} holds {} vectors, expected {VECTORS}",
+            path.display(),
+            cases.len()
+        ));
+    }
+    cases
+}
+
+/// Aborts unless the native rules give the expected outcome on every vector; warns
+/// (rule ids are for debugging only) when the matching rules differ from `rules`.
+fn check_native(cases: &[Case]) {
+    let mut wrong = Vec::new();
+    let mut rule_diffs = 0;
+    for c in cases {
+        let got = native::decide(&c.request, c.approved);
+        if got.outcome != c.expected {
+            wrong.push(format!(
+                "#{}: expected {}, got {} {:?}",
+                c.id, c.expected, got.outcome, got.rules
+            ));
+        }
+        if native::all_matching(&c.request, c.approved) != c.rules {
+            rule_diffs += 1;
+        }
+    }
+    if !wrong.is_empty() {
+        let shown = wrong
+            .iter()
+            .take(20)
+            .cloned()
+            .collect::<Vec<_>>()
+            .join("\n  ");
+        fail(&format!(
+            "the native rules disagree with {} of {} vectors; refusing to time a wrong policy:\n  {shown}",
+            wrong.len(),
+            cases.len()
+        ));
+    }
+    if rule_diffs > 0 {
+        eprintln!(
+            "decide bench: warning: native matching rules differ from the vectors' `rules` on {rule_diffs} vectors (outcomes all match)"
+        );
+    }
+}
+
+/// A set of built plugins: `(plugin name, crate name, extra manifest lines)`, as the
+/// runtime's tests build them.
+async fn set_of(
+    rt: &Runtime,
+    header: &str,
+    plugins: &[(&str, &str, &str)],
+) -> Result<PolicySet, arbiter_runtime::LoadError> {
+    let mut manifest = format!("format = 1\nname = \"bench\"\nversion = \"1\"\n{header}\n");
+    let mut files = BTreeMap::new();
+    for (name, krate, extra) in plugins {
+        let file = format!("{krate}.wasm");
+        let path = arbiter_plugin_build::plugin(krate);
+        let bytes = std::fs::read(&path)
+            .unwrap_or_else(|e| fail(&format!("cannot read plugin {}: {e}", path.display())));
+        files.insert(file.clone(), bytes);
+        manifest.push_str(&format!(
+            "\n[[plugins]]\nname = \"{name}\"\npath = \"{file}\"\n{extra}\n"
+        ));
+    }
+    PolicySet::load(
+        rt,
+        SetSource::Files {
+            origin: "bench".into(),
+            manifest,
+            files,
+        },
+        Limits::default(),
+    )
+    .await
+}
+
+async fn load(rt: &Runtime, what: &str, plugins: &[(&str, &str, &str)]) -> PolicySet {
+    let t = Instant::now();
+    let set = set_of(rt, "", plugins)
+        .await
+        .unwrap_or_else(|e| fail(&format!("the {what} set does not load: {e}")));
+    eprintln!(
+        "decide bench: loaded {what} ({} plugin(s), compiled without cache) in {:.0} ms",
+        plugins.len(),
+        t.elapsed().as_secs_f64() * 1000.0
+    );
+    set
+}
+
+fn time_native(cases: &[Case], passes: u32) -> Latency {
+    for c in cases {
+        black_box(native::decide(black_box(&c.request), black_box(c.approved)));
+    }
+    let mut lat = Latency::new();
+    for _ in 0..passes {
+        for c in cases {
+            let t = Instant::now();
+            let d = black_box(native::decide(black_box(&c.request), black_box(c.approved)));
+            lat.record(t.elapsed());
+            drop(d);
+        }
+    }
+    lat
+}
+
+/// Warms up with one checked pass (`expect_all` overrides the vectors' outcomes), then
+/// times `passes` passes; fills `profile` from the timings inside each decision.
+async fn time_set(
+    what: &str,
+    set: &PolicySet,
+    cases: &[Case],
+    passes: u32,
+    expect_all: Option<Outcome>,
+    mut profile: Option<&mut Profile>,
+) -> Latency {
+    let mut wrong = Vec::new();
+    for c in cases {
+        let d = set.decide(&c.request, c.approved).await;
+        let expected = expect_all.unwrap_or(c.expected);
+        if d.outcome != expected {
+            wrong.push(format!(
+                "#{}: expected {expected}, got {} {:?}",
+                c.id,
+                d.outcome,
+                d.reasons.iter().map(|r| &r.code).collect::<Vec<_>>()
+            ));
+        }
+    }
+    if !wrong.is_empty() {
+        let shown = wrong
+            .iter()
+            .take(20)
+            .cloned()
+            .collect::<Vec<_>>()
+            .join("\n  ");
+        fail(&format!(
+            "the {what} set decides {} of {} vectors wrongly; refusing to time it:\n  {shown}",
+            wrong.len(),
+            cases.len()
+        ));
+    }
+    let mut lat = Latency::new();
+    for _ in 0..passes {
+        for c in cases {
+            let t = Instant::now();
+            let d = set.decide(&c.request, c.approved).await;
+            let outer = t.elapsed();
+            lat.record(outer);
+            if let Some(p) = profile.as_deref_mut() {
+                let plugins: Duration = d.plugins.iter().map(|r| r.elapsed).sum();
+                p.plugin.record(plugins);
+                p.host.record(d.elapsed.saturating_sub(plugins));
+                p.outside.record(outer.saturating_sub(d.elapsed));
+            }
+            drop(black_box(d));
+        }
+    }
+    lat
+}
+
+/// Median cost of one `Instant::now()` + `elapsed()` pair around nothing.
+fn timer_overhead_ns() -> u64 {
+    let mut lat = Latency::new();
+    for _ in 0..10_000 {
+        let t = Instant::now();
+        lat.record(black_box(t).elapsed());
+    }
+    lat.hist.value_at_quantile(0.5)
+}
+
+fn print_table(rows: &[(&str, &Latency)]) {
+    println!(
+        "| variant | decisions | p50 (us) | p99 (us) | mean (us) | decisions/s (single thread) |"
+    );
+    println!("| --- | ---: | ---: | ---: | ---: | ---: |");
+    for (name, lat) in rows {
+        let mean = lat.mean_us();
+        let rate = if mean > 0.0 { 1e6 / mean } else { 0.0 };
+        println!(
+            "| {name} | {} | {:.2} | {:.2} | {mean:.2} | {rate:.0} |",
+            lat.count(),
+            lat.quantile_us(0.5),
+            lat.quantile_us(0.99),
+        );
+    }
+}
+
+fn print_profile(whole: &Latency, p: &Profile, floor: &Latency) {
+    let total = whole.mean_us();
+    let share = |l: &Latency| {
+        if total > 0.0 {
+            100.0 * l.mean_us() / total
+        } else {
+            0.0
+        }
+    };
+    println!("| phase | p50 (us) | p99 (us) | mean (us) | share of mean |");
+    println!("| --- | ---: | ---: | ---: | ---: |");
+    let rows: [(&str, &Latency); 5] = [
+        ("whole call (`Instant` around `decide().await`)", whole),
+        (
+            "plugin: fresh instance, configure, evaluate, verdict check, teardown (`PluginReport.elapsed`)",
+            &p.plugin,
+        ),
+        (
+            "host inside `decide`: request conversion, combine, decision id/assembly (`Decision.elapsed` - plugin)",
+            &p.host,
+        ),
+        (
+            "outside `decide`: future setup and return (whole - `Decision.elapsed`)",
+            &p.outside,
+        ),
+        (
+            "for comparison: whole call with a trivial allow-all plugin",
+            floor,
+        ),
+    ];
+    for (name, l) in rows {
+        println!(
+            "| {name} | {:.2} | {:.2} | {:.2} | {:.1}% |",
+            l.quantile_us(0.5),
+            l.quantile_us(0.99),
+            l.mean_us(),
+            share(l)
+        );
+    }
+    println!(
+        "\nsingle-plugin minus trivial plugin, difference of means: {:+.2} us (rule evaluation and the richer verdict, plus run-to-run noise; the two components also differ in size).",
+        total - floor.mean_us()
+    );
+}
+
+async fn run(cases: &[Case], passes: u32) {
+    check_native(cases);
+    let t = Instant::now();
+    arbiter_plugin_build::built();
+    eprintln!(
+        "decide bench: plugins built (or found up to date) in {:.0} ms",
+        t.elapsed().as_secs_f64() * 1000.0
+    );
+    let rt = Runtime::new(RuntimeConfig::default())
+        .unwrap_or_else(|e| fail(&format!("the wasm runtime does not start: {e}")));
+    let single = load(&rt, "single-plugin", &[("reference", "reference", "")]).await;
+    let split: Vec<(&str, &str, &str)> = SPLIT.iter().map(|p| (*p, *p, "")).collect();
+    let multi = load(&rt, "multi-plugin", &split).await;
+    let trivial = load(
+        &rt,
+        "trivial-plugin",
+        &[(
+            "trivial",
+            "misbehave",
+            "[plugins.settings]\nbehaviour = \"allow\"",
+        )],
+    )
+    .await;
+
+    let native = time_native(cases, passes);
+    let mut profile = Profile {
+        plugin: Latency::new(),
+        host: Latency::new(),
+        outside: Latency::new(),
+    };
+    let single_lat = time_set(
+        "single-plugin",
+        &single,
+        cases,
+        passes,
+        None,
+        Some(&mut profile),
+    )
+    .await;
+    let multi_lat = time_set("multi-plugin", &multi, cases, passes, None, None).await;
+    let trivial_lat = time_set(
+        "trivial-plugin",
+        &trivial,
+        cases,
+        passes,
+        Some(Outcome::Allow),
+        None,
+    )
+    .await;
+
+    let cpus = std::thread::available_parallelism().map_or(0, usize::from);
+    println!(
+        "\nReference workload: {} vectors x {passes} pass(es), one thread, {cpus} CPU(s) available; timer overhead ~{} ns per measurement (included).\n",
+        cases.len(),
+        timer_overhead_ns()
+    );
+    print_table(&[
+        ("native", &native),
+        ("single-plugin", &single_lat),
+        ("multi-plugin", &multi_lat),
+        ("trivial plugin (instance floor)", &trivial_lat),
+    ]);
+    println!("\nsingle-plugin, per phase:\n");
+    print_profile(&single_lat, &profile, &trivial_lat);
+}
+
+fn main() {
+    let passes = passes();
+    let cases = cases();
+    let tokio = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("a current-thread tokio runtime builds");
+    tokio.block_on(run(&cases, passes));
+}

@@ -1,0 +1,118 @@
+//! Starting servers and reading the vectors.
+
+use std::path::{Path, PathBuf};
+
+use arbiter::config::{Config, LogFormat};
+use arbiter::proto as pb;
+use arbiter::proto::authorizer_client::AuthorizerClient;
+use arbiter::server::{self, Running};
+use arbiter_core::{Limits, Outcome, Request};
+use tonic::transport::Channel;
+
+/// A server on an ephemeral loopback port with its own data directory.
+pub struct TestServer {
+    pub running: Running,
+    pub url: String,
+    _data: tempfile::TempDir,
+}
+
+impl TestServer {
+    /// Serves `sets` (default: the built-in reference set).
+    pub async fn start(sets: &[&str]) -> Self {
+        let data = tempfile::tempdir().expect("tempdir");
+        let policy_sets = if sets.is_empty() {
+            vec!["builtin:reference".to_string()]
+        } else {
+            sets.iter().map(|s| s.to_string()).collect()
+        };
+        let config = Config {
+            listen: "127.0.0.1:0".parse().expect("addr"),
+            data_dir: data.path().to_path_buf(),
+            policy_sets,
+            default_set: None,
+            log_format: LogFormat::Text,
+            limits: Limits::default(),
+        };
+        let running = server::start(&config).await.expect("server starts");
+        let url = format!("http://{}", running.local_addr);
+        Self {
+            running,
+            url,
+            _data: data,
+        }
+    }
+
+    pub async fn client(&self) -> AuthorizerClient<Channel> {
+        AuthorizerClient::connect(self.url.clone())
+            .await
+            .expect("client connects")
+    }
+
+    pub async fn channel(&self) -> Channel {
+        Channel::from_shared(self.url.clone())
+            .expect("url")
+            .connect()
+            .await
+            .expect("connects")
+    }
+}
+
+/// One public test vector.
+pub struct Vector {
+    pub line: usize,
+    pub request: Request,
+    pub approved: bool,
+    pub expected: Outcome,
+}
+
+pub fn vectors_path() -> PathBuf {
+    arbiter_plugin_build::repo_root().join("tests/vectors/reference-public.jsonl")
+}
+
+pub fn vectors() -> Vec<Vector> {
+    let text = std::fs::read_to_string(vectors_path()).expect("vectors");
+    text.lines()
+        .enumerate()
+        .map(|(i, l)| {
+            let v: serde_json::Value = serde_json::from_str(l).expect("json");
+            let (_, request) = arbiter::cli::check::parse_line(l).expect("vector request");
+            Vector {
+                line: i + 1,
+                request,
+                approved: v["approved"].as_bool().expect("approved"),
+                expected: Outcome::parse(v["expected"].as_str().expect("expected"))
+                    .expect("outcome"),
+            }
+        })
+        .collect()
+}
+
+/// A valid request for tests that only need "something normal".
+pub fn normal_request() -> pb::AuthorizeRequest {
+    let r: Request = serde_json::from_str(
+        r#"{"principal":{"id":"spiffe://acme.org/agent/deploy-bot","kind":"agent","attributes":{"team":"payments"}},
+            "action":{"name":"db:Query","privilege":"read"},
+            "resource":{"id":"arn:acme:database:staging:payments/r1","kind":"database","attributes":{"env":"staging","owner_team":"payments"}},
+            "intent":{"purpose":"cost-optimization","ticket":"INC-1"},
+            "context":{"hour":10,"source_ip":"10.1.2.3","risk":10,"mfa":false}}"#,
+    )
+    .expect("request");
+    arbiter::grpc::encode::request(&r)
+}
+
+/// A set directory holding one `misbehave` plugin with the given settings.
+pub fn misbehave_set(dir: &Path, name: &str, settings: &str) -> PathBuf {
+    let set = dir.join(name);
+    std::fs::create_dir_all(&set).expect("mkdir");
+    std::fs::copy(
+        arbiter_plugin_build::plugin("misbehave"),
+        set.join("misbehave.wasm"),
+    )
+    .expect("copy plugin");
+    std::fs::write(
+        set.join("policy-set.toml"),
+        format!("format = 1\nname = \"{name}\"\nversion = \"1\"\n\n[[plugins]]\nname = \"misbehave\"\npath = \"misbehave.wasm\"\nlimits = {{ deadline_ms = 5000 }}\n[plugins.settings]\n{settings}\n"),
+    )
+    .expect("manifest");
+    set
+}
