@@ -180,17 +180,21 @@ fn classify(stop: Stop, tripped: Tripped, limits: &arbiter_core::Limits) -> Plug
         Stop::Output(m) => return PluginOutcome::failed(FailureKind::BadOutput, m),
         Stop::Wasm(e) => e,
     };
-    let detail = truncate(format!("{e:#}"));
+    let full = format!("{e:#}");
     let kind = match (tripped, e.downcast_ref::<Trap>()) {
         (Tripped::Deadline, _) | (_, Some(Trap::Interrupt)) => FailureKind::Timeout,
         (Tripped::Memory, _) => FailureKind::MemoryLimit,
         (Tripped::HostCalls, _) => FailureKind::HostCallLimit,
         (_, Some(Trap::StackOverflow)) => FailureKind::StackOverflow,
+        (_, Some(Trap::MemoryOutOfBounds)) if shadow_stack_overflow(&full) => {
+            FailureKind::StackOverflow
+        }
         (_, Some(_)) => FailureKind::Trap,
         // Not a trap: instantiation failed (pool exhausted, start function...).
-        (_, None) if detail.contains("instantiat") => FailureKind::Instantiation,
+        (_, None) if full.contains("instantiat") => FailureKind::Instantiation,
         (_, None) => FailureKind::Trap,
     };
+    let detail = truncate(full);
     let detail = match kind {
         FailureKind::Timeout => format!("ran past its deadline of {:?}", limits.deadline),
         FailureKind::MemoryLimit => format!(
@@ -200,6 +204,22 @@ fn classify(stop: Stop, tripped: Tripped, limits: &arbiter_core::Limits) -> Plug
         _ => detail,
     };
     PluginOutcome::failed(kind, detail)
+}
+
+/// Rust and C guests keep a shadow stack at the bottom of linear memory, growing down
+/// from a fixed size; overflowing it wraps the stack pointer past zero, so the fault
+/// lands in the top 64 KiB of the 32-bit address space. No legitimate access goes
+/// there (memories that large are not allowed), so such a fault is a stack overflow.
+fn shadow_stack_overflow(detail: &str) -> bool {
+    const MARK: &str = "memory fault at wasm address 0x";
+    detail
+        .find(MARK)
+        .map(|i| &detail[i + MARK.len()..])
+        .and_then(|rest| {
+            let hex: String = rest.chars().take_while(char::is_ascii_hexdigit).collect();
+            u64::from_str_radix(&hex, 16).ok()
+        })
+        .is_some_and(|addr| (0xffff_0000..=0xffff_ffff).contains(&addr))
 }
 
 fn truncate(mut s: String) -> String {
