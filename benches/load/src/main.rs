@@ -1,0 +1,202 @@
+//! `arbiter-load`: a closed-loop load generator for Arbiter.
+//!
+//! It starts the servers it measures (so it can read their CPU time from `/proc`),
+//! pinned to one core with `taskset` when available, and drives them from this
+//! process, which should itself run on the other core:
+//!
+//! ```text
+//! cargo build --release -p arbiter -p arbiter-load
+//! taskset -c 1 target/release/arbiter-load --server-cpu 0
+//! ```
+//!
+//! Each run replays the request lines of the vectors file in a loop with a fixed
+//! number of requests in flight for a fixed time, after a warm-up, and reports
+//! decisions/s, p50/p99 latency and the server's CPU time per request. The no-op
+//! target is the same gRPC service answering a constant response without deciding:
+//! the floor that tonic, HTTP/2 and protobuf cost on this machine.
+
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context as _, bail};
+use arbiter::proto as pb;
+use arbiter::proto::authorizer_client::AuthorizerClient;
+use clap::Parser;
+use hdrhistogram::Histogram;
+use tonic::transport::Channel;
+
+mod noop;
+
+#[derive(Debug, Parser)]
+#[command(about = "Closed-loop load generator for arbiter serve")]
+struct Args {
+    /// Requests in flight, one run per value.
+    #[arg(long, value_delimiter = ',', default_value = "1,16")]
+    in_flight: Vec<usize>,
+    /// Measured seconds per run.
+    #[arg(long, default_value_t = 10)]
+    seconds: u64,
+    /// Warm-up seconds per run (not measured).
+    #[arg(long, default_value_t = 2)]
+    warmup: u64,
+    /// Request source: JSON lines with a `request` field (or bare requests).
+    #[arg(long)]
+    vectors: Option<PathBuf>,
+    /// Targets to measure.
+    #[arg(long, value_delimiter = ',', default_value = "noop,arbiter")]
+    targets: Vec<String>,
+    /// CPU the servers are pinned to (with taskset); the generator should run on
+    /// another one.
+    #[arg(long)]
+    server_cpu: Option<usize>,
+    /// The `arbiter` binary [default: next to this one].
+    #[arg(long)]
+    arbiter: Option<PathBuf>,
+    /// Extra arguments for `arbiter serve` (e.g. `--policy-set=builtin:reference-split`).
+    #[arg(long, allow_hyphen_values = true)]
+    serve_arg: Vec<String>,
+    /// Run as the no-op server on this address (used internally).
+    #[arg(long, hide = true)]
+    noop_server: Option<String>,
+}
+
+fn main() -> anyhow::Result<()> {
+    let args = Args::parse();
+    if let Some(addr) = &args.noop_server {
+        let rt = tokio::runtime::Runtime::new()?;
+        return rt.block_on(noop::serve(addr.parse()?));
+    }
+    let requests = load_requests(args.vectors.clone())?;
+    let client_rt = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build()?;
+    println!("| target | in flight | decisions/s | p50 (us) | p99 (us) | server CPU per request (us) |");
+    println!("| --- | ---: | ---: | ---: | ---: | ---: |");
+    for target in &args.targets {
+        let port = free_port()?;
+        let data = tempfile::tempdir()?;
+        let mut server = spawn(&args, target, port, data.path())?;
+        let url = format!("http://127.0.0.1:{port}");
+        let result = client_rt.block_on(async {
+            let channel = connect(&url).await?;
+            let mut rows = Vec::new();
+            for &n in &args.in_flight {
+                run(&channel, &requests, n, Duration::from_secs(args.warmup)).await?;
+                let cpu_before = cpu_time(server.id())?;
+                let (hist, count, elapsed) = run(&channel, &requests, n, Duration::from_secs(args.seconds)).await?;
+                let cpu = cpu_time(server.id())? - cpu_before;
+                rows.push((n, hist, count, elapsed, cpu));
+            }
+            anyhow::Ok(rows)
+        });
+        let _ = server.kill();
+        let _ = server.wait();
+        for (n, hist, count, elapsed, cpu) in result? {
+            println!(
+                "| {target} | {n} | {:.0} | {:.0} | {:.0} | {:.1} |",
+                count as f64 / elapsed.as_secs_f64(),
+                hist.value_at_quantile(0.5) as f64 / 1000.0,
+                hist.value_at_quantile(0.99) as f64 / 1000.0,
+                cpu.as_secs_f64() * 1e6 / count as f64,
+            );
+        }
+    }
+    Ok(())
+}
+
+fn load_requests(path: Option<PathBuf>) -> anyhow::Result<Vec<pb::AuthorizeRequest>> {
+    let path = path.unwrap_or_else(|| PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../../tests/vectors/reference-public.jsonl")));
+    let text = std::fs::read_to_string(&path).with_context(|| format!("cannot read `{}`", path.display()))?;
+    text.lines()
+        .filter(|l| !l.trim().is_empty())
+        .enumerate()
+        .map(|(i, l)| {
+            let (_, r) = arbiter::cli::check::parse_line(l).map_err(|e| anyhow::anyhow!("{}:{}: {e}", path.display(), i + 1))?;
+            Ok(arbiter::grpc::encode::request(&r))
+        })
+        .collect()
+}
+
+fn free_port() -> anyhow::Result<u16> {
+    Ok(std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
+}
+
+fn spawn(args: &Args, target: &str, port: u16, data: &std::path::Path) -> anyhow::Result<Child> {
+    let me = std::env::current_exe()?;
+    let listen = format!("127.0.0.1:{port}");
+    let (program, argv): (PathBuf, Vec<String>) = match target {
+        "noop" => (me.clone(), vec!["--noop-server".into(), listen]),
+        "arbiter" => {
+            let bin = args.arbiter.clone().unwrap_or_else(|| me.with_file_name("arbiter"));
+            let mut v = vec!["serve".into(), "--listen".into(), listen, "--data-dir".into(), data.display().to_string()];
+            v.extend(args.serve_arg.iter().cloned());
+            (bin, v)
+        }
+        other => bail!("unknown target `{other}` (noop, arbiter)"),
+    };
+    let mut cmd = match args.server_cpu {
+        Some(cpu) => {
+            let mut c = Command::new("taskset");
+            c.args(["-c", &cpu.to_string()]).arg(&program);
+            c
+        }
+        None => Command::new(&program),
+    };
+    cmd.args(&argv).env("ARBITER_LOG", "warn").stdout(Stdio::null()).stderr(Stdio::inherit());
+    cmd.spawn().with_context(|| format!("cannot start `{}`", program.display()))
+}
+
+async fn connect(url: &str) -> anyhow::Result<Channel> {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        match Channel::from_shared(url.to_string())?.connect().await {
+            Ok(c) => return Ok(c),
+            Err(_) if Instant::now() < deadline => tokio::time::sleep(Duration::from_millis(50)).await,
+            Err(e) => bail!("server at {url} did not come up: {e}"),
+        }
+    }
+}
+
+/// Drives `in_flight` closed loops for `duration`; returns latencies in ns.
+async fn run(
+    channel: &Channel,
+    requests: &[pb::AuthorizeRequest],
+    in_flight: usize,
+    duration: Duration,
+) -> anyhow::Result<(Histogram<u64>, u64, Duration)> {
+    let start = Instant::now();
+    let end = start + duration;
+    let mut tasks = Vec::new();
+    for worker in 0..in_flight {
+        let mut client = AuthorizerClient::new(channel.clone());
+        let requests = requests.to_vec();
+        tasks.push(tokio::spawn(async move {
+            let mut hist = Histogram::<u64>::new_with_bounds(1, 60_000_000_000, 3)?;
+            let mut i = worker * 7919;
+            while Instant::now() < end {
+                let r = requests[i % requests.len()].clone();
+                i += 1;
+                let t = Instant::now();
+                client.authorize(r).await.context("request failed")?;
+                hist.record(u64::try_from(t.elapsed().as_nanos()).unwrap_or(u64::MAX))?;
+            }
+            anyhow::Ok(hist)
+        }));
+    }
+    let mut total = Histogram::<u64>::new_with_bounds(1, 60_000_000_000, 3)?;
+    for t in tasks {
+        total.add(t.await??)?;
+    }
+    Ok((total.clone(), total.len(), start.elapsed()))
+}
+
+/// User + system CPU time of a process (Linux `/proc/PID/stat`). The server may run
+/// under `taskset`, which execs it, so the pid is the server's.
+fn cpu_time(pid: u32) -> anyhow::Result<Duration> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat"))?;
+    let after_comm = stat.rsplit_once(')').map(|(_, r)| r).context("bad /proc stat")?;
+    let fields: Vec<&str> = after_comm.split_whitespace().collect();
+    // Fields 14 and 15 of the whole line are utime and stime; after `comm` they are
+    // at 11 and 12 (0-based), in clock ticks of 1/100 s.
+    let ticks: u64 = fields.get(11).context("utime")?.parse::<u64>()? + fields.get(12).context("stime")?.parse::<u64>()?;
+    Ok(Duration::from_millis(ticks * 10))
+}
