@@ -3,6 +3,7 @@
 
 mod authorize;
 mod cli;
+mod hostile;
 mod lifecycle;
 mod support;
 mod validation;

@@ -19,6 +19,11 @@ pub struct TestServer {
 impl TestServer {
     /// Serves `sets` (default: the built-in reference set).
     pub async fn start(sets: &[&str]) -> Self {
+        Self::start_with(sets, 64).await
+    }
+
+    /// Serves `sets` with `capacity` concurrent evaluations.
+    pub async fn start_with(sets: &[&str], capacity: u32) -> Self {
         let data = tempfile::tempdir().expect("tempdir");
         let policy_sets = if sets.is_empty() {
             vec!["builtin:reference".to_string()]
@@ -32,6 +37,7 @@ impl TestServer {
             default_set: None,
             log_format: LogFormat::Text,
             limits: Limits::default(),
+            capacity,
         };
         let running = server::start(&config).await.expect("server starts");
         let url = format!("http://{}", running.local_addr);
@@ -102,6 +108,11 @@ pub fn normal_request() -> pb::AuthorizeRequest {
 
 /// A set directory holding one `misbehave` plugin with the given settings.
 pub fn misbehave_set(dir: &Path, name: &str, settings: &str) -> PathBuf {
+    misbehave_set_with(dir, name, "deadline_ms = 5000", settings)
+}
+
+/// Like [`misbehave_set`], with the plugin's limits table written out.
+pub fn misbehave_set_with(dir: &Path, name: &str, limits: &str, settings: &str) -> PathBuf {
     let set = dir.join(name);
     std::fs::create_dir_all(&set).expect("mkdir");
     std::fs::copy(
@@ -111,8 +122,60 @@ pub fn misbehave_set(dir: &Path, name: &str, settings: &str) -> PathBuf {
     .expect("copy plugin");
     std::fs::write(
         set.join("policy-set.toml"),
-        format!("format = 1\nname = \"{name}\"\nversion = \"1\"\n\n[[plugins]]\nname = \"misbehave\"\npath = \"misbehave.wasm\"\nlimits = {{ deadline_ms = 5000 }}\n[plugins.settings]\n{settings}\n"),
+        format!("format = 1\nname = \"{name}\"\nversion = \"1\"\n\n[[plugins]]\nname = \"misbehave\"\npath = \"misbehave.wasm\"\nlimits = {{ {limits} }}\n[plugins.settings]\n{settings}\n"),
     )
     .expect("manifest");
     set
+}
+
+/// The real `arbiter serve` binary in its own process (for tests that measure the
+/// process, like its resident memory). Killed on drop.
+pub struct ServerProcess {
+    pub child: std::process::Child,
+    pub url: String,
+    _data: tempfile::TempDir,
+}
+
+impl ServerProcess {
+    pub async fn start(sets: &[String]) -> Self {
+        let data = tempfile::tempdir().expect("tempdir");
+        let port = std::net::TcpListener::bind("127.0.0.1:0").expect("bind").local_addr().expect("addr").port();
+        let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_arbiter"));
+        cmd.args(["serve", "--listen", &format!("127.0.0.1:{port}"), "--data-dir"]).arg(data.path());
+        for s in sets {
+            cmd.args(["--policy-set", s]);
+        }
+        let child = cmd.env("ARBITER_LOG", "error").spawn().expect("server starts");
+        let url = format!("http://127.0.0.1:{port}");
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+        loop {
+            if AuthorizerClient::connect(url.clone()).await.is_ok() {
+                break;
+            }
+            assert!(std::time::Instant::now() < deadline, "server did not come up");
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+        Self { child, url, _data: data }
+    }
+
+    pub async fn client(&self) -> AuthorizerClient<Channel> {
+        AuthorizerClient::connect(self.url.clone()).await.expect("client connects")
+    }
+
+    /// Resident memory of the server process, in KiB.
+    pub fn rss_kib(&self) -> u64 {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id())).expect("proc status");
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix("VmRSS:"))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+            .expect("VmRSS")
+    }
+}
+
+impl Drop for ServerProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
 }

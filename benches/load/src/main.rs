@@ -68,8 +68,13 @@ fn main() -> anyhow::Result<()> {
         return rt.block_on(noop::serve(addr.parse()?));
     }
     let requests = load_requests(args.vectors.clone())?;
-    let client_rt = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build()?;
-    println!("| target | in flight | decisions/s | p50 (us) | p99 (us) | server CPU per request (us) |");
+    let client_rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()?;
+    println!(
+        "| target | in flight | decisions/s | p50 (us) | p99 (us) | server CPU per request (us) |"
+    );
     println!("| --- | ---: | ---: | ---: | ---: | ---: |");
     for target in &args.targets {
         let port = free_port()?;
@@ -82,7 +87,8 @@ fn main() -> anyhow::Result<()> {
             for &n in &args.in_flight {
                 run(&channel, &requests, n, Duration::from_secs(args.warmup)).await?;
                 let cpu_before = cpu_time(server.id())?;
-                let (hist, count, elapsed) = run(&channel, &requests, n, Duration::from_secs(args.seconds)).await?;
+                let (hist, count, elapsed) =
+                    run(&channel, &requests, n, Duration::from_secs(args.seconds)).await?;
                 let cpu = cpu_time(server.id())? - cpu_before;
                 rows.push((n, hist, count, elapsed, cpu));
             }
@@ -104,20 +110,29 @@ fn main() -> anyhow::Result<()> {
 }
 
 fn load_requests(path: Option<PathBuf>) -> anyhow::Result<Vec<pb::AuthorizeRequest>> {
-    let path = path.unwrap_or_else(|| PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../../tests/vectors/reference-public.jsonl")));
-    let text = std::fs::read_to_string(&path).with_context(|| format!("cannot read `{}`", path.display()))?;
+    let path = path.unwrap_or_else(|| {
+        PathBuf::from(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../../tests/vectors/reference-public.jsonl"
+        ))
+    });
+    let text = std::fs::read_to_string(&path)
+        .with_context(|| format!("cannot read `{}`", path.display()))?;
     text.lines()
         .filter(|l| !l.trim().is_empty())
         .enumerate()
         .map(|(i, l)| {
-            let (_, r) = arbiter::cli::check::parse_line(l).map_err(|e| anyhow::anyhow!("{}:{}: {e}", path.display(), i + 1))?;
+            let (_, r) = arbiter::cli::check::parse_line(l)
+                .map_err(|e| anyhow::anyhow!("{}:{}: {e}", path.display(), i + 1))?;
             Ok(arbiter::grpc::encode::request(&r))
         })
         .collect()
 }
 
 fn free_port() -> anyhow::Result<u16> {
-    Ok(std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
+    Ok(std::net::TcpListener::bind("127.0.0.1:0")?
+        .local_addr()?
+        .port())
 }
 
 fn spawn(args: &Args, target: &str, port: u16, data: &std::path::Path) -> anyhow::Result<Child> {
@@ -126,8 +141,17 @@ fn spawn(args: &Args, target: &str, port: u16, data: &std::path::Path) -> anyhow
     let (program, argv): (PathBuf, Vec<String>) = match target {
         "noop" => (me.clone(), vec!["--noop-server".into(), listen]),
         "arbiter" => {
-            let bin = args.arbiter.clone().unwrap_or_else(|| me.with_file_name("arbiter"));
-            let mut v = vec!["serve".into(), "--listen".into(), listen, "--data-dir".into(), data.display().to_string()];
+            let bin = args
+                .arbiter
+                .clone()
+                .unwrap_or_else(|| me.with_file_name("arbiter"));
+            let mut v = vec![
+                "serve".into(),
+                "--listen".into(),
+                listen,
+                "--data-dir".into(),
+                data.display().to_string(),
+            ];
             v.extend(args.serve_arg.iter().cloned());
             (bin, v)
         }
@@ -141,8 +165,12 @@ fn spawn(args: &Args, target: &str, port: u16, data: &std::path::Path) -> anyhow
         }
         None => Command::new(&program),
     };
-    cmd.args(&argv).env("ARBITER_LOG", "warn").stdout(Stdio::null()).stderr(Stdio::inherit());
-    cmd.spawn().with_context(|| format!("cannot start `{}`", program.display()))
+    cmd.args(&argv)
+        .env("ARBITER_LOG", "warn")
+        .stdout(Stdio::null())
+        .stderr(Stdio::inherit());
+    cmd.spawn()
+        .with_context(|| format!("cannot start `{}`", program.display()))
 }
 
 async fn connect(url: &str) -> anyhow::Result<Channel> {
@@ -150,7 +178,9 @@ async fn connect(url: &str) -> anyhow::Result<Channel> {
     loop {
         match Channel::from_shared(url.to_string())?.connect().await {
             Ok(c) => return Ok(c),
-            Err(_) if Instant::now() < deadline => tokio::time::sleep(Duration::from_millis(50)).await,
+            Err(_) if Instant::now() < deadline => {
+                tokio::time::sleep(Duration::from_millis(50)).await
+            }
             Err(e) => bail!("server at {url} did not come up: {e}"),
         }
     }
@@ -193,10 +223,14 @@ async fn run(
 /// under `taskset`, which execs it, so the pid is the server's.
 fn cpu_time(pid: u32) -> anyhow::Result<Duration> {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat"))?;
-    let after_comm = stat.rsplit_once(')').map(|(_, r)| r).context("bad /proc stat")?;
+    let after_comm = stat
+        .rsplit_once(')')
+        .map(|(_, r)| r)
+        .context("bad /proc stat")?;
     let fields: Vec<&str> = after_comm.split_whitespace().collect();
     // Fields 14 and 15 of the whole line are utime and stime; after `comm` they are
     // at 11 and 12 (0-based), in clock ticks of 1/100 s.
-    let ticks: u64 = fields.get(11).context("utime")?.parse::<u64>()? + fields.get(12).context("stime")?.parse::<u64>()?;
+    let ticks: u64 = fields.get(11).context("utime")?.parse::<u64>()?
+        + fields.get(12).context("stime")?.parse::<u64>()?;
     Ok(Duration::from_millis(ticks * 10))
 }

@@ -11,7 +11,10 @@ struct Noop;
 
 #[tonic::async_trait]
 impl pb::authorizer_server::Authorizer for Noop {
-    async fn authorize(&self, _: Request<pb::AuthorizeRequest>) -> Result<Response<pb::AuthorizeResponse>, Status> {
+    async fn authorize(
+        &self,
+        _: Request<pb::AuthorizeRequest>,
+    ) -> Result<Response<pb::AuthorizeResponse>, Status> {
         Ok(Response::new(pb::AuthorizeResponse {
             decision: pb::Decision::Allow as i32,
             decision_id: "00000000-0000-7000-8000-000000000000".into(),
@@ -20,7 +23,10 @@ impl pb::authorizer_server::Authorizer for Noop {
         }))
     }
 
-    async fn authorize_batch(&self, _: Request<pb::AuthorizeBatchRequest>) -> Result<Response<pb::AuthorizeBatchResponse>, Status> {
+    async fn authorize_batch(
+        &self,
+        _: Request<pb::AuthorizeBatchRequest>,
+    ) -> Result<Response<pb::AuthorizeBatchResponse>, Status> {
         Ok(Response::new(pb::AuthorizeBatchResponse::default()))
     }
 }

@@ -42,6 +42,8 @@ pub struct RawConfig {
     pub log_format: Option<LogFormat>,
     /// Host-wide default limits for plugins (manifests may override per set/plugin).
     pub limits: Option<LimitsOverride>,
+    /// Decisions evaluated at once (the sandbox pool size); more wait, then are refused.
+    pub capacity: Option<u32>,
 }
 
 /// Flags of `arbiter serve`; each also reads an environment variable.
@@ -71,6 +73,10 @@ pub struct ServeArgs {
     /// Log format.
     #[arg(long, env = "ARBITER_LOG_FORMAT", value_enum)]
     pub log_format: Option<LogFormat>,
+    /// Decisions evaluated at once: the size of the sandbox pool and of the admission
+    /// limit (up to four times as many wait) [default: 256].
+    #[arg(long, env = "ARBITER_CAPACITY")]
+    pub capacity: Option<u32>,
 }
 
 /// Validated server configuration.
@@ -88,6 +94,8 @@ pub struct Config {
     pub log_format: LogFormat,
     /// Plugin limits before manifest overrides.
     pub limits: Limits,
+    /// Concurrent evaluations (sandbox pool size and admission limit).
+    pub capacity: u32,
 }
 
 impl Config {
@@ -102,7 +110,7 @@ impl Config {
                 let raw: RawConfig = toml::from_str(&text).map_err(|e| {
                     let line = e.span().map_or(0, |s| text[..s.start].matches('\n').count() + 1);
                     anyhow::anyhow!(
-                        "{}:{line}: {}\nhint: valid keys are listen, data_dir, policy_sets, default_set, log_format, [limits]",
+                        "{}:{line}: {}\nhint: valid keys are listen, data_dir, policy_sets, default_set, log_format, capacity, [limits]",
                         path.display(),
                         e.message()
                     )
@@ -127,7 +135,7 @@ impl Config {
             .unwrap_or_else(|| DEFAULT_LISTEN.into());
         let listen = listen_text.parse::<SocketAddr>().map_err(|e| {
             anyhow::anyhow!(
-                "listen address `{listen_text}` is not `host:port` ({e}); e.g. 127.0.0.1:50051"
+                "listen address `{listen_text}` is not `IP:port` ({e}); host names are not resolved: use e.g. 127.0.0.1:50051 or [::1]:50051"
             )
         })?;
         let relative_to_file = |p: String| match (&base, p.starts_with(embedded::PREFIX)) {
@@ -159,8 +167,26 @@ impl Config {
             default_set: args.default_set.clone().or(raw.default_set),
             log_format: args.log_format.or(raw.log_format).unwrap_or_default(),
             limits,
+            capacity: check_capacity(
+                args.capacity
+                    .or(raw.capacity)
+                    .unwrap_or(arbiter_runtime::POOL_INSTANCES),
+            )?,
         })
     }
+}
+
+/// The largest pool: every slot reserves address space for a maximal memory, and
+/// more concurrent evaluations than this help no machine.
+pub const MAX_CAPACITY: u32 = 4096;
+
+fn check_capacity(c: u32) -> anyhow::Result<u32> {
+    if c == 0 || c > MAX_CAPACITY {
+        anyhow::bail!(
+            "capacity {c} is out of range: use 1 to {MAX_CAPACITY} concurrent evaluations"
+        );
+    }
+    Ok(c)
 }
 
 /// `$XDG_DATA_HOME/arbiter`, else `~/.local/share/arbiter`, else `./arbiter-data`.
@@ -219,7 +245,7 @@ mod tests {
         let e = Config::resolve(None, &args)
             .expect_err("refused")
             .to_string();
-        assert!(e.contains("`localhost`") && e.contains("host:port"), "{e}");
+        assert!(e.contains("`localhost`") && e.contains("IP:port"), "{e}");
     }
 
     #[test]

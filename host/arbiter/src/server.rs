@@ -55,9 +55,10 @@ pub async fn start(config: &Config) -> anyhow::Result<Running> {
             config.data_dir.display()
         )
     })?;
+    // The sandbox pool and the admission limit are sized together, from one number.
     let runtime = Runtime::new(RuntimeConfig {
         cache_dir: Some(config.data_dir.join("cache")),
-        ..RuntimeConfig::default()
+        pool_instances: config.capacity,
     })?;
     let mut loaded = Vec::new();
     for reference in &config.policy_sets {
@@ -65,6 +66,11 @@ pub async fn start(config: &Config) -> anyhow::Result<Running> {
         let set = PolicySet::load(&runtime, source, config.limits)
             .await
             .with_context(|| format!("cannot load policy set `{reference}`"))?;
+        if set.manifest().mode == arbiter_core::Mode::Shadow {
+            anyhow::bail!(
+                "policy set `{reference}` is marked `mode = \"shadow\"`, but this server cannot shadow sets yet; set `mode = \"enforce\"` or leave it out"
+            );
+        }
         loaded.push(set);
     }
     let sets =
@@ -89,9 +95,12 @@ pub async fn start(config: &Config) -> anyhow::Result<Running> {
         .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
         .build_v1alpha()
         .context("cannot build the reflection service")?;
-    let authorizer = proto::authorizer_server::AuthorizerServer::new(Authorizer::new(sets.clone()))
-        .max_decoding_message_size(MAX_TRANSPORT_BYTES)
-        .max_encoding_message_size(MAX_TRANSPORT_BYTES);
+    let authorizer = proto::authorizer_server::AuthorizerServer::new(Authorizer::new(
+        sets.clone(),
+        config.capacity as usize,
+    ))
+    .max_decoding_message_size(MAX_TRANSPORT_BYTES)
+    .max_encoding_message_size(MAX_TRANSPORT_BYTES);
 
     let (stop, stopped) = oneshot::channel::<()>();
     let router = tonic::transport::Server::builder()

@@ -117,20 +117,31 @@ fn deny_overrides<'a>(effective: impl Iterator<Item = (Effect, Contribution<'a>)
         Effect::Allow => 1,
         Effect::Abstain => 0,
     };
+    // Obligations of allows also bind a require-approval: once approved, the action
+    // proceeds under every permitting plugin's conditions.
     let mut best = Effect::Abstain;
     let mut reasons = Vec::new();
-    let mut obligations = Obligations::default();
+    let mut permitting = Obligations::default();
+    let mut holding = Obligations::default();
     for (effect, contribution) in effective {
         if rank(effect) > rank(best) {
             best = effect;
             reasons.clear();
-            obligations = Obligations::default();
         }
         if effect == best && effect != Effect::Abstain {
             reasons.extend(contribution.reasons());
-            obligations = obligations.merge(contribution.obligations());
+        }
+        match effect {
+            Effect::Allow => permitting = permitting.merge(contribution.obligations()),
+            Effect::RequireApproval => holding = holding.merge(contribution.obligations()),
+            Effect::Deny | Effect::Abstain => {}
         }
     }
+    let obligations = match best {
+        Effect::Allow => permitting,
+        Effect::RequireApproval => permitting.merge(holding),
+        Effect::Deny | Effect::Abstain => Obligations::default(),
+    };
     finish(best, reasons, obligations)
 }
 

@@ -28,6 +28,20 @@ pub const DEFAULT_MAX_MESSAGE_BYTES: u32 = 4096;
 /// Guest log bytes kept per evaluation (host `log` calls plus stdout and stderr). Past
 /// this, lines are dropped and counted, so a chatty plugin cannot flood the host log.
 pub const DEFAULT_MAX_LOG_BYTES: u32 = 16 * 1024;
+/// Host calls (`log`, `data`) per evaluation. A policy needs a handful; ten thousand
+/// is a plugin burning the host's time one cheap call at a time.
+pub const DEFAULT_MAX_HOST_CALLS: u32 = 10_000;
+/// Elements per table. Language runtimes keep their function tables in the
+/// thousands; a table-growth loop fails fast.
+pub const DEFAULT_MAX_TABLE_ELEMENTS: u32 = 100_000;
+/// Core instances, tables and memories per evaluation (each). A component has a few
+/// of each; the Python runtime about a dozen instances.
+pub const DEFAULT_MAX_INSTANCES: u32 = 32;
+/// Consecutive failed evaluations after which a plugin is quarantined: it fails
+/// closed without running until its set is reloaded or an operator releases it. Five
+/// in a row is a broken plugin, not bad luck, and stops it from burning a deadline's
+/// worth of CPU on every request.
+pub const DEFAULT_QUARANTINE_AFTER: u32 = 5;
 
 /// Effective limits for one plugin.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -42,6 +56,14 @@ pub struct Limits {
     pub max_message_bytes: u32,
     /// Guest log bytes per evaluation.
     pub max_log_bytes: u32,
+    /// Host calls per evaluation.
+    pub max_host_calls: u32,
+    /// Elements per table.
+    pub max_table_elements: u32,
+    /// Core instances, tables and memories per evaluation (each).
+    pub max_instances: u32,
+    /// Consecutive failures before quarantine.
+    pub quarantine_after: u32,
 }
 
 impl Default for Limits {
@@ -52,6 +74,10 @@ impl Default for Limits {
             max_reasons: DEFAULT_MAX_REASONS,
             max_message_bytes: DEFAULT_MAX_MESSAGE_BYTES,
             max_log_bytes: DEFAULT_MAX_LOG_BYTES,
+            max_host_calls: DEFAULT_MAX_HOST_CALLS,
+            max_table_elements: DEFAULT_MAX_TABLE_ELEMENTS,
+            max_instances: DEFAULT_MAX_INSTANCES,
+            quarantine_after: DEFAULT_QUARANTINE_AFTER,
         }
     }
 }
@@ -71,6 +97,14 @@ pub struct LimitsOverride {
     pub max_message_bytes: Option<u32>,
     /// Guest log bytes per evaluation.
     pub max_log_bytes: Option<u32>,
+    /// Host calls per evaluation.
+    pub max_host_calls: Option<u32>,
+    /// Elements per table.
+    pub max_table_elements: Option<u32>,
+    /// Core instances, tables and memories per evaluation (each).
+    pub max_instances: Option<u32>,
+    /// Consecutive failures before quarantine.
+    pub quarantine_after: Option<u32>,
 }
 
 /// A limit in a manifest outside what the host allows.
@@ -134,6 +168,14 @@ impl Limits {
             l.max_message_bytes,
         )?;
         l.max_log_bytes = nonzero(o.max_log_bytes, "max_log_bytes", l.max_log_bytes)?;
+        l.max_host_calls = nonzero(o.max_host_calls, "max_host_calls", l.max_host_calls)?;
+        l.max_table_elements = nonzero(
+            o.max_table_elements,
+            "max_table_elements",
+            l.max_table_elements,
+        )?;
+        l.max_instances = nonzero(o.max_instances, "max_instances", l.max_instances)?;
+        l.quarantine_after = nonzero(o.quarantine_after, "quarantine_after", l.quarantine_after)?;
         Ok(l)
     }
 }

@@ -156,6 +156,8 @@ pub enum FailureKind {
     Configure,
     /// Made more host calls (`log`, `data`) in one evaluation than allowed.
     HostCallLimit,
+    /// Tried to grow a table past its limit.
+    TableLimit,
 }
 
 impl FailureKind {
@@ -171,6 +173,7 @@ impl FailureKind {
             Self::Quarantined => "quarantined",
             Self::Configure => "configure",
             Self::HostCallLimit => "host-call-limit",
+            Self::TableLimit => "table-limit",
         }
     }
 }

@@ -17,6 +17,6 @@ mod plugin;
 mod sandbox;
 mod set;
 
-pub use engine::{Runtime, RuntimeConfig, RuntimeError};
+pub use engine::{POOL_INSTANCES, Runtime, RuntimeConfig, RuntimeError};
 pub use plugin::PluginStatus;
 pub use set::{LoadError, PolicySet, SetSource};

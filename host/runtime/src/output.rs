@@ -14,6 +14,7 @@ use wasmtime_wasi::p2::{OutputStream, Pollable, StreamResult};
 
 #[derive(Debug, Default)]
 struct Buffer {
+    /// (level or stream: `error`..`trace`, `stdout`, `stderr`; text)
     lines: Vec<(&'static str, String)>,
     bytes: u32,
     dropped_bytes: u64,
@@ -53,7 +54,17 @@ impl GuestLog {
         let b = std::mem::take(&mut *self.inner.lock().unwrap_or_else(PoisonError::into_inner));
         for (stream, text) in &b.lines {
             for line in text.lines().filter(|l| !l.is_empty()) {
-                tracing::info!(target: "arbiter::guest", plugin, stream = *stream, "{line}");
+                match *stream {
+                    "error" => tracing::error!(target: "arbiter::guest", plugin, "{line}"),
+                    "warn" | "stderr" => {
+                        tracing::warn!(target: "arbiter::guest", plugin, source = *stream, "{line}")
+                    }
+                    "debug" => tracing::debug!(target: "arbiter::guest", plugin, "{line}"),
+                    "trace" => tracing::trace!(target: "arbiter::guest", plugin, "{line}"),
+                    _ => {
+                        tracing::info!(target: "arbiter::guest", plugin, source = *stream, "{line}")
+                    }
+                }
             }
         }
         if b.dropped_bytes > 0 {

@@ -2,7 +2,7 @@
 //! every evaluation.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 
 use arbiter_core::{FailureKind, PluginOutcome, PluginSpec};
 use wasmtime::Trap;
@@ -34,6 +34,10 @@ pub struct PluginStatus {
     pub evaluations: u64,
     /// Failed evaluations so far.
     pub failures: u64,
+    /// Failures since the last success.
+    pub consecutive_failures: u32,
+    /// Whether the plugin is quarantined (fails closed without running).
+    pub quarantined: bool,
 }
 
 pub(crate) struct LoadedPlugin {
@@ -45,10 +49,13 @@ pub(crate) struct LoadedPlugin {
     cache: CacheOutcome,
     evaluations: AtomicU64,
     failures: AtomicU64,
+    consecutive: AtomicU32,
+    quarantined: AtomicBool,
 }
 
 /// Why a plugin did not produce a verdict, before classification.
 enum Stop {
+    Instantiate(wasmtime::Error),
     Wasm(wasmtime::Error),
     Configure(String),
     Output(String),
@@ -71,7 +78,21 @@ impl LoadedPlugin {
             .linker
             .instantiate_pre(&component)
             .map_err(PrepareError::Link)?;
-        let pre = PolicyPre::new(instance_pre).map_err(PrepareError::Link)?;
+        let pre = PolicyPre::new(instance_pre).map_err(|e| {
+            let exports: Vec<String> = component
+                .component_type()
+                .exports(&rt.inner.engine)
+                .map(|(name, _)| format!("`{name}`"))
+                .collect();
+            PrepareError::Link(e.context(format!(
+                "the component exports {}; this host implements `arbiter:policy@0.1.0`",
+                if exports.is_empty() {
+                    "nothing".to_string()
+                } else {
+                    exports.join(", ")
+                }
+            )))
+        })?;
         let settings = convert::attributes(&spec.settings);
         let mut store = sandbox::new_store(&rt.inner.engine, spec.limits, data.clone());
         let deadline = spec.limits.deadline;
@@ -102,6 +123,8 @@ impl LoadedPlugin {
             cache,
             evaluations: AtomicU64::new(0),
             failures: AtomicU64::new(0),
+            consecutive: AtomicU32::new(0),
+            quarantined: AtomicBool::new(false),
         })
     }
 
@@ -115,13 +138,23 @@ impl LoadedPlugin {
     ) -> PluginOutcome {
         self.evaluations.fetch_add(1, Ordering::Relaxed);
         let limits = self.spec.limits;
+        if self.quarantined.load(Ordering::Relaxed) {
+            self.failures.fetch_add(1, Ordering::Relaxed);
+            return PluginOutcome::failed(
+                FailureKind::Quarantined,
+                format!(
+                    "quarantined after {} consecutive failures; reload the set or release the plugin",
+                    limits.quarantine_after
+                ),
+            );
+        }
         let mut store = sandbox::new_store(&rt.inner.engine, limits, data.clone());
         let run = async {
             let policy = self
                 .pre
                 .instantiate_async(&mut store)
                 .await
-                .map_err(Stop::Wasm)?;
+                .map_err(Stop::Instantiate)?;
             let ev = policy.arbiter_policy_evaluator();
             ev.call_configure(&mut store, &self.settings)
                 .await
@@ -142,16 +175,39 @@ impl LoadedPlugin {
         let tripped = store.data().tripped;
         store.data().log.flush_to_tracing(&self.spec.name);
         match result {
-            Ok(v) => PluginOutcome::Verdict(v),
+            Ok(v) => {
+                self.consecutive.store(0, Ordering::Relaxed);
+                PluginOutcome::Verdict(v)
+            }
             Err(stop) => {
                 self.failures.fetch_add(1, Ordering::Relaxed);
                 let outcome = classify(stop, tripped, &limits);
                 if let PluginOutcome::Failed(f) = &outcome {
                     tracing::warn!(plugin = %self.spec.name, kind = %f.kind, detail = %f.detail, "plugin failed");
                 }
+                let in_a_row = self.consecutive.fetch_add(1, Ordering::Relaxed) + 1;
+                if in_a_row >= limits.quarantine_after
+                    && !self.quarantined.swap(true, Ordering::Relaxed)
+                {
+                    tracing::error!(
+                        plugin = %self.spec.name,
+                        failures_in_a_row = in_a_row,
+                        "plugin quarantined: it fails closed without running until its set is reloaded or it is released"
+                    );
+                }
                 outcome
             }
         }
+    }
+
+    /// Lifts a quarantine; returns whether the plugin was quarantined.
+    pub fn release(&self) -> bool {
+        self.consecutive.store(0, Ordering::Relaxed);
+        let was = self.quarantined.swap(false, Ordering::Relaxed);
+        if was {
+            tracing::warn!(plugin = %self.spec.name, "plugin released from quarantine");
+        }
+        was
     }
 
     pub fn status(&self) -> PluginStatus {
@@ -164,6 +220,8 @@ impl LoadedPlugin {
             cache_hit: self.cache == CacheOutcome::Hit,
             evaluations: self.evaluations.load(Ordering::Relaxed),
             failures: self.failures.load(Ordering::Relaxed),
+            consecutive_failures: self.consecutive.load(Ordering::Relaxed),
+            quarantined: self.quarantined.load(Ordering::Relaxed),
         }
     }
 }
@@ -178,20 +236,25 @@ fn classify(stop: Stop, tripped: Tripped, limits: &arbiter_core::Limits) -> Plug
         }
         Stop::Configure(m) => return PluginOutcome::failed(FailureKind::Configure, truncate(m)),
         Stop::Output(m) => return PluginOutcome::failed(FailureKind::BadOutput, m),
-        Stop::Wasm(e) => e,
+        Stop::Instantiate(e) if tripped == Tripped::None => {
+            return PluginOutcome::failed(FailureKind::Instantiation, truncate(format!("{e:#}")));
+        }
+        Stop::Instantiate(e) | Stop::Wasm(e) => e,
     };
     let full = format!("{e:#}");
     let kind = match (tripped, e.downcast_ref::<Trap>()) {
         (Tripped::Deadline, _) | (_, Some(Trap::Interrupt)) => FailureKind::Timeout,
         (Tripped::Memory, _) => FailureKind::MemoryLimit,
         (Tripped::HostCalls, _) => FailureKind::HostCallLimit,
+        (Tripped::Table, _) => FailureKind::TableLimit,
+        _ if full.contains("fuel allocated for hostcalls has been exhausted") => {
+            FailureKind::BadOutput
+        }
         (_, Some(Trap::StackOverflow)) => FailureKind::StackOverflow,
         (_, Some(Trap::MemoryOutOfBounds)) if shadow_stack_overflow(&full) => {
             FailureKind::StackOverflow
         }
         (_, Some(_)) => FailureKind::Trap,
-        // Not a trap: instantiation failed (pool exhausted, start function...).
-        (_, None) if full.contains("instantiat") => FailureKind::Instantiation,
         (_, None) => FailureKind::Trap,
     };
     let detail = truncate(full);

@@ -14,17 +14,6 @@ use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 use crate::bindings::arbiter::policy::{data, log};
 use crate::output::{CappedOutput, GuestLog};
 
-/// Table elements per table. Generous for any language runtime's function tables,
-/// bounded so a table-growth loop fails fast.
-const MAX_TABLE_ELEMENTS: usize = 100_000;
-/// Core instances, tables and memories per store: a component's own plus slack.
-const MAX_INSTANCES: usize = 32;
-const MAX_TABLES: usize = 32;
-const MAX_MEMORIES: usize = 8;
-/// Host calls (`log`, `data`) per evaluation. A policy needs a handful; a million log
-/// calls is a plugin trying to burn the host's time.
-pub const MAX_HOST_CALLS: u32 = 10_000;
-
 /// Data files of a policy set, shared read-only by its plugins.
 pub type SetData = Arc<BTreeMap<String, Arc<[u8]>>>;
 
@@ -36,6 +25,7 @@ pub enum Tripped {
     None,
     Deadline,
     Memory,
+    Table,
     HostCalls,
 }
 
@@ -62,10 +52,11 @@ impl WasiView for StoreState {
 impl StoreState {
     fn count_host_call(&mut self) -> wasmtime::Result<()> {
         self.host_calls += 1;
-        if self.host_calls > MAX_HOST_CALLS {
+        if self.host_calls > self.limits.max_host_calls {
             self.tripped = Tripped::HostCalls;
             return Err(wasmtime::format_err!(
-                "more than {MAX_HOST_CALLS} host calls in one evaluation"
+                "more than {} host calls in one evaluation",
+                self.limits.max_host_calls
             ));
         }
         Ok(())
@@ -96,6 +87,7 @@ pub fn new_store(engine: &wasmtime::Engine, limits: Limits, data: SetData) -> St
     };
     let mut store = Store::new(engine, state);
     store.limiter(|s| s);
+    store.set_hostcall_fuel(copy_budget(&limits));
     store.set_epoch_deadline(1);
     store.epoch_deadline_callback(|mut ctx| {
         let state = ctx.data_mut();
@@ -107,6 +99,14 @@ pub fn new_store(engine: &wasmtime::Engine, limits: Limits, data: SetData) -> St
         }
     });
     store
+}
+
+/// The most bytes the host copies out of the guest in one call (a verdict, a log
+/// line, a data file name): enough for a verdict at its limits, never the guest's
+/// whole memory. Past it wasmtime refuses the copy, which is classified `bad-output`.
+fn copy_budget(limits: &Limits) -> usize {
+    let reason = 2 * limits.max_message_bytes as usize + 256;
+    (limits.max_reasons as usize * reason).max(1 << 20)
 }
 
 impl ResourceLimiter for StoreState {
@@ -129,23 +129,23 @@ impl ResourceLimiter for StoreState {
         desired: usize,
         _maximum: Option<usize>,
     ) -> wasmtime::Result<bool> {
-        let allowed = desired <= MAX_TABLE_ELEMENTS;
+        let allowed = desired <= self.limits.max_table_elements as usize;
         if !allowed {
-            self.tripped = Tripped::Memory;
+            self.tripped = Tripped::Table;
         }
         Ok(allowed)
     }
 
     fn instances(&self) -> usize {
-        MAX_INSTANCES
+        self.limits.max_instances as usize
     }
 
     fn tables(&self) -> usize {
-        MAX_TABLES
+        self.limits.max_instances as usize
     }
 
     fn memories(&self) -> usize {
-        MAX_MEMORIES
+        self.limits.max_instances as usize
     }
 }
 

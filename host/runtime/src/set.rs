@@ -310,6 +310,15 @@ impl PolicySet {
         &self.manifest
     }
 
+    /// Releases the named plugin from quarantine. `None` when the set has no such
+    /// plugin; otherwise whether it was quarantined.
+    pub fn release(&self, plugin: &str) -> Option<bool> {
+        self.plugins
+            .iter()
+            .find(|p| p.spec.name == plugin)
+            .map(|p| p.release())
+    }
+
     /// Each plugin's description, digest and counters.
     pub fn plugin_status(&self) -> Vec<PluginStatus> {
         self.plugins.iter().map(|p| p.status()).collect()

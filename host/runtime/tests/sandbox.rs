@@ -61,13 +61,24 @@ async fn too_many_reasons_are_refused_as_bad_output() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
-async fn huge_reason_is_refused_as_bad_output() {
-    assert_contained(
-        "huge-reason",
-        "limits = { memory_mib = 64 }",
-        FailureKind::BadOutput,
+async fn a_100_mib_reason_is_refused_as_bad_output() {
+    let rt = runtime();
+    let set = set_of(
+        &rt,
+        "",
+        &[(
+            "huge",
+            "misbehave",
+            "limits = { memory_mib = 512, deadline_ms = 5000 }\n[plugins.settings]\nbehaviour = \"huge-reason\"\nhuge_mib = 100",
+        )],
     )
-    .await;
+    .await
+    .expect("loads");
+    let d = set.decide(&plain(false), false).await;
+    match &d.plugins[0].outcome {
+        PluginOutcome::Failed(f) => assert_eq!(f.kind, FailureKind::BadOutput, "{}", f.detail),
+        other => panic!("{other:?}"),
+    }
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -200,4 +211,128 @@ async fn core_modules_and_garbage_are_refused_with_what_they_are() {
         .expect_err("refused");
         assert!(err.to_string().contains(needle), "{err}");
     }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn sleeping_in_a_host_call_is_timeout() {
+    assert_contained(
+        "sleep",
+        "limits = { deadline_ms = 50 }",
+        FailureKind::Timeout,
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn exit_is_a_trap_not_a_process_exit() {
+    assert_contained("exit", "", FailureKind::Trap).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn repeated_failures_quarantine_the_plugin_until_released() {
+    let rt = runtime();
+    let set = set_of(
+        &rt,
+        "",
+        &[
+            (
+                "flaky",
+                "misbehave",
+                "limits = { quarantine_after = 3 }\n[plugins.settings]\nbehaviour = \"trap\"",
+            ),
+            ("steady", "misbehave", ""),
+        ],
+    )
+    .await
+    .expect("loads");
+    let kind = |d: &arbiter_core::Decision, i: usize| match &d.plugins[i].outcome {
+        PluginOutcome::Failed(f) => Some(f.kind),
+        PluginOutcome::Verdict(_) => None,
+    };
+    for _ in 0..3 {
+        let d = set.decide(&plain(false), false).await;
+        assert_eq!(kind(&d, 0), Some(FailureKind::Trap));
+        assert_eq!(kind(&d, 1), None, "the other plugin is unaffected");
+    }
+    // Now quarantined: it does not run, even for a request it would allow.
+    let d = set.decide(&plain(true), false).await;
+    assert_eq!(d.outcome, Outcome::Deny);
+    assert_eq!(kind(&d, 0), Some(FailureKind::Quarantined));
+    assert_eq!(kind(&d, 1), None);
+    let status = set.plugin_status();
+    assert!(
+        status[0].quarantined && !status[1].quarantined,
+        "{status:?}"
+    );
+    assert_eq!(status[0].failures, 4);
+
+    assert_eq!(set.release("flaky"), Some(true));
+    assert_eq!(set.release("nope"), None);
+    let d = set.decide(&plain(true), false).await;
+    assert_eq!(d.outcome, Outcome::Allow, "released: {d:?}");
+    assert!(!set.plugin_status()[0].quarantined);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_failing_set_does_not_affect_another_set() {
+    let rt = runtime();
+    let bad = misbehaving(&rt, "trap", "limits = { quarantine_after = 2 }").await;
+    let good = misbehaving(&rt, "allow", "").await;
+    for _ in 0..5 {
+        assert_eq!(
+            bad.decide(&plain(false), false).await.outcome,
+            Outcome::Deny
+        );
+        assert_eq!(
+            good.decide(&plain(false), false).await.outcome,
+            Outcome::Allow
+        );
+    }
+}
+
+async fn load_error(krate: &str) -> String {
+    let rt = runtime();
+    set_of(&rt, "", &[("p", krate, "")])
+        .await
+        .expect_err("refused")
+        .to_string()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn importing_an_interface_the_host_lacks_is_refused_naming_it() {
+    let e = load_error("extra-import").await;
+    assert!(
+        e.contains("does not fit") && e.contains("arbiter:policy/secrets@0.1.0"),
+        "{e}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn another_contract_version_is_refused_naming_it() {
+    let e = load_error("wrong-version").await;
+    assert!(e.contains("does not fit") && e.contains("0.2.0"), "{e}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_truncated_component_is_refused() {
+    use std::collections::BTreeMap;
+
+    use arbiter_runtime::{PolicySet, SetSource};
+    let rt = runtime();
+    let bytes = std::fs::read(arbiter_plugin_build::plugin("reference")).expect("built");
+    let manifest =
+        "format = 1\nname = \"t\"\nversion = \"1\"\n[[plugins]]\nname = \"p\"\npath = \"p.wasm\"\n";
+    let files = BTreeMap::from([("p.wasm".to_string(), bytes[..bytes.len() / 2].to_vec())]);
+    let err = PolicySet::load(
+        &rt,
+        SetSource::Files {
+            origin: "t".into(),
+            manifest: manifest.into(),
+            files,
+        },
+        arbiter_core::Limits::default(),
+    )
+    .await
+    .expect_err("refused");
+    assert!(err.to_string().contains("does not compile"), "{err}");
 }

@@ -168,7 +168,12 @@ fn render(item: pb::BatchItem, errors: &mut usize) -> Json {
         Some(pb::batch_item::Result::Response(r)) => response_json(&r),
         Some(pb::batch_item::Result::Error(e)) => {
             *errors += 1;
-            json!({ "error": { "code": tonic::Code::from_i32(e.code).description(), "field": e.field, "message": e.message } })
+            // The batch index means nothing to the reader; the output's `line` says which.
+            let field = e
+                .field
+                .split_once("].")
+                .map_or(e.field.as_str(), |(_, f)| f);
+            json!({ "error": { "code": code_name(e.code), "field": field, "message": e.message } })
         }
         None => {
             *errors += 1;
@@ -187,10 +192,14 @@ pub fn response_json(r: &pb::AuthorizeResponse) -> Json {
         "policy_set_version": r.policy_set_version,
     });
     if let Some(o) = &r.obligations {
-        v["obligations"] = json!({
-            "max_credential_lifetime_seconds": o.max_credential_lifetime_seconds,
-            "approvers_required": o.approvers_required,
-        });
+        let mut obligations = serde_json::Map::new();
+        if let Some(secs) = o.max_credential_lifetime_seconds {
+            obligations.insert("max_credential_lifetime_seconds".into(), json!(secs));
+        }
+        if let Some(n) = o.approvers_required {
+            obligations.insert("approvers_required".into(), json!(n));
+        }
+        v["obligations"] = Json::Object(obligations);
     }
     if !r.approval_id.is_empty() {
         v["approval_id"] = json!(r.approval_id);
@@ -204,4 +213,28 @@ pub fn response_json(r: &pb::AuthorizeResponse) -> Json {
             .collect();
     }
     v
+}
+
+/// The canonical name of a gRPC status code, as in the gRPC specification.
+fn code_name(code: i32) -> &'static str {
+    use tonic::Code;
+    match Code::from_i32(code) {
+        Code::Ok => "OK",
+        Code::Cancelled => "CANCELLED",
+        Code::Unknown => "UNKNOWN",
+        Code::InvalidArgument => "INVALID_ARGUMENT",
+        Code::DeadlineExceeded => "DEADLINE_EXCEEDED",
+        Code::NotFound => "NOT_FOUND",
+        Code::AlreadyExists => "ALREADY_EXISTS",
+        Code::PermissionDenied => "PERMISSION_DENIED",
+        Code::ResourceExhausted => "RESOURCE_EXHAUSTED",
+        Code::FailedPrecondition => "FAILED_PRECONDITION",
+        Code::Aborted => "ABORTED",
+        Code::OutOfRange => "OUT_OF_RANGE",
+        Code::Unimplemented => "UNIMPLEMENTED",
+        Code::Internal => "INTERNAL",
+        Code::Unavailable => "UNAVAILABLE",
+        Code::DataLoss => "DATA_LOSS",
+        Code::Unauthenticated => "UNAUTHENTICATED",
+    }
 }

@@ -1,7 +1,9 @@
 //! The `arbiter.v1.Authorizer` service.
 
 use std::sync::Arc;
+use std::time::Duration;
 
+use tokio::sync::Semaphore;
 use tonic::{Request, Response, Status};
 use tracing::Instrument as _;
 
@@ -9,16 +11,64 @@ use super::{ApiError, decode, encode};
 use crate::proto as pb;
 use crate::sets::Sets;
 
+/// How long a request may wait for a free sandbox before it is refused with
+/// RESOURCE_EXHAUSTED. An enforcement point waiting longer than this for a decision
+/// is better told to back off.
+pub const ADMISSION_WAIT: Duration = Duration::from_secs(2);
+/// Requests that may wait for a sandbox, per evaluation slot. Past this the server
+/// refuses at once rather than holding unbounded decoded requests in memory.
+pub const QUEUE_PER_SLOT: usize = 4;
+
 /// Answers decisions from the loaded policy sets.
 #[derive(Debug, Clone)]
 pub struct Authorizer {
     sets: Arc<Sets>,
+    admission: Admission,
+}
+
+/// Admission control, sized with the sandbox pool: at most `capacity` decisions
+/// evaluate at once (each holds one instance at a time), at most
+/// `QUEUE_PER_SLOT * capacity` wait, for at most [`ADMISSION_WAIT`]. Overload becomes
+/// queueing, then RESOURCE_EXHAUSTED, never an allocation failure inside a sandbox.
+#[derive(Debug, Clone)]
+pub struct Admission {
+    running: Arc<Semaphore>,
+    waiting: Arc<Semaphore>,
+    capacity: usize,
+}
+
+impl Admission {
+    /// Admission for a pool of `capacity` instances.
+    pub fn new(capacity: usize) -> Self {
+        Self {
+            running: Arc::new(Semaphore::new(capacity)),
+            waiting: Arc::new(Semaphore::new(capacity * QUEUE_PER_SLOT)),
+            capacity,
+        }
+    }
+
+    async fn enter(&self) -> Result<tokio::sync::OwnedSemaphorePermit, ApiError> {
+        if let Ok(p) = self.running.clone().try_acquire_owned() {
+            return Ok(p);
+        }
+        let overloaded = || ApiError::Overloaded {
+            capacity: self.capacity,
+        };
+        let _queued = self.waiting.try_acquire().map_err(|_| overloaded())?;
+        match tokio::time::timeout(ADMISSION_WAIT, self.running.clone().acquire_owned()).await {
+            Ok(Ok(p)) => Ok(p),
+            _ => Err(overloaded()),
+        }
+    }
 }
 
 impl Authorizer {
-    /// A service over `sets`.
-    pub fn new(sets: Arc<Sets>) -> Self {
-        Self { sets }
+    /// A service over `sets`, admitting at most `capacity` concurrent evaluations.
+    pub fn new(sets: Arc<Sets>, capacity: usize) -> Self {
+        Self {
+            sets,
+            admission: Admission::new(capacity),
+        }
     }
 
     /// Decodes, routes, evaluates, encodes: the whole path of one request.
@@ -41,7 +91,9 @@ impl Authorizer {
             action = %a.request.action.name,
             outcome = tracing::field::Empty,
         );
+        let permit = self.admission.enter().await?;
         let d = set.decide(&a.request, false).instrument(span.clone()).await;
+        drop(permit);
         span.record("outcome", d.outcome.as_str());
         Ok(encode::decision(&d, a.explain))
     }

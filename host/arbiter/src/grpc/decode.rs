@@ -117,7 +117,7 @@ pub fn authorize(r: pb::AuthorizeRequest) -> Result<Authorize, ApiError> {
             purpose: text("intent.purpose", purpose, MAX_NAME_BYTES)?,
             task_id: text("intent.task_id", task_id, MAX_NAME_BYTES)?,
             ticket: text("intent.ticket", ticket, MAX_NAME_BYTES)?,
-            justification: text("intent.justification", justification, MAX_TEXT_BYTES)?,
+            justification: free_text("intent.justification", justification, MAX_TEXT_BYTES)?,
         },
     };
     let context = decode_attributes("context", context)?;
@@ -222,6 +222,25 @@ fn text(field: &str, s: String, max: usize) -> Result<String, ApiError> {
         return Err(ApiError::field(
             field,
             "must not contain control characters",
+        ));
+    }
+    Ok(s)
+}
+
+/// Like [`text`], but line breaks and tabs are allowed (free text written by people).
+fn free_text(field: &str, s: String, max: usize) -> Result<String, ApiError> {
+    if s.len() > max {
+        return Err(ApiError::field(
+            field,
+            format!("is {} bytes, more than the limit of {max}", s.len()),
+        ));
+    }
+    if s.chars()
+        .any(|c| c.is_control() && !matches!(c, '\n' | '\r' | '\t'))
+    {
+        return Err(ApiError::field(
+            field,
+            "must not contain control characters other than line breaks and tabs",
         ));
     }
     Ok(s)

@@ -26,6 +26,14 @@ pub enum ApiError {
     /// The request needs a feature this server does not offer.
     #[error("{0}")]
     FailedPrecondition(String),
+    /// Every sandbox is busy and the wait queue is full or too slow.
+    #[error(
+        "the server is at capacity ({capacity} evaluations in progress and the queue is full); retry with backoff"
+    )]
+    Overloaded {
+        /// Concurrent evaluations allowed.
+        capacity: usize,
+    },
 }
 
 impl ApiError {
@@ -43,6 +51,7 @@ impl ApiError {
             Self::InvalidArgument { .. } => Code::InvalidArgument,
             Self::UnknownSet(_) => Code::NotFound,
             Self::FailedPrecondition(_) => Code::FailedPrecondition,
+            Self::Overloaded { .. } => Code::ResourceExhausted,
         }
     }
 
@@ -51,7 +60,7 @@ impl ApiError {
         match self {
             Self::InvalidArgument { field, .. } => field,
             Self::UnknownSet(_) => "policy_set",
-            Self::FailedPrecondition(_) => "",
+            Self::FailedPrecondition(_) | Self::Overloaded { .. } => "",
         }
     }
 }

@@ -211,3 +211,36 @@ proptest! {
         prop_assert_eq!(a, run(Combining::DenyOverrides, &cells).outcome);
     }
 }
+
+#[test]
+fn require_approval_carries_the_permitting_plugins_obligations_too() {
+    let allow = PluginOutcome::Verdict(Verdict {
+        effect: Effect::Allow,
+        reasons: vec![],
+        obligations: Obligations {
+            max_credential_lifetime: Some(Duration::from_secs(900)),
+            approvers_required: None,
+        },
+    });
+    let hold = PluginOutcome::Verdict(Verdict {
+        effect: Effect::RequireApproval,
+        reasons: vec![Reason::new("gate", "", "")],
+        obligations: Obligations {
+            max_credential_lifetime: None,
+            approvers_required: Some(2),
+        },
+    });
+    let c = combine(
+        Combining::DenyOverrides,
+        [(OnError::Deny, &allow), (OnError::Deny, &hold)],
+    );
+    assert_eq!(c.outcome, Outcome::RequireApproval);
+    assert_eq!(c.reasons.len(), 1);
+    assert_eq!(
+        c.obligations,
+        Obligations {
+            max_credential_lifetime: Some(Duration::from_secs(900)),
+            approvers_required: Some(2),
+        }
+    );
+}
