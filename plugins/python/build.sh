@@ -37,15 +37,15 @@ since() { awk -v s="$1" -v e="$(now)" 'BEGIN { printf "%.1f", e - s }'; }
 # --- toolchain -------------------------------------------------------------------
 t0=$(now)
 cpy="$venv/bin/componentize-py"
-if ! "$cpy" --version 2>/dev/null | grep -qx "componentize-py $COMPONENTIZE_PY_VERSION"; then
+if [ "$("$cpy" --version 2>/dev/null || true)" != "componentize-py $COMPONENTIZE_PY_VERSION" ]; then
   echo "installing componentize-py==$COMPONENTIZE_PY_VERSION into $venv" >&2
   command -v python3 >/dev/null || die "python3 is needed to install componentize-py"
   [ -x "$venv/bin/python" ] || python3 -m venv "$venv" || die "cannot create a venv at $venv"
   "$venv/bin/python" -m pip install --disable-pip-version-check -q \
       "componentize-py==$COMPONENTIZE_PY_VERSION" ||
     die "cannot install componentize-py==$COMPONENTIZE_PY_VERSION from PyPI"
-  "$cpy" --version | grep -qx "componentize-py $COMPONENTIZE_PY_VERSION" ||
-    die "componentize-py in $venv is not $COMPONENTIZE_PY_VERSION"
+  [ "$("$cpy" --version)" = "componentize-py $COMPONENTIZE_PY_VERSION" ] ||
+    die "componentize-py in $venv is not $COMPONENTIZE_PY_VERSION: $("$cpy" --version)"
 fi
 echo "toolchain ready in $(since "$t0")s" >&2
 

@@ -26,8 +26,7 @@ Every call may run on a fresh sandbox: keep no state between calls except what
 
 from __future__ import annotations
 
-import traceback
-from typing import Callable, Iterable, List, Optional, Sequence, Type
+from typing import Iterable, List, Optional, Sequence, Type
 
 from componentize_py_types import Err
 from wit_world.imports import data as _data
@@ -216,38 +215,28 @@ class Policy:
         raise NotImplementedError
 
 
-def export(policy: Type[Policy]) -> Callable[[], object]:
+def export(policy: Type[Policy]) -> type:
     """The class componentize-py instantiates for the `evaluator` export. Assign it to the
     module-level name `Evaluator`: `Evaluator = export(MyPolicy)`.
 
-    An exception escaping `evaluate` or `configure` is logged with its traceback at
-    `error` level and then traps the instance, which the host treats as a failed
-    evaluation (fail closed), like a panic in a Rust plugin."""
+    The policy object is created once, when componentize-py runs the module at build
+    time; `configure` then runs on every fresh instance before `evaluate`. An exception
+    escaping `evaluate` traps the instance: componentize-py writes the traceback to
+    stderr, which the host keeps in its guest log, and the host fails the evaluation
+    closed (reason `plugin-failure`, kind `trap`), like a panic in a Rust plugin."""
     instance = policy()
-
-    def guarded(what: str, call: Callable):
-        try:
-            return call()
-        except (Err, ConfigurationError):
-            raise
-        except BaseException:
-            try:
-                _log.log(LogLevel.ERROR, f"{policy.__name__}.{what} raised:\n{traceback.format_exc()}")
-            finally:
-                raise
 
     class Evaluator:
         def describe(self) -> Description:
-            return guarded("describe", instance.describe)
+            return instance.describe()
 
         def configure(self, settings: List[Attribute]) -> None:
             try:
-                guarded("configure", lambda: instance.configure(Attributes(settings)))
+                instance.configure(Attributes(settings))
             except ConfigurationError as e:
                 raise Err(str(e)) from None
 
         def evaluate(self, request: Request) -> Verdict:
-            return guarded("evaluate", lambda: instance.evaluate(request))
+            return instance.evaluate(request)
 
-    Evaluator.__name__ = Evaluator.__qualname__ = "Evaluator"
     return Evaluator
