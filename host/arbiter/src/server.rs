@@ -9,7 +9,7 @@ use arbiter_runtime::{PolicySet, Runtime, RuntimeConfig};
 use tokio::net::TcpListener;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
-use tokio_stream::wrappers::TcpListenerStream;
+use tonic::transport::server::TcpIncoming;
 
 use crate::config::Config;
 use crate::embedded;
@@ -108,9 +108,11 @@ pub async fn start(config: &Config) -> anyhow::Result<Running> {
         .add_service(reflection)
         .add_service(reflection_alpha)
         .add_service(authorizer);
+    // Without TCP_NODELAY, small responses wait for delayed ACKs: 40 ms tails.
+    let incoming = TcpIncoming::from(listener).with_nodelay(Some(true));
     let task = tokio::spawn(async move {
         router
-            .serve_with_incoming_shutdown(TcpListenerStream::new(listener), async {
+            .serve_with_incoming_shutdown(incoming, async {
                 let _ = stopped.await;
                 // Health watchers learn the server is going away before it does.
                 health_reporter
