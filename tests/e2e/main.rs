@@ -4,6 +4,7 @@
 mod authorize;
 mod cli;
 mod hostile;
+mod languages;
 mod lifecycle;
 mod support;
 mod validation;

@@ -139,32 +139,55 @@ pub struct ServerProcess {
 impl ServerProcess {
     pub async fn start(sets: &[String]) -> Self {
         let data = tempfile::tempdir().expect("tempdir");
-        let port = std::net::TcpListener::bind("127.0.0.1:0").expect("bind").local_addr().expect("addr").port();
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .expect("bind")
+            .local_addr()
+            .expect("addr")
+            .port();
         let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_arbiter"));
-        cmd.args(["serve", "--listen", &format!("127.0.0.1:{port}"), "--data-dir"]).arg(data.path());
+        cmd.args([
+            "serve",
+            "--listen",
+            &format!("127.0.0.1:{port}"),
+            "--data-dir",
+        ])
+        .arg(data.path());
         for s in sets {
             cmd.args(["--policy-set", s]);
         }
-        let child = cmd.env("ARBITER_LOG", "error").spawn().expect("server starts");
+        let child = cmd
+            .env("ARBITER_LOG", "error")
+            .spawn()
+            .expect("server starts");
         let url = format!("http://127.0.0.1:{port}");
         let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
         loop {
             if AuthorizerClient::connect(url.clone()).await.is_ok() {
                 break;
             }
-            assert!(std::time::Instant::now() < deadline, "server did not come up");
+            assert!(
+                std::time::Instant::now() < deadline,
+                "server did not come up"
+            );
             tokio::time::sleep(std::time::Duration::from_millis(50)).await;
         }
-        Self { child, url, _data: data }
+        Self {
+            child,
+            url,
+            _data: data,
+        }
     }
 
     pub async fn client(&self) -> AuthorizerClient<Channel> {
-        AuthorizerClient::connect(self.url.clone()).await.expect("client connects")
+        AuthorizerClient::connect(self.url.clone())
+            .await
+            .expect("client connects")
     }
 
     /// Resident memory of the server process, in KiB.
     pub fn rss_kib(&self) -> u64 {
-        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id())).expect("proc status");
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id()))
+            .expect("proc status");
         status
             .lines()
             .find_map(|l| l.strip_prefix("VmRSS:"))
