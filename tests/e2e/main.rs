@@ -3,6 +3,7 @@
 
 mod authorize;
 mod cli;
+mod fuzz_smoke;
 mod hostile;
 mod languages;
 mod lifecycle;

@@ -18,6 +18,8 @@
 
 mod combine;
 mod decision;
+#[doc(hidden)]
+pub mod fuzz;
 pub mod limits;
 mod manifest;
 mod request;

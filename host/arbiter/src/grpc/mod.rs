@@ -4,6 +4,8 @@
 pub mod authorizer;
 pub mod decode;
 pub mod encode;
+#[doc(hidden)]
+pub mod fuzz;
 
 use tonic::{Code, Status};
 use tonic_types::{ErrorDetails, StatusExt};

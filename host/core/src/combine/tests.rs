@@ -244,3 +244,28 @@ fn require_approval_carries_the_permitting_plugins_obligations_too() {
         }
     );
 }
+
+proptest! {
+    /// The fuzz entry points, for a few thousand random inputs on every test run
+    /// (the long coverage-guided runs are in tests/fuzz).
+    #[test]
+    fn fuzz_combine_smoke(data in prop::collection::vec(any::<u8>(), 0..200)) {
+        crate::fuzz::combine_outcomes(&data);
+    }
+
+    #[test]
+    fn fuzz_manifest_smoke(data in prop::collection::vec(any::<u8>(), 0..400)) {
+        crate::fuzz::manifest(&data);
+    }
+
+    #[test]
+    fn fuzz_manifest_mutations_smoke(
+        cut in 0usize..300,
+        insert in "[a-z_=\\[\\]\"0-9 .\n{}-]{0,12}",
+    ) {
+        let base = "format = 1\nname = \"s\"\nversion = \"1\"\n[limits]\ndeadline_ms = 5\n[[plugins]]\nname = \"p\"\npath = \"p.wasm\"\nlimits = { memory_mib = 4 }\n[plugins.settings]\na = { b = [\"c\"] }\n";
+        let at = cut.min(base.len());
+        let text = format!("{}{}{}", &base[..at], insert, &base[at..]);
+        crate::fuzz::manifest(text.as_bytes());
+    }
+}
