@@ -70,13 +70,16 @@ impl Runtime {
 
 #[expect(unsafe_code, reason = "wasmtime's only way to load precompiled code")]
 fn load_precompiled(engine: &wasmtime::Engine, path: &Path) -> wasmtime::Result<Component> {
-    // SAFETY: `deserialize_file` trusts the file to be wasmtime's own output. Only this
+    // Read into memory rather than `deserialize_file`, which maps the file: a mapped
+    // file truncated or rewritten in place by anyone would crash the server (SIGBUS).
+    let bytes = std::fs::read(path)?;
+    // SAFETY: `deserialize` trusts the bytes to be wasmtime's own output. Only this
     // process writes the cache directory (created owner-only, entries written to a
     // temporary name and renamed into place), the name pins the source digest and the
     // engine's compatibility hash, and wasmtime itself re-checks the engine
-    // configuration and version recorded in the file. Anyone who can write the data
+    // configuration and version recorded in the bytes. Anyone who can write the data
     // directory can already replace the policy sets themselves.
-    unsafe { Component::deserialize_file(engine, path) }
+    unsafe { Component::deserialize(engine, &bytes) }
 }
 
 fn store(component: &Component, dir: &Path, path: &PathBuf) -> std::io::Result<()> {

@@ -336,3 +336,45 @@ async fn a_truncated_component_is_refused() {
     .expect_err("refused");
     assert!(err.to_string().contains("does not compile"), "{err}");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn compiled_components_are_cached_by_digest_and_engine() {
+    use arbiter_runtime::{Runtime, RuntimeConfig};
+    let dir = tempfile::tempdir().expect("tempdir");
+    let config = RuntimeConfig {
+        cache_dir: Some(dir.path().join("cache")),
+        ..RuntimeConfig::default()
+    };
+    let first = Runtime::new(config.clone()).expect("runtime");
+    let cold = set_of(&first, "", &[("reference", "reference", "")])
+        .await
+        .expect("loads");
+    assert!(!cold.plugin_status()[0].cache_hit);
+    let entries: Vec<_> = std::fs::read_dir(dir.path().join("cache"))
+        .expect("cache dir")
+        .collect();
+    assert_eq!(entries.len(), 1, "one compiled component");
+    // A new runtime (a restarted server) loads the compiled form instead of compiling.
+    let second = Runtime::new(config).expect("runtime");
+    let warm = set_of(&second, "", &[("reference", "reference", "")])
+        .await
+        .expect("loads");
+    assert!(warm.plugin_status()[0].cache_hit);
+    let r = plain(true);
+    assert_eq!(
+        cold.decide(&r, false).await.outcome,
+        warm.decide(&r, false).await.outcome
+    );
+    // A corrupt entry is ignored and replaced, never trusted.
+    let entry = entries[0].as_ref().expect("entry").path();
+    std::fs::write(&entry, b"garbage").expect("corrupt");
+    let third = Runtime::new(RuntimeConfig {
+        cache_dir: Some(dir.path().join("cache")),
+        ..RuntimeConfig::default()
+    })
+    .expect("runtime");
+    let again = set_of(&third, "", &[("reference", "reference", "")])
+        .await
+        .expect("loads despite a corrupt cache entry");
+    assert!(!again.plugin_status()[0].cache_hit);
+}
