@@ -2,7 +2,7 @@
 
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::Duration;
 
 use arbiter_core::limits::MAX_MEMORY_BYTES;
@@ -18,6 +18,10 @@ use crate::sandbox::StoreState;
 /// admission limit is derived from it so that overload queues instead of failing to
 /// allocate.
 pub const POOL_INSTANCES: u32 = 256;
+/// Idle warm instances kept across the whole process for plugins in `pooled` mode.
+/// They hold pool slots while idle, so the pool is this much larger than the
+/// admission limit; past the budget, an instance is dropped instead of kept.
+pub const WARM_INSTANCES: u32 = 64;
 /// Core instances per component instance. A Rust `wasm32-wasip2` component has about
 /// four (the module plus adapter shims); Python and JavaScript runtimes a few more.
 const CORE_INSTANCES_PER_COMPONENT: u32 = 16;
@@ -82,6 +86,21 @@ pub(crate) struct Inner {
     pub linker: Linker<StoreState>,
     pub cache_dir: Option<PathBuf>,
     stop: Arc<AtomicBool>,
+    warm_slots: AtomicUsize,
+}
+
+impl Inner {
+    /// Takes one slot of the idle-instance budget, if any is left.
+    pub fn take_warm_slot(&self) -> bool {
+        self.warm_slots
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| n.checked_sub(1))
+            .is_ok()
+    }
+
+    /// Gives a slot back when an idle instance is taken out of a pool.
+    pub fn release_warm_slot(&self) {
+        self.warm_slots.fetch_add(1, Ordering::AcqRel);
+    }
 }
 
 impl Drop for Inner {
@@ -107,8 +126,8 @@ impl std::fmt::Debug for Runtime {
 impl Runtime {
     /// Builds the engine and linker and starts the epoch ticker.
     pub fn new(config: RuntimeConfig) -> Result<Self, RuntimeError> {
-        let engine =
-            Engine::new(&engine_config(config.pool_instances)).map_err(RuntimeError::Engine)?;
+        let engine = Engine::new(&engine_config(config.pool_instances + WARM_INSTANCES))
+            .map_err(RuntimeError::Engine)?;
         let mut linker = Linker::new(&engine);
         wasmtime_wasi::p2::add_to_linker_async(&mut linker).map_err(RuntimeError::Linker)?;
         Policy::add_to_linker::<_, HasSelf<_>>(&mut linker, |s| s).map_err(RuntimeError::Linker)?;
@@ -120,6 +139,7 @@ impl Runtime {
                 linker,
                 cache_dir: config.cache_dir,
                 stop,
+                warm_slots: AtomicUsize::new(WARM_INSTANCES as usize),
             }),
         })
     }

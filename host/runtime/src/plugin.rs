@@ -1,13 +1,13 @@
 //! One loaded plugin: compiled once, pre-instantiated, run in a fresh instance for
 //! every evaluation.
 
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
 
-use arbiter_core::{FailureKind, PluginOutcome, PluginSpec};
-use wasmtime::Trap;
+use arbiter_core::{FailureKind, Instances, PluginOutcome, PluginSpec, Verdict};
+use wasmtime::{Store, Trap};
 
-use crate::bindings::{PolicyPre, wit};
+use crate::bindings::{Policy, PolicyPre, wit};
 use crate::cache::CacheOutcome;
 use crate::sandbox::{self, SetData, Tripped};
 use crate::{Runtime, convert};
@@ -51,6 +51,26 @@ pub(crate) struct LoadedPlugin {
     failures: AtomicU64,
     consecutive: AtomicU32,
     quarantined: AtomicBool,
+    /// Idle warm instances (`instances = "pooled"` only).
+    warm: Mutex<Vec<Warm>>,
+    /// For returning the idle-instance budget when the plugin is dropped.
+    runtime: Arc<crate::engine::Inner>,
+}
+
+impl Drop for LoadedPlugin {
+    fn drop(&mut self) {
+        let idle = self.warm.get_mut().map_or(0, |w| w.len());
+        for _ in 0..idle {
+            self.runtime.release_warm_slot();
+        }
+    }
+}
+
+/// An idle instance kept for reuse.
+struct Warm {
+    store: Store<sandbox::StoreState>,
+    policy: Policy,
+    uses: u32,
 }
 
 /// Why a plugin did not produce a verdict, before classification.
@@ -125,6 +145,8 @@ impl LoadedPlugin {
             failures: AtomicU64::new(0),
             consecutive: AtomicU32::new(0),
             quarantined: AtomicBool::new(false),
+            warm: Mutex::new(Vec::new()),
+            runtime: rt.inner.clone(),
         })
     }
 
@@ -148,32 +170,10 @@ impl LoadedPlugin {
                 ),
             );
         }
-        let mut store = sandbox::new_store(&rt.inner.engine, limits, data.clone());
-        let run = async {
-            let policy = self
-                .pre
-                .instantiate_async(&mut store)
-                .await
-                .map_err(Stop::Instantiate)?;
-            let ev = policy.arbiter_policy_evaluator();
-            ev.call_configure(&mut store, &self.settings)
-                .await
-                .map_err(Stop::Wasm)?
-                .map_err(Stop::Configure)?;
-            let verdict = ev
-                .call_evaluate(&mut store, request)
-                .await
-                .map_err(Stop::Wasm)?;
-            convert::verdict(verdict, &limits).map_err(Stop::Output)
+        let (result, tripped) = match self.spec.instances {
+            Instances::Fresh => self.run_fresh(rt, request, data).await,
+            Instances::Pooled => self.run_pooled(rt, request, data).await,
         };
-        // The epoch deadline stops wasm code; this timeout also stops a plugin that
-        // waits inside a host call (a WASI sleep or poll).
-        let result = match tokio::time::timeout(limits.deadline, run).await {
-            Ok(r) => r,
-            Err(_) => Err(Stop::Deadline),
-        };
-        let tripped = store.data().tripped;
-        store.data().log.flush_to_tracing(&self.spec.name);
         match result {
             Ok(v) => {
                 self.consecutive.store(0, Ordering::Relaxed);
@@ -200,6 +200,100 @@ impl LoadedPlugin {
         }
     }
 
+    /// A fresh instance: instantiate, configure, evaluate, drop.
+    async fn run_fresh(
+        &self,
+        rt: &Runtime,
+        request: &wit::Request,
+        data: &SetData,
+    ) -> (Result<Verdict, Stop>, Tripped) {
+        let limits = self.spec.limits;
+        let mut store = sandbox::new_store(&rt.inner.engine, limits, data.clone());
+        let run = async {
+            let policy = self.instantiate(&mut store).await?;
+            evaluate_in(&policy, &mut store, request, &limits).await
+        };
+        let result = with_deadline(limits.deadline, run).await;
+        let tripped = store.data().tripped;
+        store.data().log.flush_to_tracing(&self.spec.name);
+        (result, tripped)
+    }
+
+    /// A warm instance from the plugin's pool (or a new one), returned to the pool
+    /// after a successful evaluation unless it has served `recycle_after` evaluations
+    /// or the process-wide budget of idle instances is spent. A failed instance is
+    /// dropped: it may be in any state.
+    async fn run_pooled(
+        &self,
+        rt: &Runtime,
+        request: &wit::Request,
+        data: &SetData,
+    ) -> (Result<Verdict, Stop>, Tripped) {
+        let limits = self.spec.limits;
+        let warm = self
+            .warm
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .pop();
+        let (mut store, policy, uses) = match warm {
+            Some(w) => {
+                rt.inner.release_warm_slot();
+                (w.store, Some(w.policy), w.uses)
+            }
+            None => (
+                sandbox::new_store(&rt.inner.engine, limits, data.clone()),
+                None,
+                0,
+            ),
+        };
+        store.data_mut().begin_evaluation();
+        store.set_epoch_deadline(1);
+        let run = async {
+            let policy = match policy {
+                Some(p) => p,
+                None => self.instantiate(&mut store).await?,
+            };
+            let verdict = evaluate_in(&policy, &mut store, request, &limits).await?;
+            Ok((verdict, policy))
+        };
+        let result = with_deadline(limits.deadline, run).await;
+        let tripped = store.data().tripped;
+        store.data().log.flush_to_tracing(&self.spec.name);
+        match result {
+            Ok((verdict, policy)) => {
+                if uses + 1 < self.spec.recycle_after && rt.inner.take_warm_slot() {
+                    let warm = Warm {
+                        store,
+                        policy,
+                        uses: uses + 1,
+                    };
+                    self.warm
+                        .lock()
+                        .unwrap_or_else(PoisonError::into_inner)
+                        .push(warm);
+                }
+                (Ok(verdict), tripped)
+            }
+            Err(stop) => (Err(stop), tripped),
+        }
+    }
+
+    /// A new instance, configured with the plugin's settings.
+    async fn instantiate(&self, store: &mut Store<sandbox::StoreState>) -> Result<Policy, Stop> {
+        let policy = self
+            .pre
+            .instantiate_async(&mut *store)
+            .await
+            .map_err(Stop::Instantiate)?;
+        policy
+            .arbiter_policy_evaluator()
+            .call_configure(&mut *store, &self.settings)
+            .await
+            .map_err(Stop::Wasm)?
+            .map_err(Stop::Configure)?;
+        Ok(policy)
+    }
+
     /// Lifts a quarantine; returns whether the plugin was quarantined.
     pub fn release(&self) -> bool {
         self.consecutive.store(0, Ordering::Relaxed);
@@ -224,6 +318,31 @@ impl LoadedPlugin {
             quarantined: self.quarantined.load(Ordering::Relaxed),
         }
     }
+}
+
+async fn evaluate_in(
+    policy: &Policy,
+    store: &mut Store<sandbox::StoreState>,
+    request: &wit::Request,
+    limits: &arbiter_core::Limits,
+) -> Result<Verdict, Stop> {
+    let verdict = policy
+        .arbiter_policy_evaluator()
+        .call_evaluate(&mut *store, request)
+        .await
+        .map_err(Stop::Wasm)?;
+    convert::verdict(verdict, limits).map_err(Stop::Output)
+}
+
+/// The epoch deadline stops wasm code; this timeout also stops a plugin that waits
+/// inside a host call (a WASI sleep or poll).
+async fn with_deadline<T>(
+    deadline: std::time::Duration,
+    run: impl Future<Output = Result<T, Stop>>,
+) -> Result<T, Stop> {
+    tokio::time::timeout(deadline, run)
+        .await
+        .unwrap_or(Err(Stop::Deadline))
 }
 
 fn classify(stop: Stop, tripped: Tripped, limits: &arbiter_core::Limits) -> PluginOutcome {

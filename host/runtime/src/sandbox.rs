@@ -50,6 +50,14 @@ impl WasiView for StoreState {
 }
 
 impl StoreState {
+    /// Resets the per-evaluation counters of a reused instance: its deadline starts
+    /// now, and its host-call budget and trip record are fresh.
+    pub fn begin_evaluation(&mut self) {
+        self.started = Instant::now();
+        self.host_calls = 0;
+        self.tripped = Tripped::None;
+    }
+
     fn count_host_call(&mut self) -> wasmtime::Result<()> {
         self.host_calls += 1;
         if self.host_calls > self.limits.max_host_calls {

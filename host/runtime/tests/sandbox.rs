@@ -378,3 +378,49 @@ async fn compiled_components_are_cached_by_digest_and_engine() {
         .expect("loads despite a corrupt cache entry");
     assert!(!again.plugin_status()[0].cache_hit);
 }
+
+fn served(d: &arbiter_core::Decision) -> String {
+    match &d.plugins[0].outcome {
+        PluginOutcome::Verdict(v) => v.reasons[0].code.clone(),
+        PluginOutcome::Failed(f) => format!("failed {}", f.kind),
+    }
+}
+
+fn counting(fail: bool) -> arbiter_core::Request {
+    request(&format!(
+        r#"{{"principal":{{"id":"spiffe://t/agent/a","kind":"agent"}},"action":{{"name":"a","privilege":"read"}},"context":{{"fail":{fail}}}}}"#
+    ))
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn fresh_instances_share_nothing() {
+    let rt = runtime();
+    let set = misbehaving(&rt, "count", "").await;
+    for _ in 0..3 {
+        assert_eq!(
+            served(&set.decide(&counting(false), false).await),
+            "served-1"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn pooled_instances_are_reused_recycled_and_discarded_on_failure() {
+    let rt = runtime();
+    let set = misbehaving(&rt, "count", "instances = \"pooled\"\nrecycle_after = 3").await;
+    let mut seen = Vec::new();
+    for _ in 0..4 {
+        seen.push(served(&set.decide(&counting(false), false).await));
+    }
+    // Reused twice, then recycled after its third evaluation.
+    assert_eq!(seen, ["served-1", "served-2", "served-3", "served-1"]);
+    assert_eq!(
+        served(&set.decide(&counting(true), false).await),
+        "failed trap"
+    );
+    // The failed instance was dropped: the next one is new.
+    assert_eq!(
+        served(&set.decide(&counting(false), false).await),
+        "served-1"
+    );
+}

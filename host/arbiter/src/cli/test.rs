@@ -1,13 +1,18 @@
 //! `arbiter test`: a policy author's test runner. Evaluates a set (default: the
-//! built-in reference set) or a single plugin in-process against a JSON-lines file of
-//! vectors, prints each mismatch, and ends with `N passed, M failed`.
+//! built-in reference set) or a single plugin in-process against a test file, prints
+//! each mismatch, and ends with `N passed, M failed`. A `*.toml` file holds readable
+//! test cases ([`cases`]); any other file is JSON-lines vectors.
+
+mod cases;
+#[cfg(test)]
+mod tests;
 
 use std::collections::BTreeMap;
-use std::io::Write as _;
-use std::path::PathBuf;
+use std::io::Write;
+use std::path::{Path, PathBuf};
 
 use anyhow::Context as _;
-use arbiter_core::{Limits, Outcome, PluginOutcome, Request};
+use arbiter_core::{Decision, Limits, Outcome, PluginOutcome, Request};
 use arbiter_runtime::{PolicySet, Runtime, RuntimeConfig, SetSource};
 use serde::Deserialize;
 
@@ -16,7 +21,9 @@ use crate::embedded;
 /// Flags of `arbiter test`.
 #[derive(Debug, clap::Args)]
 pub struct TestArgs {
-    /// JSON-lines vectors: `{"id", "request", "approved", "expected"}` per line.
+    /// Test cases (`*.toml`: named cases with request defaults) or JSON-lines vectors
+    /// (any other file: `{"id", "request", "approved", "expected"}` per line).
+    #[arg(value_name = "FILE")]
     pub vectors: PathBuf,
     /// Policy set: a directory (or its `policy-set.toml`) or `builtin:NAME`
     /// [default: builtin:reference].
@@ -25,7 +32,7 @@ pub struct TestArgs {
     /// A single plugin component to test on its own.
     #[arg(long)]
     pub plugin: Option<PathBuf>,
-    /// Also print the vectors that pass.
+    /// Also print the vectors or cases that pass.
     #[arg(long, short)]
     pub verbose: bool,
 }
@@ -43,7 +50,21 @@ struct Vector {
     rules: Vec<String>,
 }
 
-/// Runs the command; the result is the process exit code (0 when every vector passes).
+/// Counts of one run.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+struct Tally {
+    passed: usize,
+    failed: usize,
+}
+
+/// Whether `path` is a test-case file (`*.toml`) rather than JSON-lines vectors.
+fn is_case_file(path: &Path) -> bool {
+    path.extension()
+        .is_some_and(|e| e.eq_ignore_ascii_case("toml"))
+}
+
+/// Runs the command; the result is the process exit code (0 when every vector or case
+/// passes).
 pub async fn run(args: TestArgs) -> anyhow::Result<i32> {
     let runtime = Runtime::new(RuntimeConfig::default())?;
     let source = match (&args.plugin, &args.policy_set) {
@@ -56,10 +77,30 @@ pub async fn run(args: TestArgs) -> anyhow::Result<i32> {
     };
     let set = PolicySet::load(&runtime, source, Limits::default()).await?;
     let name = args.vectors.display().to_string();
-    let text = std::fs::read_to_string(&args.vectors)
-        .with_context(|| format!("cannot read vectors `{name}`"))?;
-    let (mut passed, mut failed) = (0usize, 0usize);
+    let cases = is_case_file(&args.vectors);
+    let text = std::fs::read_to_string(&args.vectors).with_context(|| {
+        let what = if cases { "test cases" } else { "vectors" };
+        format!("cannot read {what} `{name}`")
+    })?;
     let mut out = std::io::stdout().lock();
+    let tally = if cases {
+        cases::run(&set, &text, &name, args.verbose, &mut out).await?
+    } else {
+        run_vectors(&set, &text, &name, args.verbose, &mut out).await?
+    };
+    writeln!(out, "{} passed, {} failed", tally.passed, tally.failed)?;
+    Ok(if tally.failed == 0 { 0 } else { 1 })
+}
+
+/// Runs a JSON-lines vectors file.
+async fn run_vectors(
+    set: &PolicySet,
+    text: &str,
+    name: &str,
+    verbose: bool,
+    out: &mut impl Write,
+) -> std::io::Result<Tally> {
+    let mut tally = Tally::default();
     for (i, line) in text.lines().enumerate() {
         if line.trim().is_empty() {
             continue;
@@ -67,7 +108,7 @@ pub async fn run(args: TestArgs) -> anyhow::Result<i32> {
         let v: Vector = match serde_json::from_str(line) {
             Ok(v) => v,
             Err(e) => {
-                failed += 1;
+                tally.failed += 1;
                 writeln!(
                     out,
                     "{name}:{}: not a test vector: {e}\n  hint: each line is {{\"id\", \"request\", \"approved\", \"expected\"}}",
@@ -77,7 +118,7 @@ pub async fn run(args: TestArgs) -> anyhow::Result<i32> {
             }
         };
         let Some(expected) = Outcome::parse(&v.expected) else {
-            failed += 1;
+            tally.failed += 1;
             writeln!(
                 out,
                 "{name}:{}: `expected` is `{}`; use allow, deny or require-approval",
@@ -88,13 +129,13 @@ pub async fn run(args: TestArgs) -> anyhow::Result<i32> {
         };
         let d = set.decide(&v.request, v.approved).await;
         if d.outcome == expected {
-            passed += 1;
-            if args.verbose {
+            tally.passed += 1;
+            if verbose {
                 writeln!(out, "ok   {} {expected}", v.id)?;
             }
             continue;
         }
-        failed += 1;
+        tally.failed += 1;
         writeln!(
             out,
             "FAIL {} (line {}): expected {expected}, got {}",
@@ -105,36 +146,41 @@ pub async fn run(args: TestArgs) -> anyhow::Result<i32> {
         if !v.rules.is_empty() {
             writeln!(out, "     rules expected to match: {}", v.rules.join(", "))?;
         }
-        for r in &d.reasons {
-            writeln!(out, "     reason {}: {}", r.code, r.admin_message)?;
-        }
-        for p in &d.plugins {
-            match &p.outcome {
-                PluginOutcome::Verdict(verdict) => {
-                    let codes: Vec<&str> =
-                        verdict.reasons.iter().map(|r| r.code.as_str()).collect();
-                    writeln!(
-                        out,
-                        "     plugin {}: {} [{}]",
-                        p.name,
-                        verdict.effect.as_str(),
-                        codes.join(", ")
-                    )?;
-                }
-                PluginOutcome::Failed(f) => writeln!(
+        print_decision(out, &d)?;
+    }
+    Ok(tally)
+}
+
+/// The details printed under a `FAIL` line: the decision's reason codes with their
+/// admin messages, then every plugin's verdict and reason codes, or its failure.
+fn print_decision(out: &mut impl Write, d: &Decision) -> std::io::Result<()> {
+    for r in &d.reasons {
+        writeln!(out, "     reason {}: {}", r.code, r.admin_message)?;
+    }
+    for p in &d.plugins {
+        match &p.outcome {
+            PluginOutcome::Verdict(verdict) => {
+                let codes: Vec<&str> = verdict.reasons.iter().map(|r| r.code.as_str()).collect();
+                writeln!(
                     out,
-                    "     plugin {}: failed ({}): {}",
-                    p.name, f.kind, f.detail
-                )?,
+                    "     plugin {}: {} [{}]",
+                    p.name,
+                    verdict.effect.as_str(),
+                    codes.join(", ")
+                )?;
             }
+            PluginOutcome::Failed(f) => writeln!(
+                out,
+                "     plugin {}: failed ({}): {}",
+                p.name, f.kind, f.detail
+            )?,
         }
     }
-    writeln!(out, "{passed} passed, {failed} failed")?;
-    Ok(if failed == 0 { 0 } else { 1 })
+    Ok(())
 }
 
 /// Wraps one component as a set of one plugin named after its file.
-fn single_plugin(path: &std::path::Path) -> anyhow::Result<SetSource> {
+fn single_plugin(path: &Path) -> anyhow::Result<SetSource> {
     let bytes =
         std::fs::read(path).with_context(|| format!("cannot read plugin `{}`", path.display()))?;
     let stem: String = path

@@ -103,3 +103,24 @@ fn a_set_needs_a_plugin() {
     let e = error_of("format = 1\nname = \"x\"\nversion = \"1\"\n");
     assert!(e.contains("at least one plugin"), "{e}");
 }
+
+#[test]
+fn pooled_instances_are_opt_in_with_a_recycle_bound() {
+    let m = parse(GOOD).expect("valid");
+    assert_eq!(m.plugins[0].instances, crate::Instances::Fresh);
+    assert_eq!(
+        m.plugins[0].recycle_after,
+        crate::manifest::DEFAULT_RECYCLE_AFTER
+    );
+    let pooled = GOOD.replace(
+        "on_error = \"abstain\"",
+        "on_error = \"abstain\"\ninstances = \"pooled\"\nrecycle_after = 50",
+    );
+    let m = parse(&pooled).expect("valid");
+    assert_eq!(m.plugins[0].instances, crate::Instances::Pooled);
+    assert_eq!(m.plugins[0].recycle_after, 50);
+    let zero = GOOD.replace("on_error = \"abstain\"", "recycle_after = 0");
+    assert!(error_of(&zero).contains("`recycle_after` must be at least 1"));
+    let bad = GOOD.replace("on_error = \"abstain\"", "instances = \"shared\"");
+    assert!(error_of(&bad).contains("shared"));
+}
