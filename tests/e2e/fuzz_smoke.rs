@@ -6,15 +6,19 @@ use prost::Message as _;
 
 use crate::support::*;
 
-#[test]
-fn random_bytes_never_panic_the_decoder() {
-    let mut state = 0x2545_f491_4f6c_dd1du64;
-    let mut next = || {
+/// A seeded pseudo-random sequence, so a failure reproduces.
+fn xorshift(mut state: u64) -> impl FnMut() -> u64 {
+    move || {
         state ^= state << 13;
         state ^= state >> 7;
         state ^= state << 17;
         state
-    };
+    }
+}
+
+#[test]
+fn random_bytes_never_panic_the_decoder() {
+    let mut next = xorshift(0x2545_f491_4f6c_dd1d);
     for _ in 0..5000 {
         let len = (next() % 300) as usize;
         let data: Vec<u8> = (0..len).map(|_| next() as u8).collect();
@@ -24,13 +28,7 @@ fn random_bytes_never_panic_the_decoder() {
 
 #[test]
 fn mutated_valid_requests_never_panic_the_decoder() {
-    let mut state = 0x9e37_79b9_7f4a_7c15u64;
-    let mut next = || {
-        state ^= state << 13;
-        state ^= state >> 7;
-        state ^= state << 17;
-        state
-    };
+    let mut next = xorshift(0x9e37_79b9_7f4a_7c15);
     let seeds: Vec<Vec<u8>> = vectors()
         .iter()
         .take(50)

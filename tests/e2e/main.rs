@@ -8,4 +8,5 @@ mod hostile;
 mod languages;
 mod lifecycle;
 mod support;
+mod test_cases;
 mod validation;

@@ -27,8 +27,9 @@ use hdrhistogram::Histogram;
 use tonic::transport::Channel;
 
 mod noop;
+mod soak;
 
-#[derive(Debug, Parser)]
+#[derive(Debug, Clone, Parser)]
 #[command(about = "Closed-loop load generator for arbiter serve")]
 struct Args {
     /// Requests in flight, one run per value.
@@ -56,6 +57,11 @@ struct Args {
     /// Extra arguments for `arbiter serve` (e.g. `--policy-set=builtin:reference-split`).
     #[arg(long, allow_hyphen_values = true)]
     serve_arg: Vec<String>,
+    /// Soak instead of measuring: a fifth of the traffic to hostile plugins, the rest
+    /// to the reference set, for `--seconds`; checks every decision and samples the
+    /// server's resident memory.
+    #[arg(long)]
+    soak: bool,
     /// Run as the no-op server on this address (used internally).
     #[arg(long, hide = true)]
     noop_server: Option<String>,
@@ -68,6 +74,9 @@ fn main() -> anyhow::Result<()> {
         return rt.block_on(noop::serve(addr.parse()?));
     }
     let requests = load_requests(args.vectors.clone())?;
+    if args.soak {
+        return soak_main(&args);
+    }
     let client_rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(1)
         .enable_all()
@@ -107,6 +116,70 @@ fn main() -> anyhow::Result<()> {
         }
     }
     Ok(())
+}
+
+fn soak_main(args: &Args) -> anyhow::Result<()> {
+    let dir = tempfile::tempdir()?;
+    let mut serve_args = vec!["--policy-set=builtin:reference".to_string()];
+    for set in soak::hostile_sets(dir.path())? {
+        serve_args.push(format!("--policy-set={set}"));
+    }
+    let normal = normal_vectors(args.vectors.clone())?;
+    let port = free_port()?;
+    let args = Args {
+        serve_arg: serve_args,
+        ..args.clone()
+    };
+    let mut server = spawn(&args, "arbiter", port, dir.path())?;
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()?;
+    let result = rt.block_on(async {
+        let channel = connect(&format!("http://127.0.0.1:{port}")).await?;
+        let in_flight = args.in_flight.iter().copied().max().unwrap_or(16);
+        soak::run(
+            &channel,
+            server.id(),
+            normal,
+            in_flight,
+            Duration::from_secs(args.seconds),
+        )
+        .await
+    });
+    let _ = server.kill();
+    let _ = server.wait();
+    result
+}
+
+/// The vectors without approval, with their expected decision.
+fn normal_vectors(path: Option<PathBuf>) -> anyhow::Result<Vec<(pb::AuthorizeRequest, i32)>> {
+    let path = path.unwrap_or_else(default_vectors);
+    let text = std::fs::read_to_string(&path)
+        .with_context(|| format!("cannot read `{}`", path.display()))?;
+    let mut out = Vec::new();
+    for l in text.lines().filter(|l| !l.trim().is_empty()) {
+        let v: serde_json::Value = serde_json::from_str(l)?;
+        if v["approved"].as_bool() == Some(true) {
+            continue;
+        }
+        let expected = match v["expected"].as_str() {
+            Some("allow") => pb::Decision::Allow,
+            Some("deny") => pb::Decision::Deny,
+            Some("require-approval") => pb::Decision::RequireApproval,
+            other => bail!("vector without a known `expected`: {other:?}"),
+        };
+        let (_, r) = arbiter::cli::check::parse_line(l).map_err(anyhow::Error::msg)?;
+        out.push((arbiter::grpc::encode::request(&r), expected as i32));
+    }
+    Ok(out)
+}
+
+fn default_vectors() -> PathBuf {
+    PathBuf::from(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../tests/vectors/reference-public.jsonl"
+    ))
 }
 
 fn load_requests(path: Option<PathBuf>) -> anyhow::Result<Vec<pb::AuthorizeRequest>> {

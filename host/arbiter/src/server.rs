@@ -49,7 +49,7 @@ impl Running {
 
 /// Loads every configured set (refusing to start if any fails) and binds.
 pub async fn start(config: &Config) -> anyhow::Result<Running> {
-    create_private_dir(&config.data_dir).with_context(|| {
+    arbiter_runtime::create_private_dir(&config.data_dir).with_context(|| {
         format!(
             "cannot create the data directory `{}`",
             config.data_dir.display()
@@ -132,21 +132,6 @@ pub async fn start(config: &Config) -> anyhow::Result<Running> {
         stop,
         task,
     })
-}
-
-fn create_private_dir(dir: &std::path::Path) -> std::io::Result<()> {
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::DirBuilderExt;
-        std::fs::DirBuilder::new()
-            .recursive(true)
-            .mode(0o700)
-            .create(dir)
-    }
-    #[cfg(not(unix))]
-    {
-        std::fs::create_dir_all(dir)
-    }
 }
 
 /// Resolves when the process receives SIGINT or SIGTERM.

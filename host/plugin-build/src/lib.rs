@@ -32,7 +32,10 @@ pub fn output_dir() -> PathBuf {
 /// release mode and returns the directory holding the `.wasm` files. Cargo's own lock
 /// serialises concurrent callers.
 pub fn build(packages: &[&str]) -> Result<PathBuf, String> {
-    let mut cmd = Command::new(std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into()));
+    // The rustup proxy, not `$CARGO`: the guest build must use the toolchain pinned in
+    // rust-toolchain.toml (which has the wasm target), even when the host is built by
+    // another one (cargo-fuzz builds with nightly).
+    let mut cmd = Command::new("cargo");
     cmd.current_dir(plugins_dir())
         .args(["build", "--release", "--target", TARGET])
         .args([
@@ -51,6 +54,7 @@ pub fn build(packages: &[&str]) -> Result<PathBuf, String> {
             || matches!(
                 k.as_ref(),
                 "RUSTC"
+                    | "RUSTUP_TOOLCHAIN"
                     | "RUSTC_WRAPPER"
                     | "RUSTC_WORKSPACE_WRAPPER"
                     | "RUSTDOC"

@@ -90,7 +90,8 @@ fn store(component: &Component, dir: &Path, path: &PathBuf) -> std::io::Result<(
     std::fs::rename(&tmp, path)
 }
 
-fn create_private_dir(dir: &Path) -> std::io::Result<()> {
+/// Creates `dir` (and parents) readable by the owner only.
+pub fn create_private_dir(dir: &Path) -> std::io::Result<()> {
     #[cfg(unix)]
     {
         use std::os::unix::fs::DirBuilderExt;

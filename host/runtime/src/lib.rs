@@ -17,6 +17,7 @@ mod plugin;
 mod sandbox;
 mod set;
 
+pub use cache::create_private_dir;
 pub use engine::{POOL_INSTANCES, Runtime, RuntimeConfig, RuntimeError};
 pub use plugin::PluginStatus;
 pub use set::{LoadError, PolicySet, SetSource};

@@ -37,7 +37,7 @@ use super::{Tally, print_decision};
 /// Printed under any error about the file's structure.
 const FILE_HINT: &str = "a case file has an optional [defaults] table (request, approved) and \
 [[case]] tables with name, expect (allow, deny or require-approval) and optionally request, \
-approved, reasons and unset; see docs/plugin-authors.md, \"Test cases\"";
+approved, reasons and unset; see docs/plugin-authors.md § 7, \"Test cases\"";
 
 /// Printed under an invalid merged request.
 const REQUEST_HINT: &str = "the request is [defaults.request] deep-merged with the case's \
@@ -150,13 +150,12 @@ pub(super) fn parse(text: &str, file: &str) -> Result<Vec<Case>, String> {
         let name = raw_case.name.clone();
         let body = if name.trim().is_empty() {
             Err("`name` is empty; give every case a name".to_string())
-        } else if let Some(first) = seen.insert(name.clone(), index) {
-            // Keep the first index for later duplicates too.
-            seen.insert(name.clone(), first);
+        } else if let Some(first) = seen.get(&name) {
             Err(format!(
                 "case {first} has the same name; names identify cases in the output"
             ))
         } else {
+            seen.insert(name.clone(), index);
             body(&raw.defaults, raw_case)
         };
         cases.push(Case {
