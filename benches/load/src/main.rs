@@ -239,7 +239,7 @@ fn spawn(args: &Args, target: &str, port: u16, data: &std::path::Path) -> anyhow
         None => Command::new(&program),
     };
     cmd.args(&argv)
-        .env("ARBITER_LOG", "warn")
+        .env("ARBITER_LOG", "error")
         .stdout(Stdio::null())
         .stderr(Stdio::inherit());
     cmd.spawn()

@@ -13,7 +13,8 @@ use arbiter::proto as pb;
 use arbiter::proto::authorizer_client::AuthorizerClient;
 use tonic::transport::Channel;
 
-/// (set name, plugin limits, misbehave settings)
+/// (set name, plugin limits, misbehave settings). All are denied (as failures) except
+/// `print-flood`, whose output is capped and which then allows.
 const HOSTILE: &[(&str, &str, &str)] = &[
     ("loop", "deadline_ms = 20", "behaviour = \"loop\""),
     ("sleep", "deadline_ms = 20", "behaviour = \"sleep\""),
@@ -33,7 +34,7 @@ const HOSTILE: &[(&str, &str, &str)] = &[
     ("log-flood", "", "behaviour = \"log-flood\""),
     (
         "print-flood",
-        "deadline_ms = 1000",
+        "deadline_ms = 10000",
         "behaviour = \"print-flood\"",
     ),
 ];
@@ -45,6 +46,14 @@ struct Counts {
     hostile_denied: AtomicU64,
     hostile_wrong: AtomicU64,
     errors: AtomicU64,
+}
+
+fn expected_for(hostile: &str) -> i32 {
+    if hostile == "print-flood" {
+        pb::Decision::Allow as i32
+    } else {
+        pb::Decision::Deny as i32
+    }
 }
 
 /// Writes one set directory per hostile behaviour and returns their paths.
@@ -98,11 +107,20 @@ pub async fn run(
                     let (name, _, _) = HOSTILE[(i / 5) % HOSTILE.len()];
                     let mut r = normal[i % normal.len()].0.clone();
                     r.policy_set = name.into();
+                    r.explain = true;
                     match client.authorize(r).await {
-                        Ok(d) if d.get_ref().decision == pb::Decision::Deny as i32 => {
+                        Ok(d) if d.get_ref().decision == expected_for(name) => {
                             &counts.hostile_denied
                         }
-                        Ok(_) => &counts.hostile_wrong,
+                        Ok(d) => {
+                            let d = d.into_inner();
+                            eprintln!(
+                                "hostile set `{name}` answered {} {:?}",
+                                d.decision,
+                                d.plugins.first().map(|p| &p.failure)
+                            );
+                            &counts.hostile_wrong
+                        }
                         Err(_) => &counts.errors,
                     }
                 } else {
@@ -137,7 +155,7 @@ pub async fn run(
         .unwrap_or(0);
     let peak = samples.iter().map(|s| s.1).max().unwrap_or(0);
     println!(
-        "| seconds | in flight | normal decisions (correct / wrong) | hostile decisions (denied / not denied) | errors | RSS max first 10 s (MiB) | RSS max last 10 s (MiB) | RSS peak (MiB) |"
+        "| seconds | in flight | normal decisions (correct / wrong) | hostile decisions (as expected / not) | errors | RSS max first 10 s (MiB) | RSS max last 10 s (MiB) | RSS peak (MiB) |"
     );
     println!("| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |");
     println!(

@@ -52,7 +52,18 @@ impl GuestLog {
     /// much was dropped.
     pub fn flush_to_tracing(&self, plugin: &str) {
         let b = std::mem::take(&mut *self.inner.lock().unwrap_or_else(PoisonError::into_inner));
-        for (stream, text) in &b.lines {
+        // Consecutive writes to one stream form one text, so a line written in pieces
+        // (`print!` then `println!`) is logged as one line.
+        let mut merged: Vec<(&'static str, String)> = Vec::new();
+        for (stream, text) in b.lines {
+            match merged.last_mut() {
+                Some((last, acc)) if *last == stream && matches!(stream, "stdout" | "stderr") => {
+                    acc.push_str(&text);
+                }
+                _ => merged.push((stream, text)),
+            }
+        }
+        for (stream, text) in &merged {
             for line in text.lines().filter(|l| !l.is_empty()) {
                 match *stream {
                     "error" => tracing::error!(target: "arbiter::guest", plugin, "{line}"),
