@@ -38,6 +38,7 @@ impl TestServer {
             log_format: LogFormat::Text,
             limits: Limits::default(),
             capacity,
+            wasm_stack_bytes: arbiter_runtime::MAX_WASM_STACK,
         };
         let running = server::start(&config).await.expect("server starts");
         let url = format!("http://{}", running.local_addr);

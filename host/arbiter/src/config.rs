@@ -44,6 +44,8 @@ pub struct RawConfig {
     pub limits: Option<LimitsOverride>,
     /// Decisions evaluated at once (the sandbox pool size); more wait, then are refused.
     pub capacity: Option<u32>,
+    /// Wasm stack per evaluation in KiB, for every plugin (engine-wide).
+    pub wasm_stack_kib: Option<u32>,
 }
 
 /// Flags of `arbiter serve`; each also reads an environment variable.
@@ -77,6 +79,9 @@ pub struct ServeArgs {
     /// limit (up to four times as many wait) [default: 256].
     #[arg(long, env = "ARBITER_CAPACITY")]
     pub capacity: Option<u32>,
+    /// Wasm stack per evaluation in KiB, for every plugin (64-8192) [default: 1024].
+    #[arg(long, env = "ARBITER_WASM_STACK_KIB")]
+    pub wasm_stack_kib: Option<u32>,
 }
 
 /// Validated server configuration.
@@ -96,6 +101,8 @@ pub struct Config {
     pub limits: Limits,
     /// Concurrent evaluations (sandbox pool size and admission limit).
     pub capacity: u32,
+    /// Wasm stack per evaluation, in bytes.
+    pub wasm_stack_bytes: usize,
 }
 
 impl Config {
@@ -110,7 +117,7 @@ impl Config {
                 let raw: RawConfig = toml::from_str(&text).map_err(|e| {
                     let line = e.span().map_or(0, |s| text[..s.start].matches('\n').count() + 1);
                     anyhow::anyhow!(
-                        "{}:{line}: {}\nhint: valid keys are listen, data_dir, policy_sets, default_set, log_format, capacity, [limits]",
+                        "{}:{line}: {}\nhint: valid keys are listen, data_dir, policy_sets, default_set, log_format, capacity, wasm_stack_kib, [limits]",
                         path.display(),
                         e.message()
                     )
@@ -172,6 +179,7 @@ impl Config {
                     .or(raw.capacity)
                     .unwrap_or(arbiter_runtime::POOL_INSTANCES),
             )?,
+            wasm_stack_bytes: check_stack(args.wasm_stack_kib.or(raw.wasm_stack_kib))?,
         })
     }
 }
@@ -179,6 +187,22 @@ impl Config {
 /// The largest pool: every slot reserves address space for a maximal memory, and
 /// more concurrent evaluations than this help no machine.
 pub const MAX_CAPACITY: u32 = 4096;
+
+fn check_stack(kib: Option<u32>) -> anyhow::Result<usize> {
+    let Some(kib) = kib else {
+        return Ok(arbiter_runtime::MAX_WASM_STACK);
+    };
+    let bytes = kib as usize * 1024;
+    let range = arbiter_runtime::WASM_STACK_RANGE;
+    if !range.contains(&bytes) {
+        anyhow::bail!(
+            "wasm stack of {kib} KiB is out of range: use {} to {} KiB",
+            range.start() / 1024,
+            range.end() / 1024
+        );
+    }
+    Ok(bytes)
+}
 
 fn check_capacity(c: u32) -> anyhow::Result<u32> {
     if c == 0 || c > MAX_CAPACITY {
@@ -214,6 +238,25 @@ mod tests {
         assert_eq!(c.listen.to_string(), DEFAULT_LISTEN);
         assert_eq!(c.policy_sets, ["builtin:reference"]);
         assert_eq!(c.log_format, LogFormat::Text);
+        assert_eq!(c.wasm_stack_bytes, arbiter_runtime::MAX_WASM_STACK);
+    }
+
+    #[test]
+    fn wasm_stack_is_bounded() {
+        let args = ServeArgs {
+            wasm_stack_kib: Some(16),
+            ..ServeArgs::default()
+        };
+        let e = Config::resolve(None, &args)
+            .expect_err("too small")
+            .to_string();
+        assert!(e.contains("16 KiB is out of range"), "{e}");
+        let c = Config::resolve(
+            Some((Path::new("/a.toml"), raw("wasm_stack_kib = 256\n"))),
+            &ServeArgs::default(),
+        )
+        .expect("ok");
+        assert_eq!(c.wasm_stack_bytes, 256 * 1024);
     }
 
     #[test]

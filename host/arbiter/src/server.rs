@@ -59,6 +59,7 @@ pub async fn start(config: &Config) -> anyhow::Result<Running> {
     let runtime = Runtime::new(RuntimeConfig {
         cache_dir: Some(config.data_dir.join("cache")),
         pool_instances: config.capacity,
+        wasm_stack_bytes: config.wasm_stack_bytes,
     })?;
     let mut loaded = Vec::new();
     for reference in &config.policy_sets {

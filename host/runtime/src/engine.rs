@@ -45,6 +45,11 @@ pub const EPOCH_TICK: Duration = Duration::from_millis(1);
 /// Wasm stack per instance: deep enough for interpreters (Python, QuickJS), bounded
 /// so that runaway recursion traps quickly as a stack overflow.
 pub const MAX_WASM_STACK: usize = 1 << 20;
+/// Bounds for a configured wasm stack: below 64 KiB language runtimes fail to start;
+/// above 8 MiB a runaway recursion holds that much memory per evaluation.
+pub const WASM_STACK_RANGE: std::ops::RangeInclusive<usize> = (64 << 10)..=(8 << 20);
+/// Host frames (WASI calls, lifting) run on the same fiber stack as the guest.
+const HOST_STACK_HEADROOM: usize = 1 << 20;
 
 /// Process-wide runtime settings.
 #[derive(Debug, Clone)]
@@ -54,6 +59,9 @@ pub struct RuntimeConfig {
     pub cache_dir: Option<PathBuf>,
     /// Component instances alive at once (see [`POOL_INSTANCES`]).
     pub pool_instances: u32,
+    /// Wasm stack per evaluation (engine-wide: wasmtime sets it per engine, not per
+    /// instance), within [`WASM_STACK_RANGE`].
+    pub wasm_stack_bytes: usize,
 }
 
 impl Default for RuntimeConfig {
@@ -61,6 +69,7 @@ impl Default for RuntimeConfig {
         Self {
             cache_dir: None,
             pool_instances: POOL_INSTANCES,
+            wasm_stack_bytes: MAX_WASM_STACK,
         }
     }
 }
@@ -126,8 +135,11 @@ impl std::fmt::Debug for Runtime {
 impl Runtime {
     /// Builds the engine and linker and starts the epoch ticker.
     pub fn new(config: RuntimeConfig) -> Result<Self, RuntimeError> {
-        let engine = Engine::new(&engine_config(config.pool_instances + WARM_INSTANCES))
-            .map_err(RuntimeError::Engine)?;
+        let engine = Engine::new(&engine_config(
+            config.pool_instances + WARM_INSTANCES,
+            config.wasm_stack_bytes,
+        ))
+        .map_err(RuntimeError::Engine)?;
         let mut linker = Linker::new(&engine);
         wasmtime_wasi::p2::add_to_linker_async(&mut linker).map_err(RuntimeError::Linker)?;
         Policy::add_to_linker::<_, HasSelf<_>>(&mut linker, |s| s).map_err(RuntimeError::Linker)?;
@@ -157,7 +169,8 @@ impl Runtime {
     }
 }
 
-fn engine_config(pool_instances: u32) -> Config {
+fn engine_config(pool_instances: u32, wasm_stack: usize) -> Config {
+    let wasm_stack = wasm_stack.clamp(*WASM_STACK_RANGE.start(), *WASM_STACK_RANGE.end());
     let mut pool = PoolingAllocationConfig::default();
     pool.total_component_instances(pool_instances)
         .total_core_instances(pool_instances * CORE_INSTANCES_PER_COMPONENT)
@@ -176,7 +189,8 @@ fn engine_config(pool_instances: u32) -> Config {
         .wasm_component_model(true)
         .epoch_interruption(true)
         .memory_init_cow(true)
-        .max_wasm_stack(MAX_WASM_STACK)
+        .max_wasm_stack(wasm_stack)
+        .async_stack_size(wasm_stack + HOST_STACK_HEADROOM)
         .allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
     config
 }

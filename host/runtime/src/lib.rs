@@ -18,6 +18,8 @@ mod sandbox;
 mod set;
 
 pub use cache::create_private_dir;
-pub use engine::{POOL_INSTANCES, Runtime, RuntimeConfig, RuntimeError};
+pub use engine::{
+    MAX_WASM_STACK, POOL_INSTANCES, Runtime, RuntimeConfig, RuntimeError, WASM_STACK_RANGE,
+};
 pub use plugin::PluginStatus;
 pub use set::{LoadError, PolicySet, SetSource};
