@@ -212,36 +212,29 @@ fn decode_action(a: pb::Action) -> Result<Action, ApiError> {
 }
 
 fn text(field: &str, s: String, max: usize) -> Result<String, ApiError> {
-    if s.len() > max {
-        return Err(ApiError::field(
-            field,
-            format!("is {} bytes, more than the limit of {max}", s.len()),
-        ));
-    }
-    if s.chars().any(char::is_control) {
-        return Err(ApiError::field(
-            field,
-            "must not contain control characters",
-        ));
-    }
-    Ok(s)
+    bounded(field, s, max, false)
 }
 
 /// Like [`text`], but line breaks and tabs are allowed (free text written by people).
 fn free_text(field: &str, s: String, max: usize) -> Result<String, ApiError> {
+    bounded(field, s, max, true)
+}
+
+fn bounded(field: &str, s: String, max: usize, line_breaks: bool) -> Result<String, ApiError> {
     if s.len() > max {
         return Err(ApiError::field(
             field,
             format!("is {} bytes, more than the limit of {max}", s.len()),
         ));
     }
-    if s.chars()
-        .any(|c| c.is_control() && !matches!(c, '\n' | '\r' | '\t'))
-    {
-        return Err(ApiError::field(
-            field,
-            "must not contain control characters other than line breaks and tabs",
-        ));
+    let refused = |c: char| c.is_control() && !(line_breaks && matches!(c, '\n' | '\r' | '\t'));
+    if s.chars().any(refused) {
+        let what = if line_breaks {
+            "must not contain control characters other than line breaks and tabs"
+        } else {
+            "must not contain control characters"
+        };
+        return Err(ApiError::field(field, what));
     }
     Ok(s)
 }
