@@ -150,14 +150,9 @@ impl LoadedPlugin {
         })
     }
 
-    /// Runs one evaluation in a fresh instance. Never fails: every failure is a
-    /// classified [`PluginOutcome::Failed`].
-    pub async fn evaluate(
-        &self,
-        rt: &Runtime,
-        request: &wit::Request,
-        data: &SetData,
-    ) -> PluginOutcome {
+    /// Runs one evaluation in a fresh (or, when opted in, a pooled) instance. Never
+    /// fails: every failure is a classified [`PluginOutcome::Failed`].
+    pub async fn evaluate(&self, request: &wit::Request, data: &SetData) -> PluginOutcome {
         self.evaluations.fetch_add(1, Ordering::Relaxed);
         let limits = self.spec.limits;
         if self.quarantined.load(Ordering::Relaxed) {
@@ -171,8 +166,8 @@ impl LoadedPlugin {
             );
         }
         let (result, tripped) = match self.spec.instances {
-            Instances::Fresh => self.run_fresh(rt, request, data).await,
-            Instances::Pooled => self.run_pooled(rt, request, data).await,
+            Instances::Fresh => self.run_fresh(request, data).await,
+            Instances::Pooled => self.run_pooled(request, data).await,
         };
         match result {
             Ok(v) => {
@@ -203,12 +198,11 @@ impl LoadedPlugin {
     /// A fresh instance: instantiate, configure, evaluate, drop.
     async fn run_fresh(
         &self,
-        rt: &Runtime,
         request: &wit::Request,
         data: &SetData,
     ) -> (Result<Verdict, Stop>, Tripped) {
         let limits = self.spec.limits;
-        let mut store = sandbox::new_store(&rt.inner.engine, limits, data.clone());
+        let mut store = sandbox::new_store(&self.runtime.engine, limits, data.clone());
         let run = async {
             let policy = self.instantiate(&mut store).await?;
             evaluate_in(&policy, &mut store, request, &limits).await
@@ -225,7 +219,6 @@ impl LoadedPlugin {
     /// dropped: it may be in any state.
     async fn run_pooled(
         &self,
-        rt: &Runtime,
         request: &wit::Request,
         data: &SetData,
     ) -> (Result<Verdict, Stop>, Tripped) {
@@ -237,11 +230,11 @@ impl LoadedPlugin {
             .pop();
         let (mut store, policy, uses) = match warm {
             Some(w) => {
-                rt.inner.release_warm_slot();
+                self.runtime.release_warm_slot();
                 (w.store, Some(w.policy), w.uses)
             }
             None => (
-                sandbox::new_store(&rt.inner.engine, limits, data.clone()),
+                sandbox::new_store(&self.runtime.engine, limits, data.clone()),
                 None,
                 0,
             ),
@@ -261,7 +254,7 @@ impl LoadedPlugin {
         store.data().log.flush_to_tracing(&self.spec.name);
         match result {
             Ok((verdict, policy)) => {
-                if uses + 1 < self.spec.recycle_after && rt.inner.take_warm_slot() {
+                if uses + 1 < self.spec.recycle_after && self.runtime.take_warm_slot() {
                     let warm = Warm {
                         store,
                         policy,

@@ -138,7 +138,6 @@ pub enum LoadError {
 /// A loaded, verified policy set, ready to decide. Immutable: a new version is a new
 /// `PolicySet`, swapped in whole.
 pub struct PolicySet {
-    runtime: Runtime,
     manifest: Manifest,
     identity: SetIdentity,
     plugins: Vec<Shared>,
@@ -256,7 +255,6 @@ impl PolicySet {
         };
         tracing::info!(set = %identity.name, version = %identity.version, digest = %identity.digest, plugins = plugins.len(), "policy set loaded");
         Ok(Self {
-            runtime: runtime.clone(),
             manifest,
             identity,
             plugins,
@@ -273,9 +271,7 @@ impl PolicySet {
         let mut reports = Vec::with_capacity(self.plugins.len());
         for plugin in &self.plugins {
             let t = Instant::now();
-            let outcome = plugin
-                .evaluate(&self.runtime, &wit_request, &self.data)
-                .await;
+            let outcome = plugin.evaluate(&wit_request, &self.data).await;
             reports.push(PluginReport {
                 name: plugin.spec.name.clone(),
                 outcome,
