@@ -134,7 +134,11 @@ pub async fn run(args: CheckArgs) -> anyhow::Result<i32> {
             if let Some(id) = &line.id {
                 v["id"] = id.clone();
             }
-            writeln!(out, "{v}")?;
+            match writeln!(out, "{v}") {
+                // The reader went away (`| head`): stop quietly, like other Unix tools.
+                Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => return Ok(0),
+                r => r?,
+            }
         }
     }
     Ok(if bad_lines + item_errors == 0 { 0 } else { 1 })
