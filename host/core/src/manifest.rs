@@ -69,8 +69,7 @@ struct RawManifest {
     combining: Combining,
     #[serde(default)]
     mode: Mode,
-    #[serde(default)]
-    limits: LimitsOverride,
+    limits: Option<Spanned<LimitsOverride>>,
     #[serde(default)]
     data: Vec<Spanned<String>>,
     #[serde(default)]
@@ -174,9 +173,12 @@ impl Manifest {
                 "`version` must not be empty".into(),
             ));
         }
-        let set_limits = defaults
-            .apply(&raw.limits)
-            .map_err(|e| err(None, format!("[limits]: {e}")))?;
+        let set_limits = match &raw.limits {
+            None => defaults,
+            Some(l) => defaults
+                .apply(l.get_ref())
+                .map_err(|e| err(Some(l.span()), format!("[limits]: {e}")))?,
+        };
         if raw.plugins.is_empty() {
             return Err(err(
                 None,
@@ -196,7 +198,8 @@ impl Manifest {
         for d in &raw.data {
             check_relative(d.get_ref())
                 .map_err(|m| err(Some(d.span()), format!("`data` entry: {m}")))?;
-            data.push(d.get_ref().clone());
+            // `./x.json` and `x.json` name one file for `data::read`.
+            data.push(normalize(d.get_ref()));
         }
         let mut names = BTreeSet::new();
         let mut plugins = Vec::with_capacity(raw.plugins.len());
@@ -302,6 +305,18 @@ fn check_relative(path: &str) -> Result<(), String> {
         ));
     }
     Ok(())
+}
+
+/// A relative path without `.` components, `/`-separated: the name plugins use.
+fn normalize(path: &str) -> String {
+    Path::new(path)
+        .components()
+        .filter_map(|c| match c {
+            Component::Normal(part) => Some(part.to_string_lossy().into_owned()),
+            _ => None,
+        })
+        .collect::<Vec<_>>()
+        .join("/")
 }
 
 /// Parses 64 hex digits.

@@ -124,3 +124,22 @@ fn pooled_instances_are_opt_in_with_a_recycle_bound() {
     let bad = GOOD.replace("on_error = \"abstain\"", "instances = \"shared\"");
     assert!(error_of(&bad).contains("shared"));
 }
+
+#[test]
+fn set_limits_errors_name_their_line() {
+    let e = error_of(&GOOD.replace("deadline_ms = 20", "deadline_ms = 0"));
+    assert!(
+        e.starts_with("policy-set.toml:7:") && e.contains("[limits]"),
+        "{e}"
+    );
+}
+
+#[test]
+fn data_names_are_normalized() {
+    let text = GOOD.replace(
+        "[limits]",
+        "data = [\"./rules/allow.json\", \"x.txt\"]\n\n[limits]",
+    );
+    let m = parse(&text).expect("valid");
+    assert_eq!(m.data, ["rules/allow.json", "x.txt"]);
+}
