@@ -55,6 +55,13 @@ pub async fn start(config: &Config) -> anyhow::Result<Running> {
             config.data_dir.display()
         )
     })?;
+    // Bind before compiling the sets, so that a port conflict is reported at once, not
+    // after seconds of compiling; connections wait in the backlog until we serve.
+    let listener = TcpListener::bind(config.listen)
+        .await
+        .with_context(|| format!("cannot listen on {}", config.listen))?;
+    let local_addr = listener.local_addr()?;
+
     // The sandbox pool and the admission limit are sized together, from one number.
     let runtime = Runtime::new(RuntimeConfig {
         cache_dir: Some(config.data_dir.join("cache")),
@@ -76,11 +83,6 @@ pub async fn start(config: &Config) -> anyhow::Result<Running> {
     }
     let sets =
         Arc::new(Sets::new(loaded, config.default_set.as_deref()).map_err(anyhow::Error::msg)?);
-
-    let listener = TcpListener::bind(config.listen)
-        .await
-        .with_context(|| format!("cannot listen on {}", config.listen))?;
-    let local_addr = listener.local_addr()?;
 
     let (health_reporter, health) = tonic_health::server::health_reporter();
     health_reporter
