@@ -1,1 +1,122 @@
-//! Placeholder.
+//! Arbiter's durable state: human approvals and their votes, issued credentials and
+//! their revocations, caller tokens (by hash) and credential signing-key metadata.
+//!
+//! Everything goes through the [`StateStore`] trait, so that a PostgreSQL backend can
+//! serve several stateless replicas later; [`SqliteStore`] is the embedded default: one
+//! file in the data directory, WAL mode, `synchronous = FULL` (an acknowledged write
+//! survives `kill -9` and power loss), schema migrations numbered by `user_version`.
+//!
+//! The store enforces what must be atomic (a vote counts once per approver; an approval
+//! is consumed once; a revocation is never undone). Who may vote, and whether a request
+//! matches an approval, are the server's rules, not the store's.
+//!
+//! ```
+//! use arbiter_store::{SqliteStore, StateStore};
+//! let dir = tempfile::tempdir().unwrap();
+//! let store = SqliteStore::open(&dir.path().join("state.db")).unwrap();
+//! assert!(store.approval("nope", 0).unwrap().is_none());
+//! ```
+
+mod model;
+mod schema;
+mod sqlite;
+
+pub use model::{
+    Approval, ApprovalFilter, ApprovalState, Credential, NewApproval, SigningKeyInfo, TokenEntry,
+    Vote, VoteOutcome,
+};
+pub use sqlite::{SqliteStore, now_micros};
+
+/// Why a state operation failed.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// The database refused the operation (disk full, locked for too long, corrupt).
+    #[error("state database error")]
+    Sqlite(#[from] rusqlite::Error),
+    /// A stored JSON column does not parse: the file was edited by hand or is corrupt.
+    #[error("state database holds an unreadable {what} for `{id}`")]
+    Corrupt {
+        /// What was being read.
+        what: &'static str,
+        /// Its id.
+        id: String,
+    },
+    /// The database was written by a newer Arbiter.
+    #[error(
+        "state database schema version {found} is newer than this server understands ({supported}); run a newer arbiter or restore a backup"
+    )]
+    Schema {
+        /// Version in the file.
+        found: i64,
+        /// Newest version this build knows.
+        supported: i64,
+    },
+    /// The database file could not be created with owner-only permissions.
+    #[error("cannot create the state database `{path}`")]
+    Create {
+        /// The file.
+        path: String,
+        /// The cause.
+        #[source]
+        source: std::io::Error,
+    },
+    /// A row with this key already exists.
+    #[error("`{0}` already exists")]
+    Duplicate(String),
+}
+
+/// The durable state of one Arbiter deployment. Every method is synchronous and
+/// durable when it returns; async callers run them on a blocking thread.
+pub trait StateStore: Send + Sync + std::fmt::Debug {
+    /// Records a new pending approval.
+    fn create_approval(&self, approval: &NewApproval) -> Result<(), StoreError>;
+    /// The approval `id` with its votes; its state reads `expired` once past expiry.
+    fn approval(&self, id: &str, now_micros: i64) -> Result<Option<Approval>, StoreError>;
+    /// A still pending, unexpired approval for the same request digest and set, so an
+    /// agent retrying a held action does not pile up approvals.
+    fn pending_for(
+        &self,
+        digest: &str,
+        set: &str,
+        now_micros: i64,
+    ) -> Result<Option<Approval>, StoreError>;
+    /// Approvals matching `filter`, newest first.
+    fn list_approvals(&self, filter: &ApprovalFilter) -> Result<Vec<Approval>, StoreError>;
+    /// Records one approver's vote atomically: a second vote by the same approver
+    /// changes nothing; a rejection rejects; enough approvals approve.
+    fn vote(&self, id: &str, vote: &Vote, now_micros: i64) -> Result<VoteOutcome, StoreError>;
+    /// Marks an approved, unexpired approval as used by `decision_id`. `false` when it
+    /// is not (any longer) approved: single use is enforced here, atomically.
+    fn consume_approval(
+        &self,
+        id: &str,
+        decision_id: &str,
+        now_micros: i64,
+    ) -> Result<bool, StoreError>;
+
+    /// Records an issued credential.
+    fn insert_credential(&self, credential: &Credential) -> Result<(), StoreError>;
+    /// The credential `id`.
+    fn credential(&self, id: &str) -> Result<Option<Credential>, StoreError>;
+    /// Revokes one credential; `false` when unknown or already revoked.
+    fn revoke_credential(
+        &self,
+        id: &str,
+        now_micros: i64,
+        reason: &str,
+    ) -> Result<bool, StoreError>;
+    /// Revokes every unrevoked credential of `task_id`; returns their ids.
+    fn revoke_task(&self, task_id: &str, now_micros: i64) -> Result<Vec<String>, StoreError>;
+
+    /// Every caller token entry.
+    fn tokens(&self) -> Result<Vec<TokenEntry>, StoreError>;
+    /// Adds a caller token entry (by hash).
+    fn add_token(&self, token: &TokenEntry) -> Result<(), StoreError>;
+    /// Removes the token entries of caller `id`; returns how many.
+    fn remove_tokens(&self, id: &str) -> Result<usize, StoreError>;
+
+    /// Credential signing keys, oldest first.
+    fn signing_keys(&self) -> Result<Vec<SigningKeyInfo>, StoreError>;
+    /// Makes `kid` the active signing key, retiring the others at `now_micros`.
+    fn activate_signing_key(&self, kid: &str, now_micros: i64) -> Result<(), StoreError>;
+}

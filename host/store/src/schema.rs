@@ -1,0 +1,88 @@
+//! Schema migrations, numbered by SQLite's `user_version`. Append, never edit: a
+//! database is brought forward one step at a time, each in its own transaction.
+
+use rusqlite::Connection;
+
+use crate::StoreError;
+
+/// Every migration, in order; `MIGRATIONS[i]` brings version `i` to `i + 1`.
+const MIGRATIONS: &[&str] = &[
+    // 1: approvals, votes, credentials, tokens, signing keys.
+    "CREATE TABLE approvals (
+        id TEXT PRIMARY KEY,
+        request_digest TEXT NOT NULL,
+        request TEXT NOT NULL,
+        principal TEXT NOT NULL,
+        delegation TEXT NOT NULL,
+        task_id TEXT NOT NULL,
+        set_name TEXT NOT NULL,
+        set_version TEXT NOT NULL,
+        set_digest TEXT NOT NULL,
+        decision_id TEXT NOT NULL,
+        reasons TEXT NOT NULL,
+        approvers_required INTEGER NOT NULL,
+        created_micros INTEGER NOT NULL,
+        expires_micros INTEGER NOT NULL,
+        state TEXT NOT NULL,
+        consumed_micros INTEGER,
+        consumed_by TEXT,
+        updated_micros INTEGER NOT NULL
+    );
+    CREATE INDEX approvals_pending ON approvals (request_digest, set_name, state);
+    CREATE INDEX approvals_created ON approvals (created_micros);
+    CREATE TABLE votes (
+        approval_id TEXT NOT NULL REFERENCES approvals (id),
+        approver TEXT NOT NULL,
+        approve INTEGER NOT NULL,
+        comment TEXT NOT NULL,
+        at_micros INTEGER NOT NULL,
+        PRIMARY KEY (approval_id, approver)
+    );
+    CREATE TABLE credentials (
+        id TEXT PRIMARY KEY,
+        task_id TEXT NOT NULL,
+        principal TEXT NOT NULL,
+        action TEXT NOT NULL,
+        resource TEXT NOT NULL,
+        decision_id TEXT NOT NULL,
+        kid TEXT NOT NULL,
+        issued_at INTEGER NOT NULL,
+        expires_at INTEGER NOT NULL,
+        revoked_micros INTEGER,
+        revoke_reason TEXT
+    );
+    CREATE INDEX credentials_task ON credentials (task_id);
+    CREATE TABLE tokens (
+        sha256 TEXT PRIMARY KEY,
+        id TEXT NOT NULL,
+        kind TEXT NOT NULL,
+        roles TEXT NOT NULL,
+        created_micros INTEGER NOT NULL
+    );
+    CREATE TABLE signing_keys (
+        kid TEXT PRIMARY KEY,
+        created_micros INTEGER NOT NULL,
+        retired_micros INTEGER
+    );",
+];
+
+/// The newest schema this build knows.
+pub const VERSION: i64 = MIGRATIONS.len() as i64;
+
+/// Brings the database to [`VERSION`], refusing one from the future.
+pub fn migrate(conn: &mut Connection) -> Result<(), StoreError> {
+    let found: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0))?;
+    if found > VERSION {
+        return Err(StoreError::Schema {
+            found,
+            supported: VERSION,
+        });
+    }
+    for (i, sql) in MIGRATIONS.iter().enumerate().skip(found as usize) {
+        let tx = conn.transaction()?;
+        tx.execute_batch(sql)?;
+        tx.pragma_update(None, "user_version", i as i64 + 1)?;
+        tx.commit()?;
+    }
+    Ok(())
+}

@@ -1,0 +1,483 @@
+//! The embedded SQLite backend.
+
+use std::path::Path;
+use std::sync::{Mutex, MutexGuard};
+use std::time::Duration;
+
+use rusqlite::{Connection, OptionalExtension as _, Row, params};
+
+use crate::model::{
+    Approval, ApprovalFilter, ApprovalState, Credential, NewApproval, SigningKeyInfo, TokenEntry,
+    Vote, VoteOutcome,
+};
+use crate::{StateStore, StoreError, schema};
+
+/// How long a writer waits for another process (e.g. `arbiter token create` while the
+/// server runs) to finish its transaction before giving up.
+const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
+/// Approvals listed when the filter names no limit.
+const DEFAULT_LIST_LIMIT: usize = 100;
+/// Approvals listed at most, whatever the filter asks.
+const MAX_LIST_LIMIT: usize = 10_000;
+
+/// State in one SQLite file. Writes are serialised through one connection; every
+/// write is one transaction, committed with a full sync before the call returns.
+#[derive(Debug)]
+pub struct SqliteStore {
+    conn: Mutex<Connection>,
+}
+
+impl SqliteStore {
+    /// Opens (creating with mode 0600 and migrating as needed) the database at `path`.
+    pub fn open(path: &Path) -> Result<Self, StoreError> {
+        create_private(path)?;
+        let mut conn = Connection::open(path)?;
+        conn.busy_timeout(BUSY_TIMEOUT)?;
+        conn.pragma_update(None, "journal_mode", "WAL")?;
+        // FULL: a commit is on disk when it returns, so an acknowledged approval or
+        // revocation survives power loss, not only a killed process.
+        conn.pragma_update(None, "synchronous", "FULL")?;
+        conn.pragma_update(None, "foreign_keys", "ON")?;
+        schema::migrate(&mut conn)?;
+        Ok(Self {
+            conn: Mutex::new(conn),
+        })
+    }
+
+    fn conn(&self) -> MutexGuard<'_, Connection> {
+        // A panic while holding the lock cannot leave a half-written transaction
+        // (SQLite rolls back), so a poisoned lock is safe to keep using.
+        self.conn.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+/// Creates the file owner-only before SQLite opens it (SQLite would use 0644).
+fn create_private(path: &Path) -> Result<(), StoreError> {
+    if path.exists() {
+        return Ok(());
+    }
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create(true).truncate(false);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    options
+        .open(path)
+        .map(drop)
+        .map_err(|source| StoreError::Create {
+            path: path.display().to_string(),
+            source,
+        })
+}
+
+const APPROVAL_COLUMNS: &str = "id, request_digest, request, principal, delegation, task_id, set_name, set_version, set_digest, decision_id, reasons, approvers_required, created_micros, expires_micros, state, consumed_micros, consumed_by, updated_micros";
+
+fn json<T: serde::de::DeserializeOwned>(
+    text: &str,
+    what: &'static str,
+    id: &str,
+) -> Result<T, StoreError> {
+    serde_json::from_str(text).map_err(|_| StoreError::Corrupt {
+        what,
+        id: id.to_string(),
+    })
+}
+
+fn to_json<T: serde::Serialize>(v: &T) -> String {
+    // Serialising plain data (strings, numbers, vectors) cannot fail.
+    serde_json::to_string(v).unwrap_or_default()
+}
+
+/// Raw columns of an approval row, parsed outside rusqlite's row closure.
+struct ApprovalRow {
+    cols: (String, String, String, String, String, String),
+    set: (String, String, String),
+    decision_id: String,
+    reasons: String,
+    approvers_required: u32,
+    created: i64,
+    expires: i64,
+    state: String,
+    consumed: Option<i64>,
+    consumed_by: Option<String>,
+    updated: i64,
+}
+
+fn approval_row(r: &Row<'_>) -> rusqlite::Result<ApprovalRow> {
+    Ok(ApprovalRow {
+        cols: (
+            r.get(0)?,
+            r.get(1)?,
+            r.get(2)?,
+            r.get(3)?,
+            r.get(4)?,
+            r.get(5)?,
+        ),
+        set: (r.get(6)?, r.get(7)?, r.get(8)?),
+        decision_id: r.get(9)?,
+        reasons: r.get(10)?,
+        approvers_required: r.get(11)?,
+        created: r.get(12)?,
+        expires: r.get(13)?,
+        state: r.get(14)?,
+        consumed: r.get(15)?,
+        consumed_by: r.get(16)?,
+        updated: r.get(17)?,
+    })
+}
+
+fn load_votes(conn: &Connection, id: &str) -> Result<Vec<Vote>, StoreError> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT approver, approve, comment, at_micros FROM votes WHERE approval_id = ?1 ORDER BY at_micros, rowid",
+    )?;
+    let votes = stmt
+        .query_map([id], |r| {
+            Ok(Vote {
+                approver: r.get(0)?,
+                approve: r.get(1)?,
+                comment: r.get(2)?,
+                at_micros: r.get(3)?,
+            })
+        })?
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(votes)
+}
+
+fn finish(conn: &Connection, row: ApprovalRow, now: i64) -> Result<Approval, StoreError> {
+    let (id, request_digest, request, principal, delegation, task_id) = row.cols;
+    let mut state = ApprovalState::parse(&row.state).ok_or_else(|| StoreError::Corrupt {
+        what: "approval state",
+        id: id.clone(),
+    })?;
+    if matches!(state, ApprovalState::Pending | ApprovalState::Approved) && now >= row.expires {
+        state = ApprovalState::Expired;
+    }
+    Ok(Approval {
+        votes: load_votes(conn, &id)?,
+        new: NewApproval {
+            request: json(&request, "approval request", &id)?,
+            delegation: json(&delegation, "approval delegation", &id)?,
+            reasons: json(&row.reasons, "approval reasons", &id)?,
+            set: arbiter_core::SetIdentity {
+                name: row.set.0,
+                version: row.set.1,
+                digest: row.set.2,
+            },
+            id,
+            request_digest,
+            principal,
+            task_id,
+            decision_id: row.decision_id,
+            approvers_required: row.approvers_required,
+            created_micros: row.created,
+            expires_micros: row.expires,
+        },
+        state,
+        consumed_micros: row.consumed,
+        consumed_by: row.consumed_by,
+        updated_micros: row.updated,
+    })
+}
+
+fn get_approval(conn: &Connection, id: &str, now: i64) -> Result<Option<Approval>, StoreError> {
+    let row = conn
+        .prepare_cached(&format!(
+            "SELECT {APPROVAL_COLUMNS} FROM approvals WHERE id = ?1"
+        ))?
+        .query_row([id], approval_row)
+        .optional()?;
+    row.map(|row| finish(conn, row, now)).transpose()
+}
+
+fn credential_row(r: &Row<'_>) -> rusqlite::Result<Credential> {
+    Ok(Credential {
+        id: r.get(0)?,
+        task_id: r.get(1)?,
+        principal: r.get(2)?,
+        action: r.get(3)?,
+        resource: r.get(4)?,
+        decision_id: r.get(5)?,
+        kid: r.get(6)?,
+        issued_at: r.get(7)?,
+        expires_at: r.get(8)?,
+        revoked_micros: r.get(9)?,
+        revoke_reason: r.get(10)?,
+    })
+}
+
+impl StateStore for SqliteStore {
+    fn create_approval(&self, a: &NewApproval) -> Result<(), StoreError> {
+        let conn = self.conn();
+        let n = conn
+            .prepare_cached(&format!(
+                "INSERT OR IGNORE INTO approvals ({APPROVAL_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, 'pending', NULL, NULL, ?13)"
+            ))?
+            .execute(params![
+                a.id,
+                a.request_digest,
+                to_json(&a.request),
+                a.principal,
+                to_json(&a.delegation),
+                a.task_id,
+                a.set.name,
+                a.set.version,
+                a.set.digest,
+                a.decision_id,
+                to_json(&a.reasons),
+                a.approvers_required,
+                a.created_micros,
+                a.expires_micros,
+            ])?;
+        if n == 0 {
+            return Err(StoreError::Duplicate(a.id.clone()));
+        }
+        Ok(())
+    }
+
+    fn approval(&self, id: &str, now: i64) -> Result<Option<Approval>, StoreError> {
+        get_approval(&self.conn(), id, now)
+    }
+
+    fn pending_for(
+        &self,
+        digest: &str,
+        set: &str,
+        now: i64,
+    ) -> Result<Option<Approval>, StoreError> {
+        let conn = self.conn();
+        let row = conn
+            .prepare_cached(&format!(
+                "SELECT {APPROVAL_COLUMNS} FROM approvals WHERE request_digest = ?1 AND set_name = ?2 AND state = 'pending' AND expires_micros > ?3 ORDER BY created_micros DESC LIMIT 1"
+            ))?
+            .query_row(params![digest, set, now], approval_row)
+            .optional()?;
+        row.map(|row| finish(&conn, row, now)).transpose()
+    }
+
+    fn list_approvals(&self, f: &ApprovalFilter) -> Result<Vec<Approval>, StoreError> {
+        let conn = self.conn();
+        let limit = match f.limit {
+            0 => DEFAULT_LIST_LIMIT,
+            n => n.min(MAX_LIST_LIMIT),
+        };
+        // States are derived from the clock (`expired`), so filter after reading;
+        // the SQL narrows by the stored state where it can.
+        let mut stmt = conn.prepare_cached(&format!(
+            "SELECT {APPROVAL_COLUMNS} FROM approvals
+             WHERE (?1 IS NULL OR principal = ?1) AND (?2 IS NULL OR task_id = ?2)
+             ORDER BY created_micros DESC"
+        ))?;
+        let rows = stmt
+            .query_map(params![f.principal, f.task_id], approval_row)?
+            .collect::<Result<Vec<_>, _>>()?;
+        drop(stmt);
+        let mut out = Vec::new();
+        for row in rows {
+            let stored = ApprovalState::parse(&row.state);
+            let expired = row.expires <= f.now_micros;
+            // Skip rows whose state cannot match without loading their votes.
+            if !f.states.is_empty() {
+                let derived = match stored {
+                    Some(ApprovalState::Pending | ApprovalState::Approved) if expired => {
+                        Some(ApprovalState::Expired)
+                    }
+                    s => s,
+                };
+                if !derived.is_some_and(|s| f.states.contains(&s)) {
+                    continue;
+                }
+            }
+            out.push(finish(&conn, row, f.now_micros)?);
+            if out.len() >= limit {
+                break;
+            }
+        }
+        Ok(out)
+    }
+
+    fn vote(&self, id: &str, vote: &Vote, now: i64) -> Result<VoteOutcome, StoreError> {
+        let mut conn = self.conn();
+        let tx = conn.transaction()?;
+        let Some(current) = get_approval(&tx, id, now)? else {
+            return Ok(VoteOutcome::NotFound);
+        };
+        if current.votes.iter().any(|v| v.approver == vote.approver) {
+            return Ok(VoteOutcome::AlreadyVoted(current));
+        }
+        if current.state != ApprovalState::Pending {
+            return Ok(VoteOutcome::Closed(current));
+        }
+        tx.execute(
+            "INSERT INTO votes (approval_id, approver, approve, comment, at_micros) VALUES (?1, ?2, ?3, ?4, ?5)",
+            params![id, vote.approver, vote.approve, vote.comment, vote.at_micros],
+        )?;
+        let yes = current.approvals() + u32::from(vote.approve);
+        let state = if !vote.approve {
+            ApprovalState::Rejected
+        } else if yes >= current.new.approvers_required {
+            ApprovalState::Approved
+        } else {
+            ApprovalState::Pending
+        };
+        tx.execute(
+            "UPDATE approvals SET state = ?2, updated_micros = ?3 WHERE id = ?1",
+            params![id, state.as_str(), now],
+        )?;
+        let updated = get_approval(&tx, id, now)?.ok_or_else(|| StoreError::Corrupt {
+            what: "approval",
+            id: id.to_string(),
+        })?;
+        tx.commit()?;
+        Ok(VoteOutcome::Counted(updated))
+    }
+
+    fn consume_approval(&self, id: &str, decision_id: &str, now: i64) -> Result<bool, StoreError> {
+        let n = self.conn().execute(
+            "UPDATE approvals SET state = 'consumed', consumed_micros = ?3, consumed_by = ?2, updated_micros = ?3
+             WHERE id = ?1 AND state = 'approved' AND expires_micros > ?3",
+            params![id, decision_id, now],
+        )?;
+        Ok(n == 1)
+    }
+
+    fn insert_credential(&self, c: &Credential) -> Result<(), StoreError> {
+        self.conn()
+            .prepare_cached(
+                "INSERT INTO credentials (id, task_id, principal, action, resource, decision_id, kid, issued_at, expires_at, revoked_micros, revoke_reason)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
+            )?
+            .execute(params![
+                c.id,
+                c.task_id,
+                c.principal,
+                c.action,
+                c.resource,
+                c.decision_id,
+                c.kid,
+                c.issued_at,
+                c.expires_at,
+                c.revoked_micros,
+                c.revoke_reason,
+            ])?;
+        Ok(())
+    }
+
+    fn credential(&self, id: &str) -> Result<Option<Credential>, StoreError> {
+        Ok(self
+            .conn()
+            .prepare_cached("SELECT id, task_id, principal, action, resource, decision_id, kid, issued_at, expires_at, revoked_micros, revoke_reason FROM credentials WHERE id = ?1")?
+            .query_row([id], credential_row)
+            .optional()?)
+    }
+
+    fn revoke_credential(&self, id: &str, now: i64, reason: &str) -> Result<bool, StoreError> {
+        let n = self.conn().execute(
+            "UPDATE credentials SET revoked_micros = ?2, revoke_reason = ?3 WHERE id = ?1 AND revoked_micros IS NULL",
+            params![id, now, reason],
+        )?;
+        Ok(n == 1)
+    }
+
+    fn revoke_task(&self, task_id: &str, now: i64) -> Result<Vec<String>, StoreError> {
+        let mut conn = self.conn();
+        let tx = conn.transaction()?;
+        let ids = tx
+            .prepare("SELECT id FROM credentials WHERE task_id = ?1 AND revoked_micros IS NULL ORDER BY issued_at, id")?
+            .query_map([task_id], |r| r.get::<_, String>(0))?
+            .collect::<Result<Vec<_>, _>>()?;
+        tx.execute(
+            "UPDATE credentials SET revoked_micros = ?2, revoke_reason = 'task-complete' WHERE task_id = ?1 AND revoked_micros IS NULL",
+            params![task_id, now],
+        )?;
+        tx.commit()?;
+        Ok(ids)
+    }
+
+    fn tokens(&self) -> Result<Vec<TokenEntry>, StoreError> {
+        let conn = self.conn();
+        let mut stmt = conn.prepare_cached(
+            "SELECT sha256, id, kind, roles, created_micros FROM tokens ORDER BY created_micros",
+        )?;
+        let rows = stmt
+            .query_map([], |r| {
+                Ok((
+                    r.get::<_, String>(0)?,
+                    r.get::<_, String>(1)?,
+                    r.get::<_, String>(2)?,
+                    r.get::<_, String>(3)?,
+                    r.get::<_, i64>(4)?,
+                ))
+            })?
+            .collect::<Result<Vec<_>, _>>()?;
+        rows.into_iter()
+            .map(|(sha256, id, kind, roles, created_micros)| {
+                Ok(TokenEntry {
+                    roles: json(&roles, "token roles", &id)?,
+                    sha256,
+                    id,
+                    kind,
+                    created_micros,
+                })
+            })
+            .collect()
+    }
+
+    fn add_token(&self, t: &TokenEntry) -> Result<(), StoreError> {
+        let n = self.conn().execute(
+            "INSERT OR IGNORE INTO tokens (sha256, id, kind, roles, created_micros) VALUES (?1, ?2, ?3, ?4, ?5)",
+            params![t.sha256, t.id, t.kind, to_json(&t.roles), t.created_micros],
+        )?;
+        if n == 0 {
+            return Err(StoreError::Duplicate(t.sha256.clone()));
+        }
+        Ok(())
+    }
+
+    fn remove_tokens(&self, id: &str) -> Result<usize, StoreError> {
+        Ok(self
+            .conn()
+            .execute("DELETE FROM tokens WHERE id = ?1", [id])?)
+    }
+
+    fn signing_keys(&self) -> Result<Vec<SigningKeyInfo>, StoreError> {
+        let conn = self.conn();
+        let mut stmt = conn.prepare_cached(
+            "SELECT kid, created_micros, retired_micros FROM signing_keys ORDER BY created_micros, kid",
+        )?;
+        let keys = stmt
+            .query_map([], |r| {
+                Ok(SigningKeyInfo {
+                    kid: r.get(0)?,
+                    created_micros: r.get(1)?,
+                    retired_micros: r.get(2)?,
+                })
+            })?
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(keys)
+    }
+
+    fn activate_signing_key(&self, kid: &str, now: i64) -> Result<(), StoreError> {
+        let mut conn = self.conn();
+        let tx = conn.transaction()?;
+        tx.execute(
+            "UPDATE signing_keys SET retired_micros = ?2 WHERE kid != ?1 AND retired_micros IS NULL",
+            params![kid, now],
+        )?;
+        tx.execute(
+            "INSERT INTO signing_keys (kid, created_micros, retired_micros) VALUES (?1, ?2, NULL)
+             ON CONFLICT (kid) DO UPDATE SET retired_micros = NULL",
+            params![kid, now],
+        )?;
+        tx.commit()?;
+        Ok(())
+    }
+}
+
+/// The wall clock in unix microseconds.
+pub fn now_micros() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_micros()).unwrap_or(i64::MAX))
+}
+
+#[cfg(test)]
+mod tests;

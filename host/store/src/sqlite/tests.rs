@@ -1,0 +1,261 @@
+use super::*;
+use arbiter_core::{Reason, SetIdentity};
+
+fn store() -> (tempfile::TempDir, SqliteStore) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let s = SqliteStore::open(&dir.path().join("state.db")).expect("open");
+    (dir, s)
+}
+
+fn approval(id: &str, required: u32) -> NewApproval {
+    NewApproval {
+        id: id.into(),
+        request_digest: "d1".into(),
+        request: serde_json::json!({"principal": {"id": "agent"}}),
+        principal: "agent".into(),
+        delegation: vec!["alice".into()],
+        task_id: "t1".into(),
+        set: SetIdentity {
+            name: "reference".into(),
+            version: "1".into(),
+            digest: "ab".into(),
+        },
+        decision_id: "dec".into(),
+        reasons: vec![Reason::new("g1", "needs approval", "G1")],
+        approvers_required: required,
+        created_micros: 1_000,
+        expires_micros: 10_000,
+    }
+}
+
+fn vote(who: &str, approve: bool) -> Vote {
+    Vote {
+        approver: who.into(),
+        approve,
+        comment: format!("{who} says {approve}"),
+        at_micros: 2_000,
+    }
+}
+
+fn state(o: &VoteOutcome) -> ApprovalState {
+    match o {
+        VoteOutcome::Counted(a) | VoteOutcome::AlreadyVoted(a) | VoteOutcome::Closed(a) => a.state,
+        VoteOutcome::NotFound => panic!("not found"),
+    }
+}
+
+#[test]
+fn approvals_round_trip_and_expire_by_the_clock() {
+    let (_d, s) = store();
+    s.create_approval(&approval("a1", 1)).expect("create");
+    let a = s.approval("a1", 5_000).expect("read").expect("exists");
+    assert_eq!(a.state, ApprovalState::Pending);
+    assert_eq!(a.new, approval("a1", 1));
+    let a = s.approval("a1", 10_000).expect("read").expect("exists");
+    assert_eq!(a.state, ApprovalState::Expired);
+    assert!(matches!(
+        s.create_approval(&approval("a1", 1)),
+        Err(StoreError::Duplicate(_))
+    ));
+}
+
+#[test]
+fn the_same_approver_counts_once_and_enough_approvals_approve() {
+    let (_d, s) = store();
+    s.create_approval(&approval("a1", 2)).expect("create");
+    assert_eq!(
+        state(&s.vote("a1", &vote("bob", true), 3_000).expect("vote")),
+        ApprovalState::Pending
+    );
+    let again = s.vote("a1", &vote("bob", true), 3_000).expect("vote");
+    assert!(matches!(again, VoteOutcome::AlreadyVoted(_)));
+    assert_eq!(state(&again), ApprovalState::Pending);
+    let done = s.vote("a1", &vote("carol", true), 3_000).expect("vote");
+    assert!(matches!(done, VoteOutcome::Counted(_)));
+    assert_eq!(state(&done), ApprovalState::Approved);
+    // Closed for further votes.
+    assert!(matches!(
+        s.vote("a1", &vote("dan", false), 3_000).expect("vote"),
+        VoteOutcome::Closed(_)
+    ));
+}
+
+#[test]
+fn a_rejection_rejects_and_expired_approvals_take_no_votes() {
+    let (_d, s) = store();
+    s.create_approval(&approval("a1", 2)).expect("create");
+    assert_eq!(
+        state(&s.vote("a1", &vote("bob", false), 3_000).expect("vote")),
+        ApprovalState::Rejected
+    );
+    s.create_approval(&approval("a2", 1)).expect("create");
+    let late = s.vote("a2", &vote("bob", true), 10_001).expect("vote");
+    assert!(matches!(late, VoteOutcome::Closed(_)));
+    assert_eq!(state(&late), ApprovalState::Expired);
+    assert!(matches!(
+        s.vote("zz", &vote("bob", true), 1).expect("vote"),
+        VoteOutcome::NotFound
+    ));
+}
+
+#[test]
+fn an_approval_is_consumed_once_and_only_when_approved_in_time() {
+    let (_d, s) = store();
+    s.create_approval(&approval("a1", 1)).expect("create");
+    assert!(!s.consume_approval("a1", "d2", 3_000).expect("pending"));
+    s.vote("a1", &vote("bob", true), 3_000).expect("vote");
+    assert!(!s.consume_approval("a1", "d2", 10_000).expect("expired"));
+    assert!(s.consume_approval("a1", "d2", 4_000).expect("consume"));
+    assert!(!s.consume_approval("a1", "d3", 4_000).expect("again"));
+    let a = s.approval("a1", 4_000).expect("read").expect("exists");
+    assert_eq!(a.state, ApprovalState::Consumed);
+    assert_eq!(a.consumed_by.as_deref(), Some("d2"));
+}
+
+#[test]
+fn pending_for_finds_the_open_approval_of_the_same_request() {
+    let (_d, s) = store();
+    s.create_approval(&approval("a1", 1)).expect("create");
+    assert_eq!(
+        s.pending_for("d1", "reference", 2_000)
+            .expect("q")
+            .map(|a| a.new.id),
+        Some("a1".into())
+    );
+    assert!(s.pending_for("d1", "other", 2_000).expect("q").is_none());
+    assert!(
+        s.pending_for("d1", "reference", 20_000)
+            .expect("q")
+            .is_none()
+    );
+}
+
+#[test]
+fn listing_filters_by_derived_state() {
+    let (_d, s) = store();
+    s.create_approval(&approval("a1", 1)).expect("create");
+    let mut b = approval("a2", 1);
+    b.expires_micros = 100_000;
+    s.create_approval(&b).expect("create");
+    let f = |states: Vec<ApprovalState>| ApprovalFilter {
+        states,
+        now_micros: 50_000,
+        ..ApprovalFilter::default()
+    };
+    let ids = |v: Vec<Approval>| v.into_iter().map(|a| a.new.id).collect::<Vec<_>>();
+    assert_eq!(
+        ids(s
+            .list_approvals(&f(vec![ApprovalState::Pending]))
+            .expect("list")),
+        ["a2"]
+    );
+    assert_eq!(
+        ids(s
+            .list_approvals(&f(vec![ApprovalState::Expired]))
+            .expect("list")),
+        ["a1"]
+    );
+    assert_eq!(s.list_approvals(&f(vec![])).expect("list").len(), 2);
+}
+
+fn credential(id: &str, task: &str) -> Credential {
+    Credential {
+        id: id.into(),
+        task_id: task.into(),
+        principal: "agent".into(),
+        action: "iam:AttachRolePolicy".into(),
+        resource: "arn".into(),
+        decision_id: "dec".into(),
+        kid: "k1".into(),
+        issued_at: 1,
+        expires_at: 100,
+        revoked_micros: None,
+        revoke_reason: None,
+    }
+}
+
+#[test]
+fn completing_a_task_revokes_all_its_credentials_once() {
+    let (_d, s) = store();
+    for (id, task) in [("c1", "t1"), ("c2", "t1"), ("c3", "t2")] {
+        s.insert_credential(&credential(id, task)).expect("insert");
+    }
+    assert!(s.revoke_credential("c2", 5, "revoked").expect("revoke"));
+    assert!(!s.revoke_credential("c2", 6, "revoked").expect("again"));
+    assert_eq!(s.revoke_task("t1", 7).expect("task"), ["c1"]);
+    assert!(s.revoke_task("t1", 8).expect("task").is_empty());
+    let c1 = s.credential("c1").expect("read").expect("exists");
+    assert_eq!(
+        (c1.revoked_micros, c1.revoke_reason.as_deref()),
+        (Some(7), Some("task-complete"))
+    );
+    assert_eq!(
+        s.credential("c3")
+            .expect("read")
+            .expect("exists")
+            .revoked_micros,
+        None
+    );
+}
+
+#[test]
+fn state_survives_reopening() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("state.db");
+    {
+        let s = SqliteStore::open(&path).expect("open");
+        s.create_approval(&approval("a1", 1)).expect("create");
+        s.insert_credential(&credential("c1", "t1"))
+            .expect("insert");
+        s.revoke_credential("c1", 5, "revoked").expect("revoke");
+        s.add_token(&TokenEntry {
+            sha256: "h".into(),
+            id: "alice".into(),
+            kind: "human".into(),
+            roles: vec!["approver".into()],
+            created_micros: 1,
+        })
+        .expect("token");
+        s.activate_signing_key("k1", 1).expect("key");
+        s.activate_signing_key("k2", 2).expect("key");
+    }
+    let s = SqliteStore::open(&path).expect("reopen");
+    assert!(s.approval("a1", 2_000).expect("read").is_some());
+    assert_eq!(
+        s.credential("c1")
+            .expect("read")
+            .expect("c1")
+            .revoked_micros,
+        Some(5)
+    );
+    assert_eq!(s.tokens().expect("tokens")[0].roles, ["approver"]);
+    let keys = s.signing_keys().expect("keys");
+    assert_eq!(
+        keys.iter()
+            .map(|k| (k.kid.as_str(), k.retired_micros))
+            .collect::<Vec<_>>(),
+        [("k1", Some(2)), ("k2", None)]
+    );
+    assert_eq!(s.remove_tokens("alice").expect("remove"), 1);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt as _;
+        assert_eq!(
+            std::fs::metadata(&path).expect("meta").permissions().mode() & 0o777,
+            0o600
+        );
+    }
+}
+
+#[test]
+fn a_database_from_the_future_is_refused() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("state.db");
+    drop(SqliteStore::open(&path).expect("open"));
+    Connection::open(&path)
+        .expect("raw")
+        .pragma_update(None, "user_version", 99)
+        .expect("bump");
+    let e = SqliteStore::open(&path).expect_err("refused").to_string();
+    assert!(e.contains("schema version 99"), "{e}");
+}
