@@ -33,7 +33,14 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
 fn protos(root: &Path, out: &Path) -> Result<(), Box<dyn std::error::Error>> {
     let proto_dir = root.join("proto");
     println!("cargo:rerun-if-changed={}", proto_dir.display());
-    let fds = protox::compile(["arbiter/v1/authorizer.proto"], [&proto_dir])?;
+    let fds = protox::compile(
+        [
+            "arbiter/v1/authorizer.proto",
+            "arbiter/v1/approvals.proto",
+            "arbiter/v1/credentials.proto",
+        ],
+        [&proto_dir],
+    )?;
     std::fs::write(out.join("arbiter_descriptor.bin"), fds.encode_to_vec())?;
     tonic_prost_build::configure()
         .build_client(true)

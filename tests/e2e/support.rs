@@ -2,7 +2,7 @@
 
 use std::path::{Path, PathBuf};
 
-use arbiter::config::{Config, LogFormat};
+use arbiter::config::{Config, LogFormat, ServeArgs};
 use arbiter::proto as pb;
 use arbiter::proto::authorizer_client::AuthorizerClient;
 use arbiter::server::{self, Running};
@@ -30,16 +30,14 @@ impl TestServer {
         } else {
             sets.iter().map(|s| s.to_string()).collect()
         };
-        let config = Config {
-            listen: "127.0.0.1:0".parse().expect("addr"),
-            data_dir: data.path().to_path_buf(),
-            policy_sets,
-            default_set: None,
-            log_format: LogFormat::Text,
-            limits: Limits::default(),
-            capacity,
-            wasm_stack_bytes: arbiter_runtime::MAX_WASM_STACK,
-        };
+        let mut config = test_config(data.path());
+        config.policy_sets = policy_sets;
+        config.capacity = capacity;
+        Self::start_config(config, data).await
+    }
+
+    /// Serves `config` (from [`test_config`], adjusted), keeping `data` alive.
+    pub async fn start_config(config: Config, data: tempfile::TempDir) -> Self {
         let running = server::start(&config).await.expect("server starts");
         let url = format!("http://{}", running.local_addr);
         Self {
@@ -62,6 +60,19 @@ impl TestServer {
             .await
             .expect("connects")
     }
+}
+
+/// The defaults of `arbiter serve`, on an ephemeral loopback port with `data_dir`.
+pub fn test_config(data_dir: &Path) -> Config {
+    let args = ServeArgs {
+        listen: Some("127.0.0.1:0".into()),
+        data_dir: Some(data_dir.to_path_buf()),
+        ..ServeArgs::default()
+    };
+    let mut c = Config::resolve(None, &args).expect("test config");
+    c.log_format = LogFormat::Text;
+    c.limits = Limits::default();
+    c
 }
 
 /// One public test vector.

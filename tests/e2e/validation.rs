@@ -138,6 +138,7 @@ async fn an_approval_id_is_never_silently_ignored() {
     let mut client = server.client().await;
     let mut r = normal_request();
     r.approval_id = "01900000-0000-7000-8000-000000000000".into();
-    let status = client.authorize(r).await.expect_err("no approvals here");
-    assert_eq!(status.code(), Code::FailedPrecondition);
+    let status = client.authorize(r).await.expect_err("no such approval");
+    assert_eq!(status.code(), Code::NotFound);
+    assert!(status.message().contains("no approval"), "{}", status.message());
 }

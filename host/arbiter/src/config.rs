@@ -2,12 +2,16 @@
 //! refused) and the validated [`Config`], with command-line flags and environment
 //! variables layered on top in one function, [`Config::resolve`].
 
+use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use arbiter_core::{Limits, LimitsOverride};
 use serde::Deserialize;
 
+use crate::auth::{self, Caller, Role, TokenConfig};
+use crate::credentials::CredentialConfig;
 use crate::embedded;
 
 /// Where the server listens by default: loopback only, so a fresh install exposes
@@ -46,6 +50,44 @@ pub struct RawConfig {
     pub capacity: Option<u32>,
     /// Wasm stack per evaluation in KiB, for every plugin (engine-wide).
     pub wasm_stack_kib: Option<u32>,
+    /// Who may call.
+    pub auth: Option<RawAuth>,
+    /// Human approval settings.
+    pub approvals: Option<RawApprovals>,
+    /// Just-in-time credential settings.
+    pub credentials: Option<RawCredentials>,
+}
+
+/// `[auth]`: bearer tokens and what callers without one may do.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawAuth {
+    /// Roles of callers without a token: `[]` or `["enforcer"]` (default: `["enforcer"]`
+    /// on a loopback address, `[]` otherwise).
+    pub anonymous_roles: Option<Vec<String>>,
+    /// Tokens, by SHA-256.
+    #[serde(default)]
+    pub tokens: Vec<TokenConfig>,
+}
+
+/// `[approvals]`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawApprovals {
+    /// Seconds an approval stays open and usable.
+    pub ttl_secs: Option<u64>,
+}
+
+/// `[credentials]`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawCredentials {
+    /// The `iss` claim.
+    pub issuer: Option<String>,
+    /// Upper bound on any credential's lifetime, in seconds (at most 3,600).
+    pub max_lifetime_secs: Option<u64>,
+    /// Lifetime when a request names none, in seconds.
+    pub default_lifetime_secs: Option<u64>,
 }
 
 /// Flags of `arbiter serve`; each also reads an environment variable.
@@ -103,6 +145,14 @@ pub struct Config {
     pub capacity: u32,
     /// Wasm stack per evaluation, in bytes.
     pub wasm_stack_bytes: usize,
+    /// Configured tokens, by hash.
+    pub tokens: HashMap<String, Caller>,
+    /// Roles of callers without a token.
+    pub anonymous_roles: Vec<Role>,
+    /// How long approvals stay open.
+    pub approval_ttl: Duration,
+    /// Credential settings.
+    pub credentials: CredentialConfig,
 }
 
 impl Config {
@@ -117,7 +167,7 @@ impl Config {
                 let raw: RawConfig = toml::from_str(&text).map_err(|e| {
                     let line = e.span().map_or(0, |s| text[..s.start].matches('\n').count() + 1);
                     anyhow::anyhow!(
-                        "{}:{line}: {}\nhint: valid keys are listen, data_dir, policy_sets, default_set, log_format, capacity, wasm_stack_kib, [limits]",
+                        "{}:{line}: {}\nhint: valid keys are listen, data_dir, policy_sets, default_set, log_format, capacity, wasm_stack_kib, [limits], [auth], [approvals], [credentials]",
                         path.display(),
                         e.message()
                     )
@@ -167,7 +217,44 @@ impl Config {
         let limits = Limits::default()
             .apply(&raw.limits.unwrap_or_default())
             .map_err(|e| anyhow::anyhow!("config [limits]: {e}"))?;
+        let auth = raw.auth.unwrap_or_default();
+        let mut tokens = HashMap::new();
+        for t in &auth.tokens {
+            let caller = auth::caller_of(&t.sha256, &t.id, &t.kind, &t.roles)
+                .map_err(|e| anyhow::anyhow!("config [[auth.tokens]]: {e}"))?;
+            tokens.insert(t.sha256.to_ascii_lowercase(), caller);
+        }
+        let loopback = listen.ip().is_loopback();
+        let anonymous_roles = match auth.anonymous_roles {
+            None if loopback => vec![Role::Enforcer],
+            None => Vec::new(),
+            Some(names) => names
+                .iter()
+                .map(|n| match Role::parse(n) {
+                    Some(Role::Enforcer) => Ok(Role::Enforcer),
+                    Some(_) => Err(anyhow::anyhow!(
+                        "config [auth] anonymous_roles: `{n}` needs an identity; only `enforcer` can be granted to callers without a token"
+                    )),
+                    None => Err(anyhow::anyhow!(
+                        "config [auth] anonymous_roles: `{n}` is not a role; use [] or [\"enforcer\"]"
+                    )),
+                })
+                .collect::<anyhow::Result<Vec<_>>>()?,
+        };
+        let approvals = raw.approvals.unwrap_or_default();
+        let approval_ttl = match approvals.ttl_secs {
+            None => crate::approvals::DEFAULT_TTL,
+            Some(s @ 60..=604_800) => Duration::from_secs(s),
+            Some(s) => anyhow::bail!(
+                "config [approvals] ttl_secs = {s} is out of range: use 60 (a minute) to 604800 (a week)"
+            ),
+        };
+        let credentials = credential_config(raw.credentials.unwrap_or_default())?;
         Ok(Self {
+            tokens,
+            anonymous_roles,
+            approval_ttl,
+            credentials,
             listen,
             data_dir,
             policy_sets,
@@ -182,6 +269,33 @@ impl Config {
             wasm_stack_bytes: check_stack(args.wasm_stack_kib.or(raw.wasm_stack_kib))?,
         })
     }
+}
+
+fn credential_config(raw: RawCredentials) -> anyhow::Result<CredentialConfig> {
+    let d = CredentialConfig::default();
+    let ceiling = crate::credentials::MAX_LIFETIME_CEILING.as_secs();
+    let max = raw.max_lifetime_secs.unwrap_or(d.max_lifetime.as_secs());
+    if max == 0 || max > ceiling {
+        anyhow::bail!(
+            "config [credentials] max_lifetime_secs = {max} is out of range: use 1 to {ceiling}; credentials for agents live minutes, not hours"
+        );
+    }
+    let default = raw
+        .default_lifetime_secs
+        .unwrap_or(d.default_lifetime.as_secs())
+        .min(max);
+    if default == 0 {
+        anyhow::bail!("config [credentials] default_lifetime_secs must be at least 1");
+    }
+    let issuer = raw.issuer.unwrap_or(d.issuer);
+    if issuer.is_empty() {
+        anyhow::bail!("config [credentials] issuer must not be empty");
+    }
+    Ok(CredentialConfig {
+        issuer,
+        max_lifetime: Duration::from_secs(max),
+        default_lifetime: Duration::from_secs(default),
+    })
 }
 
 /// The largest pool: every slot reserves address space for a maximal memory, and

@@ -2,8 +2,12 @@
 //! command-line tool. Decisions themselves come from `arbiter-runtime` (sandboxed
 //! plugins) and `arbiter-core` (the domain); this crate is the edge around them.
 
+pub mod app;
+pub mod approvals;
+pub mod auth;
 pub mod cli;
 pub mod config;
+pub mod credentials;
 pub mod embedded;
 pub mod grpc;
 pub mod server;

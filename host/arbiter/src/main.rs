@@ -7,7 +7,7 @@ use clap::Parser as _;
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
-use arbiter::cli::{Cli, Command, check, serve, test};
+use arbiter::cli::{Cli, Command, approvals, check, credentials, serve, test, token};
 
 #[tokio::main]
 async fn main() -> std::process::ExitCode {
@@ -19,6 +19,9 @@ async fn main() -> std::process::ExitCode {
             serve::init_logging(arbiter::config::LogFormat::Text, "warn");
             test::run(args).await
         }
+        Command::Approvals(args) => approvals::run(args).await,
+        Command::Credentials(args) => credentials::run(args).await,
+        Command::Token(args) => token::run(args),
     };
     match result {
         Ok(code) => std::process::ExitCode::from(u8::try_from(code).unwrap_or(1)),

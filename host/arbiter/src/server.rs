@@ -11,9 +11,18 @@ use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 use tonic::transport::server::TcpIncoming;
 
+use arbiter_store::{SqliteStore, StateStore};
+
+use crate::app::App;
+use crate::approvals::ApprovalDesk;
+use crate::auth::{self, Authenticator};
 use crate::config::Config;
+use crate::credentials::Credentials;
 use crate::embedded;
-use crate::grpc::{authorizer::Authorizer, decode::MAX_TRANSPORT_BYTES};
+use crate::grpc::{
+    approvals::ApprovalsService, authorizer::Authorizer, credentials::CredentialsService,
+    decode::MAX_TRANSPORT_BYTES,
+};
 use crate::proto;
 use crate::sets::Sets;
 
@@ -83,6 +92,7 @@ pub async fn start(config: &Config) -> anyhow::Result<Running> {
     }
     let sets =
         Arc::new(Sets::new(loaded, config.default_set.as_deref()).map_err(anyhow::Error::msg)?);
+    let app = Arc::new(open_state(config, sets.clone())?);
 
     let (health_reporter, health) = tonic_health::server::health_reporter();
     health_reporter
@@ -99,24 +109,35 @@ pub async fn start(config: &Config) -> anyhow::Result<Running> {
         .build_v1alpha()
         .context("cannot build the reflection service")?;
     let authorizer = proto::authorizer_server::AuthorizerServer::new(Authorizer::new(
-        sets.clone(),
+        app.clone(),
         config.capacity as usize,
     ))
     .max_decoding_message_size(MAX_TRANSPORT_BYTES)
     .max_encoding_message_size(MAX_TRANSPORT_BYTES);
+    let approvals =
+        proto::approvals_server::ApprovalsServer::new(ApprovalsService::new(app.clone()));
+    let credentials =
+        proto::credentials_server::CredentialsServer::new(CredentialsService::new(app.clone()));
+    let refresher = spawn_token_refresher(app.clone());
 
     let (stop, stopped) = oneshot::channel::<()>();
     let router = tonic::transport::Server::builder()
         .add_service(health)
         .add_service(reflection)
         .add_service(reflection_alpha)
-        .add_service(authorizer);
+        .add_service(authorizer)
+        .add_service(approvals)
+        .add_service(credentials);
     // Without TCP_NODELAY, small responses wait for delayed ACKs: 40 ms tails.
     let incoming = TcpIncoming::from(listener).with_nodelay(Some(true));
+    let stopping_app = app.clone();
     let task = tokio::spawn(async move {
         router
-            .serve_with_incoming_shutdown(incoming, async {
+            .serve_with_incoming_shutdown(incoming, async move {
                 let _ = stopped.await;
+                refresher.abort();
+                // Watch streams end, so that the drain does not wait on them forever.
+                stopping_app.stop();
                 // Health watchers learn the server is going away before it does.
                 health_reporter
                     .set_not_serving::<proto::authorizer_server::AuthorizerServer<Authorizer>>()
@@ -134,6 +155,51 @@ pub async fn start(config: &Config) -> anyhow::Result<Running> {
         sets,
         stop,
         task,
+    })
+}
+
+/// Opens the state database and everything built on it, and checks that callers
+/// will have to authenticate where that matters.
+fn open_state(config: &Config, sets: Arc<Sets>) -> anyhow::Result<App> {
+    let path = config.data_dir.join("state.db");
+    let store: Arc<dyn StateStore> = Arc::new(
+        SqliteStore::open(&path)
+            .with_context(|| format!("cannot open the state database `{}`", path.display()))?,
+    );
+    let auth = Authenticator::new(config.tokens.clone(), config.anonymous_roles.clone());
+    auth.refresh(&*store)
+        .context("cannot read the caller tokens from the state database")?;
+    if !config.listen.ip().is_loopback() && !auth.has_tokens() {
+        anyhow::bail!(
+            "refusing to serve on {} without any caller token: anyone who can reach it could ask for decisions and credentials. Create tokens with `arbiter token create --id ID --kind KIND --role ROLE --data-dir {}` (or list their hashes under [[auth.tokens]] in the config), or listen on 127.0.0.1",
+            config.listen,
+            config.data_dir.display()
+        );
+    }
+    if !config.anonymous_roles.is_empty() && !config.listen.ip().is_loopback() {
+        tracing::warn!(listen = %config.listen, "callers without a token may ask for decisions on a non-loopback address ([auth] anonymous_roles)");
+    }
+    let credentials = Arc::new(
+        Credentials::open(store.clone(), &config.data_dir, config.credentials.clone())
+            .context("cannot set up the credential signing keys")?,
+    );
+    let approvals = ApprovalDesk::new(store.clone(), config.approval_ttl);
+    Ok(App::new(sets, auth, store, approvals, credentials))
+}
+
+/// Picks up tokens created or removed with `arbiter token` while the server runs.
+fn spawn_token_refresher(app: Arc<App>) -> JoinHandle<()> {
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(auth::REFRESH);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tick.tick().await;
+            let a = app.clone();
+            let refreshed = tokio::task::spawn_blocking(move || a.auth.refresh(&*a.store)).await;
+            if let Ok(Err(e)) = refreshed {
+                tracing::warn!(error = %e, "cannot re-read caller tokens; keeping the previous ones");
+            }
+        }
     })
 }
 

@@ -9,12 +9,11 @@ use arbiter_core::Request;
 use futures::StreamExt as _;
 use serde_json::{Value as Json, json};
 
+use super::client::ClientArgs;
 use crate::grpc::encode;
 use crate::proto as pb;
 use crate::proto::authorizer_client::AuthorizerClient;
 
-/// Default server address.
-pub const DEFAULT_SERVER: &str = "http://127.0.0.1:50051";
 /// Batches in flight at once: enough to keep a two-core server busy.
 const BATCHES_IN_FLIGHT: usize = 4;
 
@@ -25,9 +24,9 @@ pub struct CheckArgs {
     /// field as in the test vectors); `-` for stdin.
     #[arg(default_value = "-")]
     pub input: PathBuf,
-    /// Server URL.
-    #[arg(long, env = "ARBITER_SERVER", default_value = DEFAULT_SERVER)]
-    pub server: String,
+    /// The server and the caller's token.
+    #[command(flatten)]
+    pub client: ClientArgs,
     /// Ask this policy set instead of the server's default.
     #[arg(long)]
     pub policy_set: Option<String>,
@@ -88,13 +87,11 @@ pub async fn run(args: CheckArgs) -> anyhow::Result<i32> {
         }
     }
 
-    let client = match AuthorizerClient::connect(args.server.clone()).await {
-        Ok(c) => c.max_decoding_message_size(crate::grpc::decode::MAX_MESSAGE_BYTES),
+    let client = match args.client.connect().await {
+        Ok(c) => AuthorizerClient::new(c)
+            .max_decoding_message_size(crate::grpc::decode::MAX_MESSAGE_BYTES),
         Err(e) => {
-            eprintln!(
-                "error: cannot reach the Arbiter server at {} ({e}); is `arbiter serve` running? Set --server or ARBITER_SERVER",
-                args.server
-            );
+            eprintln!("error: {e:#}");
             return Ok(2);
         }
     };

@@ -1,8 +1,12 @@
 //! The `arbiter` command line: one file per subcommand.
 
+pub mod approvals;
 pub mod check;
+pub mod client;
+pub mod credentials;
 pub mod serve;
 pub mod test;
+pub mod token;
 
 /// The command line.
 #[derive(Debug, clap::Parser)]
@@ -26,4 +30,10 @@ pub enum Command {
     Check(check::CheckArgs),
     /// Run a policy set or a plugin against test vectors, in-process.
     Test(test::TestArgs),
+    /// List, show, approve, reject and watch held actions (approvers).
+    Approvals(approvals::ApprovalsArgs),
+    /// Introspect and revoke credentials, complete tasks, print or rotate keys.
+    Credentials(credentials::CredentialsArgs),
+    /// Create, list and revoke caller tokens in a data directory.
+    Token(token::TokenArgs),
 }

@@ -7,9 +7,16 @@ use tokio::sync::Semaphore;
 use tonic::{Request, Response, Status};
 use tracing::Instrument as _;
 
+use arbiter_core::Outcome;
+
 use super::{ApiError, decode, encode};
+use crate::app::App;
+use crate::approvals::blocking;
+use crate::auth::{Caller, Role};
 use crate::proto as pb;
-use crate::sets::Sets;
+
+/// Who may ask for decisions.
+const ENFORCERS: &[Role] = &[Role::Enforcer];
 
 /// How long a request may wait for a free sandbox before it is refused with
 /// RESOURCE_EXHAUSTED. An enforcement point waiting longer than this for a decision
@@ -22,7 +29,7 @@ pub const QUEUE_PER_SLOT: usize = 4;
 /// Answers decisions from the loaded policy sets.
 #[derive(Debug, Clone)]
 pub struct Authorizer {
-    sets: Arc<Sets>,
+    app: Arc<App>,
     admission: Admission,
 }
 
@@ -63,27 +70,43 @@ impl Admission {
 }
 
 impl Authorizer {
-    /// A service over `sets`, admitting at most `capacity` concurrent evaluations.
-    pub fn new(sets: Arc<Sets>, capacity: usize) -> Self {
+    /// A service over the server's state, admitting at most `capacity` concurrent
+    /// evaluations.
+    pub fn new(app: Arc<App>, capacity: usize) -> Self {
         Self {
-            sets,
+            app,
             admission: Admission::new(capacity),
         }
     }
 
     /// Decodes, routes, evaluates, encodes: the whole path of one request.
-    async fn decide(&self, r: pb::AuthorizeRequest) -> Result<pb::AuthorizeResponse, ApiError> {
+    async fn decide(
+        &self,
+        caller: &Caller,
+        r: pb::AuthorizeRequest,
+    ) -> Result<pb::AuthorizeResponse, ApiError> {
         let a = decode::authorize(r)?;
         let set = self
+            .app
             .sets
             .get(a.policy_set.as_deref())
             .ok_or_else(|| ApiError::UnknownSet(a.policy_set.clone().unwrap_or_default()))?;
-        if a.approval_id.is_some() {
-            return Err(ApiError::FailedPrecondition(
-                "`approval_id`: this server does not record approvals, so none can be redeemed"
-                    .into(),
+        if a.credential.is_some() && !caller.authenticated {
+            return Err(ApiError::PermissionDenied(
+                "credentials are issued only to authenticated enforcement points: send a bearer token with the enforcer role".into(),
             ));
         }
+        // An approval is checked before evaluation (digest, state, expiry) and
+        // consumed after it, only when the re-evaluation allows.
+        let approval = match &a.approval_id {
+            Some(id) => Some(
+                self.app
+                    .approvals
+                    .check(id, &a.request, &set.identity().name)
+                    .await?,
+            ),
+            None => None,
+        };
         let span = tracing::debug_span!(
             "decide",
             set = %set.identity().name,
@@ -92,10 +115,37 @@ impl Authorizer {
             outcome = tracing::field::Empty,
         );
         let permit = self.admission.enter().await?;
-        let d = set.decide(&a.request, false).instrument(span.clone()).await;
+        let d = set
+            .decide(&a.request, approval.is_some())
+            .instrument(span.clone())
+            .await;
         drop(permit);
         span.record("outcome", d.outcome.as_str());
-        Ok(encode::decision(&d, a.explain))
+        let mut response = encode::decision(&d, a.explain);
+        match d.outcome {
+            Outcome::RequireApproval => {
+                let held = self.app.approvals.hold(&a.request, &d).await?;
+                response.approval_id = held.new.id;
+            }
+            Outcome::Allow => {
+                if let Some(approval) = &approval {
+                    self.app.approvals.consume(&approval.new.id, &d.id).await?;
+                    response.approval_id = approval.new.id.clone();
+                }
+                if let Some(wish) = a.credential {
+                    let creds = self.app.credentials.clone();
+                    let (request, decision) = (a.request.clone(), d.clone());
+                    let issued = blocking(move || creds.issue(&request, &decision, wish)).await?;
+                    response.credential = Some(pb::IssuedCredential {
+                        id: issued.id,
+                        token: issued.token,
+                        expires_at: issued.expires_at,
+                    });
+                }
+            }
+            Outcome::Deny => {}
+        }
+        Ok(response)
     }
 }
 
@@ -105,15 +155,17 @@ impl pb::authorizer_server::Authorizer for Authorizer {
         &self,
         request: Request<pb::AuthorizeRequest>,
     ) -> Result<Response<pb::AuthorizeResponse>, Status> {
+        let caller = self.app.auth.authorize(request.metadata(), ENFORCERS)?;
         let request = request.into_inner();
         decode::check_size("request", &request)?;
-        Ok(Response::new(self.decide(request).await?))
+        Ok(Response::new(self.decide(&caller, request).await?))
     }
 
     async fn authorize_batch(
         &self,
         request: Request<pb::AuthorizeBatchRequest>,
     ) -> Result<Response<pb::AuthorizeBatchResponse>, Status> {
+        let caller = self.app.auth.authorize(request.metadata(), ENFORCERS)?;
         let batch = request.into_inner();
         decode::check_size("requests", &batch)?;
         let pb::AuthorizeBatchRequest { requests } = batch;
@@ -130,7 +182,7 @@ impl pb::authorizer_server::Authorizer for Authorizer {
         }
         let mut items = Vec::with_capacity(requests.len());
         for (i, r) in requests.into_iter().enumerate() {
-            let result = match self.decide(r).await {
+            let result = match self.decide(&caller, r).await {
                 Ok(response) => pb::batch_item::Result::Response(response),
                 Err(e) => pb::batch_item::Result::Error(pb::ItemError {
                     code: e.code() as i32,

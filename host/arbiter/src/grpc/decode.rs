@@ -63,6 +63,8 @@ pub struct Authorize {
     pub approval_id: Option<String>,
     /// Whether to list plugin verdicts.
     pub explain: bool,
+    /// A credential is wanted on allow, with this lifetime wish (`None`: the default).
+    pub credential: Option<Option<std::time::Duration>>,
 }
 
 /// Decodes and validates one request.
@@ -77,6 +79,7 @@ pub fn authorize(r: pb::AuthorizeRequest) -> Result<Authorize, ApiError> {
         policy_set,
         approval_id,
         explain,
+        credential,
     } = r;
     let principal = decode_principal(
         "principal",
@@ -125,6 +128,15 @@ pub fn authorize(r: pb::AuthorizeRequest) -> Result<Authorize, ApiError> {
         Some(text("policy_set", policy_set, MAX_NAME_BYTES)?).filter(|s| !s.is_empty());
     let approval_id =
         Some(text("approval_id", approval_id, MAX_NAME_BYTES)?).filter(|s| !s.is_empty());
+    let credential = credential.map(|pb::CredentialRequest { lifetime_seconds }| {
+        (lifetime_seconds > 0).then(|| std::time::Duration::from_secs(lifetime_seconds))
+    });
+    if credential.is_some() && intent.task_id.is_empty() {
+        return Err(ApiError::field(
+            "intent.task_id",
+            "is required when asking for a credential: credentials are bound to a task and revoked when it completes",
+        ));
+    }
     Ok(Authorize {
         request: Request {
             principal,
@@ -137,6 +149,7 @@ pub fn authorize(r: pb::AuthorizeRequest) -> Result<Authorize, ApiError> {
         policy_set,
         approval_id,
         explain,
+        credential,
     })
 }
 

@@ -52,6 +52,7 @@ pub fn decision(d: &Decision, explain: bool) -> pb::AuthorizeResponse {
         },
         approval_id: String::new(),
         elapsed_micros: micros(d.elapsed),
+        credential: None,
     }
 }
 
@@ -115,6 +116,7 @@ pub fn request(r: &Request) -> pb::AuthorizeRequest {
         context: attributes(&r.context),
         policy_set: String::new(),
         approval_id: String::new(),
+        credential: None,
         explain: false,
     }
 }

@@ -1,7 +1,9 @@
 //! The gRPC edge: decoding and validation of requests, encoding of decisions, the
 //! services, and the one place where errors become `Status`es.
 
+pub mod approvals;
 pub mod authorizer;
+pub mod credentials;
 pub mod decode;
 pub mod encode;
 #[doc(hidden)]
@@ -28,6 +30,22 @@ pub enum ApiError {
     /// The request needs a feature this server does not offer.
     #[error("{0}")]
     FailedPrecondition(String),
+    /// No credentials, or credentials that prove nothing.
+    #[error("unauthenticated: {0}")]
+    Unauthenticated(&'static str),
+    /// The caller is known but may not do this.
+    #[error("permission denied: {0}")]
+    PermissionDenied(String),
+    /// The named thing (approval, credential) does not exist.
+    #[error("{0}")]
+    NotFound(String),
+    /// The caller already did this; nothing changed.
+    #[error("{0}")]
+    AlreadyExists(String),
+    /// Durable state (database, audit log) cannot be written: the server fails closed
+    /// rather than answer without a record.
+    #[error("{0}")]
+    Unavailable(String),
     /// Every sandbox is busy and the wait queue is full or too slow.
     #[error(
         "the server is at capacity ({capacity} evaluations in progress and the queue is full); retry with backoff"
@@ -54,6 +72,11 @@ impl ApiError {
             Self::UnknownSet(_) => Code::NotFound,
             Self::FailedPrecondition(_) => Code::FailedPrecondition,
             Self::Overloaded { .. } => Code::ResourceExhausted,
+            Self::Unauthenticated(_) => Code::Unauthenticated,
+            Self::PermissionDenied(_) => Code::PermissionDenied,
+            Self::NotFound(_) => Code::NotFound,
+            Self::AlreadyExists(_) => Code::AlreadyExists,
+            Self::Unavailable(_) => Code::Unavailable,
         }
     }
 
@@ -62,8 +85,18 @@ impl ApiError {
         match self {
             Self::InvalidArgument { field, .. } => field,
             Self::UnknownSet(_) => "policy_set",
-            Self::FailedPrecondition(_) | Self::Overloaded { .. } => "",
+            _ => "",
         }
+    }
+}
+
+impl From<arbiter_store::StoreError> for ApiError {
+    fn from(e: arbiter_store::StoreError) -> Self {
+        // The caller learns that state is unavailable; the operator's log has why.
+        tracing::error!(error = %e, cause = ?std::error::Error::source(&e), "state database failure");
+        Self::Unavailable(
+            "the state database cannot be read or written; the request was not carried out".into(),
+        )
     }
 }
 

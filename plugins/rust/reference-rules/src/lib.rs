@@ -304,11 +304,67 @@ pub fn verdict_if_any(effect: Effect, f: &Facts<'_>, rules: &[Rule]) -> Verdict 
     }
 }
 
+/// Deployment choices a set's manifest can make through plugin settings. The
+/// defaults are the reference policy exactly.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Tuning {
+    /// Bit `i` set: rule `ALL[i]` is switched off (a deliberately weakened variant, to
+    /// measure what a rule is worth with `arbiter replay`).
+    pub disabled: u16,
+    /// Distinct human approvers a gated action needs.
+    pub approvers_required: u32,
+}
+
+impl Default for Tuning {
+    fn default() -> Self {
+        Self {
+            disabled: 0,
+            approvers_required: 1,
+        }
+    }
+}
+
+impl Tuning {
+    /// Reads `disabled_rules` (rule ids, e.g. `["F1"]`) and `approvers_required` (1-5)
+    /// from plugin settings, refusing unknown rules and out-of-range numbers.
+    pub fn from_settings(settings: &[arbiter_policy::Attribute]) -> Result<Self, String> {
+        let mut t = Self::default();
+        for id in settings.strings("disabled_rules").unwrap_or_default() {
+            let i = ALL.iter().position(|r| r.id == id).ok_or_else(|| {
+                format!("`disabled_rules`: no rule `{id}` (rules are F1-F6, P1-P5, G1-G4)")
+            })?;
+            t.disabled |= 1 << i;
+        }
+        if let Some(n) = settings.int("approvers_required") {
+            t.approvers_required = u32::try_from(n)
+                .ok()
+                .filter(|n| (1..=5).contains(n))
+                .ok_or_else(|| format!("`approvers_required` = {n}: use 1 to 5"))?;
+        }
+        Ok(t)
+    }
+
+    fn enabled(&self, rule: &Rule) -> bool {
+        ALL.iter()
+            .position(|r| r.id == rule.id)
+            .is_none_or(|i| self.disabled & (1 << i) == 0)
+    }
+}
+
 /// The whole policy as one verdict: any forbid denies; no permit denies; any gate holds
 /// for approval; else allow.
 pub fn decide(r: &Request) -> Verdict {
+    decide_tuned(r, &Tuning::default())
+}
+
+/// [`decide`] with deployment [`Tuning`].
+pub fn decide_tuned(r: &Request, tuning: &Tuning) -> Verdict {
     let f = Facts::of(r);
-    let by_group = |g: Group| ALL.iter().copied().filter(move |r| r.group == g);
+    let by_group = |g: Group| {
+        ALL.iter()
+            .copied()
+            .filter(move |r| r.group == g && tuning.enabled(r))
+    };
     let forbid: Vec<Rule> = by_group(Group::Forbid).collect();
     let denied = deny_if_any(&f, &forbid);
     if denied.effect == Effect::Deny {
@@ -321,7 +377,7 @@ pub fn decide(r: &Request) -> Verdict {
     let gates = matching(&f, &by_group(Group::Gate).collect::<Vec<_>>());
     if !gates.is_empty() {
         return Verdict::with_reasons(Effect::RequireApproval, gates)
-            .with(Obligation::ApproversRequired(1))
+            .with(Obligation::ApproversRequired(tuning.approvers_required))
             .with(credential_lifetime(&f));
     }
     Verdict::with_reasons(Effect::Allow, permits).with(credential_lifetime(&f))

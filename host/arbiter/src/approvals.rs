@@ -1,0 +1,241 @@
+//! Human approval of held actions: a require-approval decision becomes an approval
+//! record bound to the canonical digest of exactly that request; humans vote under
+//! separation of duties; the enforcement point re-submits the same request with the
+//! approval id and it is allowed once.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use arbiter_core::{Decision, PrincipalKind, Request};
+use arbiter_store::{
+    Approval, ApprovalFilter, ApprovalState, NewApproval, StateStore, Vote, VoteOutcome, now_micros,
+};
+use tokio::sync::broadcast;
+
+use crate::auth::Caller;
+use crate::grpc::ApiError;
+
+/// How long an approval stays open by default: long enough for a human to react,
+/// short enough that a stale approval does not authorise tomorrow's action.
+pub const DEFAULT_TTL: Duration = Duration::from_secs(60 * 60);
+/// Changes buffered per watcher; a watcher that falls further behind is told to
+/// re-list rather than silently miss events.
+pub const WATCH_BUFFER: usize = 1024;
+/// Longest vote comment.
+pub const MAX_COMMENT_BYTES: usize = 4096;
+
+/// The approval desk: creates, lists, decides and redeems approvals.
+#[derive(Debug, Clone)]
+pub struct ApprovalDesk {
+    store: Arc<dyn StateStore>,
+    ttl: Duration,
+    events: broadcast::Sender<Approval>,
+}
+
+/// Runs a state operation on a blocking thread (SQLite syncs to disk).
+pub async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> Result<T, ApiError> + Send + 'static,
+) -> Result<T, ApiError> {
+    tokio::task::spawn_blocking(f)
+        .await
+        .map_err(|_| ApiError::Unavailable("a state operation was interrupted".into()))?
+}
+
+impl ApprovalDesk {
+    /// A desk over `store`; approvals expire after `ttl`.
+    pub fn new(store: Arc<dyn StateStore>, ttl: Duration) -> Self {
+        Self {
+            store,
+            ttl,
+            events: broadcast::channel(WATCH_BUFFER).0,
+        }
+    }
+
+    /// New and changed approvals, from now on.
+    pub fn subscribe(&self) -> broadcast::Receiver<Approval> {
+        self.events.subscribe()
+    }
+
+    fn publish(&self, a: &Approval) {
+        // No watcher is not an error.
+        let _ = self.events.send(a.clone());
+    }
+
+    /// Records (or finds, for an identical request still pending) the approval a
+    /// require-approval decision asks for; returns it.
+    pub async fn hold(&self, request: &Request, decision: &Decision) -> Result<Approval, ApiError> {
+        let digest = hex::encode(request.digest());
+        let now = now_micros();
+        let new = NewApproval {
+            id: uuid::Uuid::now_v7().to_string(),
+            request_digest: digest,
+            request: serde_json::to_value(request).unwrap_or_default(),
+            principal: request.principal.id.clone(),
+            delegation: request.delegation.iter().map(|p| p.id.clone()).collect(),
+            task_id: request.intent.task_id.clone(),
+            set: decision.set.clone(),
+            decision_id: decision.id.clone(),
+            reasons: decision.reasons.clone(),
+            approvers_required: decision.obligations.approvers_required.unwrap_or(1).max(1),
+            created_micros: now,
+            expires_micros: now
+                .saturating_add(i64::try_from(self.ttl.as_micros()).unwrap_or(i64::MAX)),
+        };
+        let store = self.store.clone();
+        let (approval, created) = blocking(move || {
+            if let Some(open) = store.pending_for(&new.request_digest, &new.set.name, now)? {
+                return Ok((open, false));
+            }
+            store.create_approval(&new)?;
+            let a = store.approval(&new.id, now)?.ok_or_else(|| {
+                ApiError::Unavailable("an approval vanished after it was written".into())
+            })?;
+            Ok((a, true))
+        })
+        .await?;
+        if created {
+            self.publish(&approval);
+        }
+        Ok(approval)
+    }
+
+    /// Checks that approval `id` may authorise `request` on `set`: approved, unexpired,
+    /// unused, same digest. The caller then re-evaluates and [`Self::consume`]s on allow.
+    pub async fn check(
+        &self,
+        id: &str,
+        request: &Request,
+        set: &str,
+    ) -> Result<Approval, ApiError> {
+        let store = self.store.clone();
+        let key = id.to_string();
+        let a = blocking(move || Ok(store.approval(&key, now_micros())?))
+            .await?
+            .ok_or_else(|| ApiError::NotFound(format!("no approval `{id}`")))?;
+        let refuse = |why: String| {
+            Err(ApiError::FailedPrecondition(format!(
+                "approval `{id}` {why}"
+            )))
+        };
+        if a.new.request_digest != hex::encode(request.digest()) {
+            return refuse("was given for a different request (the canonical digest differs): an approval covers exactly the request that was held".into());
+        }
+        if a.new.set.name != set {
+            return refuse(format!(
+                "was given by policy set `{}`, not `{set}`",
+                a.new.set.name
+            ));
+        }
+        match a.state {
+            ApprovalState::Approved => Ok(a),
+            ApprovalState::Pending => refuse(format!(
+                "is still pending ({} of {} approvals)",
+                a.approvals(),
+                a.new.approvers_required
+            )),
+            ApprovalState::Rejected => refuse("was rejected".into()),
+            ApprovalState::Consumed => refuse("was already used; approvals are single-use".into()),
+            ApprovalState::Expired => refuse("has expired".into()),
+        }
+    }
+
+    /// Uses an approved approval for `decision_id`, once.
+    pub async fn consume(&self, id: &str, decision_id: &str) -> Result<(), ApiError> {
+        let store = self.store.clone();
+        let (key, dec) = (id.to_string(), decision_id.to_string());
+        let consumed = blocking(move || {
+            let now = now_micros();
+            let ok = store.consume_approval(&key, &dec, now)?;
+            Ok((ok, store.approval(&key, now)?))
+        })
+        .await?;
+        match consumed {
+            (true, Some(a)) => {
+                self.publish(&a);
+                Ok(())
+            }
+            _ => Err(ApiError::FailedPrecondition(format!(
+                "approval `{id}` was used or expired while this request was evaluated; approvals are single-use"
+            ))),
+        }
+    }
+
+    /// One approver's vote, under separation of duties.
+    pub async fn vote(
+        &self,
+        caller: &Caller,
+        id: &str,
+        approve: bool,
+        comment: String,
+    ) -> Result<Approval, ApiError> {
+        if caller.kind != PrincipalKind::Human || !caller.authenticated {
+            return Err(ApiError::PermissionDenied(format!(
+                "`{}` is not an authenticated human; only humans approve",
+                caller.id
+            )));
+        }
+        if comment.len() > MAX_COMMENT_BYTES {
+            return Err(ApiError::field(
+                "comment",
+                format!("is more than {MAX_COMMENT_BYTES} bytes"),
+            ));
+        }
+        let store = self.store.clone();
+        let key = id.to_string();
+        let current = blocking(move || Ok(store.approval(&key, now_micros())?))
+            .await?
+            .ok_or_else(|| ApiError::NotFound(format!("no approval `{id}`")))?;
+        if current.new.principal == caller.id {
+            return Err(ApiError::PermissionDenied(format!(
+                "`{}` requested this action and cannot approve it",
+                caller.id
+            )));
+        }
+        if current.new.delegation.contains(&caller.id) {
+            return Err(ApiError::PermissionDenied(format!(
+                "`{}` is in the delegation chain of this request and cannot approve it",
+                caller.id
+            )));
+        }
+        let vote = Vote {
+            approver: caller.id.clone(),
+            approve,
+            comment,
+            at_micros: now_micros(),
+        };
+        let store = self.store.clone();
+        let key = id.to_string();
+        let outcome = blocking(move || Ok(store.vote(&key, &vote, vote.at_micros)?)).await?;
+        match outcome {
+            VoteOutcome::Counted(a) => {
+                self.publish(&a);
+                Ok(a)
+            }
+            VoteOutcome::AlreadyVoted(_) => Err(ApiError::AlreadyExists(format!(
+                "`{}` already voted on approval `{id}`; a person counts once",
+                caller.id
+            ))),
+            VoteOutcome::Closed(a) => Err(ApiError::FailedPrecondition(format!(
+                "approval `{id}` is {}, no longer open for votes",
+                a.state.as_str()
+            ))),
+            VoteOutcome::NotFound => Err(ApiError::NotFound(format!("no approval `{id}`"))),
+        }
+    }
+
+    /// One approval.
+    pub async fn get(&self, id: &str) -> Result<Approval, ApiError> {
+        let store = self.store.clone();
+        let key = id.to_string();
+        blocking(move || Ok(store.approval(&key, now_micros())?))
+            .await?
+            .ok_or_else(|| ApiError::NotFound(format!("no approval `{id}`")))
+    }
+
+    /// Approvals matching `filter` (its clock is set here).
+    pub async fn list(&self, mut filter: ApprovalFilter) -> Result<Vec<Approval>, ApiError> {
+        filter.now_micros = now_micros();
+        let store = self.store.clone();
+        blocking(move || Ok(store.list_approvals(&filter)?)).await
+    }
+}

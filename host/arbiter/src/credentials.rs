@@ -1,0 +1,363 @@
+//! Just-in-time credentials: short-lived JWTs (EdDSA over Ed25519, `kid` header) bound
+//! to one principal, action, resource, task and decision, recorded before they are
+//! returned, revocable one by one or per task, and verifiable offline with the
+//! published keys (`jwks.json` in the data directory, and `Credentials.GetJwks`).
+//!
+//! Keys live in `<data_dir>/keys/credentials/<kid>.pem` (owner-only); which one signs
+//! is recorded in the state database. Rotation starts a new key; a retired key stays
+//! published until every credential it signed has expired.
+
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use arbiter_core::{Decision, Request};
+use arbiter_keys::{PublicKey, SecretKey};
+use arbiter_store::{Credential, StateStore, now_micros};
+use arc_swap::ArcSwap;
+use base64::Engine as _;
+use serde::{Deserialize, Serialize};
+
+use crate::grpc::ApiError;
+
+/// The longest any credential may live, whatever the config says: credentials for
+/// agents are minutes, not hours.
+pub const MAX_LIFETIME_CEILING: Duration = Duration::from_secs(60 * 60);
+/// Default maximum lifetime.
+pub const DEFAULT_MAX_LIFETIME: Duration = Duration::from_secs(15 * 60);
+/// Lifetime when the request states no wish.
+pub const DEFAULT_LIFETIME: Duration = Duration::from_secs(5 * 60);
+
+const B64: base64::engine::GeneralPurpose = base64::engine::general_purpose::URL_SAFE_NO_PAD;
+
+/// Credential settings.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CredentialConfig {
+    /// `iss` of every credential.
+    pub issuer: String,
+    /// Upper bound on every lifetime.
+    pub max_lifetime: Duration,
+    /// Lifetime when the request names none.
+    pub default_lifetime: Duration,
+}
+
+impl Default for CredentialConfig {
+    fn default() -> Self {
+        Self {
+            issuer: "arbiter".into(),
+            max_lifetime: DEFAULT_MAX_LIFETIME,
+            default_lifetime: DEFAULT_LIFETIME,
+        }
+    }
+}
+
+/// The claims of an Arbiter credential.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Claims {
+    /// Issuer.
+    pub iss: String,
+    /// The principal.
+    pub sub: String,
+    /// The resource.
+    pub aud: String,
+    /// The action.
+    pub act: String,
+    /// The task.
+    pub task_id: String,
+    /// The decision that issued it.
+    pub decision_id: String,
+    /// Credential id.
+    pub jti: String,
+    /// Issued at, unix seconds.
+    pub iat: i64,
+    /// Not before, unix seconds.
+    pub nbf: i64,
+    /// Expiry, unix seconds.
+    pub exp: i64,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+struct Header {
+    alg: String,
+    typ: String,
+    kid: String,
+}
+
+/// A credential as handed to the caller.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Issued {
+    /// The credential id.
+    pub id: String,
+    /// The compact JWT.
+    pub token: String,
+    /// Expiry, unix seconds.
+    pub expires_at: i64,
+}
+
+/// What introspection found: `None` is inactive.
+pub type Introspection = Option<(Claims, String)>;
+
+#[derive(Debug)]
+struct Keyring {
+    active: (String, SecretKey),
+    /// Every key that may still have live credentials, with its retirement time.
+    published: Vec<(String, PublicKey, Option<i64>)>,
+}
+
+/// Issues, checks and revokes credentials.
+#[derive(Debug)]
+pub struct Credentials {
+    store: Arc<dyn StateStore>,
+    dir: PathBuf,
+    jwks_file: PathBuf,
+    config: CredentialConfig,
+    keys: ArcSwap<Keyring>,
+    rotation: Mutex<()>,
+}
+
+fn unavailable(what: &str, e: impl std::fmt::Display) -> ApiError {
+    tracing::error!(error = %e, "{what}");
+    ApiError::Unavailable(format!("{what}; no credential was issued or changed"))
+}
+
+impl Credentials {
+    /// Loads the keys in `<data_dir>/keys/credentials`, creating the first one when
+    /// there is none, and writes `<data_dir>/jwks.json`.
+    pub fn open(
+        store: Arc<dyn StateStore>,
+        data_dir: &std::path::Path,
+        config: CredentialConfig,
+    ) -> anyhow::Result<Self> {
+        let dir = data_dir.join("keys").join("credentials");
+        arbiter_runtime::create_private_dir(&dir)?;
+        let keyring = load_keyring(&*store, &dir, config.max_lifetime)?;
+        let this = Self {
+            store,
+            dir,
+            jwks_file: data_dir.join("jwks.json"),
+            config,
+            keys: ArcSwap::from_pointee(keyring),
+            rotation: Mutex::new(()),
+        };
+        this.write_jwks()?;
+        Ok(this)
+    }
+
+    /// The settings.
+    pub fn config(&self) -> &CredentialConfig {
+        &self.config
+    }
+
+    /// The key that signs new credentials.
+    pub fn active_kid(&self) -> String {
+        self.keys.load().active.0.clone()
+    }
+
+    /// Signs and records a credential for an allowed request. Recorded durably before
+    /// it is returned, so revocation by task always finds it.
+    pub fn issue(
+        &self,
+        request: &Request,
+        decision: &Decision,
+        wish: Option<Duration>,
+    ) -> Result<Issued, ApiError> {
+        let mut lifetime = wish
+            .unwrap_or(self.config.default_lifetime)
+            .min(self.config.max_lifetime);
+        if let Some(max) = decision.obligations.max_credential_lifetime {
+            lifetime = lifetime.min(max);
+        }
+        let now = now_micros() / 1_000_000;
+        let keys = self.keys.load();
+        let (kid, key) = &keys.active;
+        let claims = Claims {
+            iss: self.config.issuer.clone(),
+            sub: request.principal.id.clone(),
+            aud: request.resource.id.clone(),
+            act: request.action.name.clone(),
+            task_id: request.intent.task_id.clone(),
+            decision_id: decision.id.clone(),
+            jti: uuid::Uuid::now_v7().to_string(),
+            iat: now,
+            nbf: now,
+            exp: now + i64::try_from(lifetime.as_secs()).unwrap_or(0),
+        };
+        let token = sign(kid, key, &claims);
+        self.store.insert_credential(&Credential {
+            id: claims.jti.clone(),
+            task_id: claims.task_id.clone(),
+            principal: claims.sub.clone(),
+            action: claims.act.clone(),
+            resource: claims.aud.clone(),
+            decision_id: claims.decision_id.clone(),
+            kid: kid.clone(),
+            issued_at: claims.iat,
+            expires_at: claims.exp,
+            revoked_micros: None,
+            revoke_reason: None,
+        })?;
+        Ok(Issued {
+            id: claims.jti,
+            token,
+            expires_at: claims.exp,
+        })
+    }
+
+    /// RFC 7662: the claims and key id of an active credential; `None` for anything
+    /// else (malformed, unknown key, bad signature, expired, revoked, never issued).
+    pub fn introspect(&self, token: &str) -> Result<Introspection, ApiError> {
+        let Some((claims, kid)) = self.verify_offline(token) else {
+            return Ok(None);
+        };
+        let now = now_micros() / 1_000_000;
+        if claims.exp <= now || claims.nbf > now || claims.iss != self.config.issuer {
+            return Ok(None);
+        }
+        match self.store.credential(&claims.jti)? {
+            Some(c) if c.revoked_micros.is_none() && c.task_id == claims.task_id => {
+                Ok(Some((claims, kid)))
+            }
+            _ => Ok(None),
+        }
+    }
+
+    /// Checks the signature with a published key and parses the claims.
+    fn verify_offline(&self, token: &str) -> Option<(Claims, String)> {
+        let mut parts = token.split('.');
+        let (h, c, s) = (parts.next()?, parts.next()?, parts.next()?);
+        if parts.next().is_some() {
+            return None;
+        }
+        let header: Header = serde_json::from_slice(&B64.decode(h).ok()?).ok()?;
+        if header.alg != "EdDSA" {
+            return None;
+        }
+        let keys = self.keys.load();
+        let (_, public, _) = keys.published.iter().find(|(k, ..)| *k == header.kid)?;
+        let signature = B64.decode(s).ok()?;
+        public
+            .verify(format!("{h}.{c}").as_bytes(), &signature)
+            .ok()?;
+        let claims: Claims = serde_json::from_slice(&B64.decode(c).ok()?).ok()?;
+        Some((claims, header.kid))
+    }
+
+    /// Revokes one credential: `Ok(false)` when already revoked.
+    pub fn revoke(&self, id: &str) -> Result<bool, ApiError> {
+        if self.store.credential(id)?.is_none() {
+            return Err(ApiError::NotFound(format!(
+                "no credential `{id}` was issued"
+            )));
+        }
+        Ok(self.store.revoke_credential(id, now_micros(), "revoked")?)
+    }
+
+    /// Revokes every credential of `task_id`.
+    pub fn complete_task(&self, task_id: &str) -> Result<Vec<String>, ApiError> {
+        Ok(self.store.revoke_task(task_id, now_micros())?)
+    }
+
+    /// The published keys as a JWKS document.
+    pub fn jwks(&self) -> String {
+        jwks_json(&self.keys.load())
+    }
+
+    /// Starts signing with a new key; returns (new, retired) key ids.
+    pub fn rotate(&self) -> Result<(String, String), ApiError> {
+        let _one_at_a_time = self.rotation.lock().unwrap_or_else(|e| e.into_inner());
+        let old = self.active_kid();
+        let key = SecretKey::generate().map_err(|e| unavailable("cannot create a key", e))?;
+        let kid = key.public().id();
+        key.write_new(&self.dir.join(format!("{kid}.pem")))
+            .map_err(|e| unavailable("cannot write the new signing key", e))?;
+        self.store.activate_signing_key(&kid, now_micros())?;
+        let ring = load_keyring(&*self.store, &self.dir, self.config.max_lifetime)
+            .map_err(|e| unavailable("cannot reload the signing keys", e))?;
+        self.keys.store(Arc::new(ring));
+        self.write_jwks()
+            .map_err(|e| unavailable("cannot write jwks.json", e))?;
+        Ok((kid, old))
+    }
+
+    fn write_jwks(&self) -> anyhow::Result<()> {
+        let tmp = self.jwks_file.with_extension("json.tmp");
+        std::fs::write(&tmp, self.jwks())?;
+        std::fs::rename(&tmp, &self.jwks_file)?;
+        Ok(())
+    }
+}
+
+fn sign(kid: &str, key: &SecretKey, claims: &Claims) -> String {
+    let header = Header {
+        alg: "EdDSA".into(),
+        typ: "JWT".into(),
+        kid: kid.to_string(),
+    };
+    // Serialising these plain structs cannot fail.
+    let h = B64.encode(serde_json::to_vec(&header).unwrap_or_default());
+    let c = B64.encode(serde_json::to_vec(claims).unwrap_or_default());
+    let input = format!("{h}.{c}");
+    let s = B64.encode(key.sign(input.as_bytes()));
+    format!("{input}.{s}")
+}
+
+fn jwks_json(ring: &Keyring) -> String {
+    let keys: Vec<_> = ring
+        .published
+        .iter()
+        .map(|(kid, public, _)| {
+            serde_json::json!({
+                "kty": "OKP",
+                "crv": "Ed25519",
+                "x": B64.encode(public.to_bytes()),
+                "kid": kid,
+                "alg": "EdDSA",
+                "use": "sig",
+            })
+        })
+        .collect();
+    serde_json::json!({ "keys": keys }).to_string()
+}
+
+/// Reads the key files named in the state database; creates the first key, or a new
+/// one when the active key's file is gone (its credentials then fail introspection).
+fn load_keyring(
+    store: &dyn StateStore,
+    dir: &std::path::Path,
+    max_lifetime: Duration,
+) -> anyhow::Result<Keyring> {
+    let now = now_micros();
+    let horizon = i64::try_from(max_lifetime.as_micros()).unwrap_or(i64::MAX);
+    let mut active = None;
+    let mut published = Vec::new();
+    for info in store.signing_keys()? {
+        let path = dir.join(format!("{}.pem", info.kid));
+        let retired_long_ago = info
+            .retired_micros
+            .is_some_and(|r| r.saturating_add(horizon) < now);
+        if retired_long_ago || !path.exists() {
+            if info.retired_micros.is_none() {
+                tracing::warn!(kid = %info.kid, path = %path.display(), "the active credential signing key file is missing; creating a new key");
+            }
+            continue;
+        }
+        let key = SecretKey::load(&path)?;
+        published.push((info.kid.clone(), key.public(), info.retired_micros));
+        if info.retired_micros.is_none() {
+            active = Some((info.kid, key));
+        }
+    }
+    let active = match active {
+        Some(a) => a,
+        None => {
+            let key = SecretKey::generate()?;
+            let kid = key.public().id();
+            key.write_new(&dir.join(format!("{kid}.pem")))?;
+            store.activate_signing_key(&kid, now)?;
+            published.push((kid.clone(), key.public(), None));
+            tracing::info!(kid = %kid, "created a credential signing key");
+            (kid, key)
+        }
+    };
+    Ok(Keyring { active, published })
+}

@@ -1,0 +1,236 @@
+//! The `arbiter.v1.Approvals` service.
+
+use std::pin::Pin;
+use std::sync::Arc;
+
+use arbiter_store::{Approval, ApprovalFilter, ApprovalState};
+use futures::{Stream, StreamExt as _};
+use tokio::sync::broadcast::error::RecvError;
+use tonic::{Request, Response, Status};
+
+use super::ApiError;
+use crate::app::App;
+use crate::auth::Role;
+use crate::proto as pb;
+
+/// Lists, shows, decides and streams approvals.
+#[derive(Debug, Clone)]
+pub struct ApprovalsService {
+    app: Arc<App>,
+}
+
+impl ApprovalsService {
+    /// The service over the server's state.
+    pub fn new(app: Arc<App>) -> Self {
+        Self { app }
+    }
+}
+
+const READERS: &[Role] = &[Role::Approver, Role::Admin];
+
+/// The wire form of an approval (approvers see admin messages: they are evidence).
+pub fn approval(a: &Approval) -> pb::Approval {
+    pb::Approval {
+        id: a.new.id.clone(),
+        state: state(a.state) as i32,
+        request_json: a.new.request.to_string(),
+        request_digest: a.new.request_digest.clone(),
+        principal: a.new.principal.clone(),
+        delegation: a.new.delegation.clone(),
+        task_id: a.new.task_id.clone(),
+        policy_set: a.new.set.name.clone(),
+        policy_set_version: a.new.set.version.clone(),
+        policy_set_digest: a.new.set.digest.clone(),
+        decision_id: a.new.decision_id.clone(),
+        reasons: a
+            .new
+            .reasons
+            .iter()
+            .map(|r| pb::ApprovalReason {
+                code: r.code.clone(),
+                message: r.caller_message.clone(),
+                admin_message: r.admin_message.clone(),
+            })
+            .collect(),
+        approvers_required: a.new.approvers_required,
+        approvals: a.approvals(),
+        votes: a
+            .votes
+            .iter()
+            .map(|v| pb::ApprovalVote {
+                approver: v.approver.clone(),
+                approve: v.approve,
+                comment: v.comment.clone(),
+                at_micros: v.at_micros,
+            })
+            .collect(),
+        created_micros: a.new.created_micros,
+        expires_micros: a.new.expires_micros,
+        updated_micros: a.updated_micros,
+        consumed_by: a.consumed_by.clone().unwrap_or_default(),
+    }
+}
+
+/// The wire enum of a state.
+pub fn state(s: ApprovalState) -> pb::ApprovalState {
+    match s {
+        ApprovalState::Pending => pb::ApprovalState::Pending,
+        ApprovalState::Approved => pb::ApprovalState::Approved,
+        ApprovalState::Rejected => pb::ApprovalState::Rejected,
+        ApprovalState::Consumed => pb::ApprovalState::Consumed,
+        ApprovalState::Expired => pb::ApprovalState::Expired,
+    }
+}
+
+fn state_of(field: &str, v: i32) -> Result<ApprovalState, ApiError> {
+    Ok(match pb::ApprovalState::try_from(v) {
+        Ok(pb::ApprovalState::Pending) => ApprovalState::Pending,
+        Ok(pb::ApprovalState::Approved) => ApprovalState::Approved,
+        Ok(pb::ApprovalState::Rejected) => ApprovalState::Rejected,
+        Ok(pb::ApprovalState::Consumed) => ApprovalState::Consumed,
+        Ok(pb::ApprovalState::Expired) => ApprovalState::Expired,
+        _ => {
+            return Err(ApiError::field(
+                field,
+                format!("{v} is not an approval state"),
+            ));
+        }
+    })
+}
+
+fn required_id(id: String) -> Result<String, ApiError> {
+    if id.is_empty() {
+        return Err(ApiError::field("id", "is required"));
+    }
+    if id.len() > super::decode::MAX_NAME_BYTES {
+        return Err(ApiError::field("id", "is too long to be an approval id"));
+    }
+    Ok(id)
+}
+
+type EventStream = Pin<Box<dyn Stream<Item = Result<pb::ApprovalEvent, Status>> + Send>>;
+
+#[tonic::async_trait]
+impl pb::approvals_server::Approvals for ApprovalsService {
+    async fn list_approvals(
+        &self,
+        request: Request<pb::ListApprovalsRequest>,
+    ) -> Result<Response<pb::ListApprovalsResponse>, Status> {
+        self.app.auth.authorize(request.metadata(), READERS)?;
+        let pb::ListApprovalsRequest {
+            states,
+            principal,
+            task_id,
+            limit,
+        } = request.into_inner();
+        let states = states
+            .into_iter()
+            .enumerate()
+            .map(|(i, s)| state_of(&format!("states[{i}]"), s))
+            .collect::<Result<_, _>>()?;
+        let filter = ApprovalFilter {
+            states,
+            principal: Some(principal).filter(|p| !p.is_empty()),
+            task_id: Some(task_id).filter(|t| !t.is_empty()),
+            now_micros: 0,
+            limit: limit as usize,
+        };
+        let list = self.app.approvals.list(filter).await?;
+        Ok(Response::new(pb::ListApprovalsResponse {
+            approvals: list.iter().map(approval).collect(),
+        }))
+    }
+
+    async fn get_approval(
+        &self,
+        request: Request<pb::GetApprovalRequest>,
+    ) -> Result<Response<pb::Approval>, Status> {
+        self.app.auth.authorize(request.metadata(), READERS)?;
+        let id = required_id(request.into_inner().id)?;
+        Ok(Response::new(approval(&self.app.approvals.get(&id).await?)))
+    }
+
+    async fn decide(
+        &self,
+        request: Request<pb::DecideApprovalRequest>,
+    ) -> Result<Response<pb::Approval>, Status> {
+        let caller = self
+            .app
+            .auth
+            .authorize(request.metadata(), &[Role::Approver])?;
+        let pb::DecideApprovalRequest {
+            id,
+            approve,
+            comment,
+        } = request.into_inner();
+        let id = required_id(id)?;
+        let a = self
+            .app
+            .approvals
+            .vote(&caller, &id, approve, comment.clone())
+            .await;
+        self.app
+            .record_approval_step(
+                &caller,
+                &id,
+                approve,
+                &comment,
+                a.as_ref().ok(),
+                a.as_ref().err(),
+            )
+            .await?;
+        Ok(Response::new(approval(&a?)))
+    }
+
+    type WatchApprovalsStream = EventStream;
+
+    async fn watch_approvals(
+        &self,
+        request: Request<pb::WatchApprovalsRequest>,
+    ) -> Result<Response<Self::WatchApprovalsStream>, Status> {
+        self.app.auth.authorize(request.metadata(), READERS)?;
+        let include_pending = request.into_inner().include_pending;
+        // Subscribe before listing so nothing that changes in between is missed.
+        let events = self.app.approvals.subscribe();
+        let initial = if include_pending {
+            self.app
+                .approvals
+                .list(ApprovalFilter {
+                    states: vec![ApprovalState::Pending],
+                    limit: 10_000,
+                    ..ApprovalFilter::default()
+                })
+                .await?
+        } else {
+            Vec::new()
+        };
+        let initial = futures::stream::iter(initial.into_iter().map(|a| Ok(event(&a))));
+        let stopping = self.app.stopping();
+        let live = futures::stream::unfold(Some((events, stopping)), |state| async move {
+            let (mut events, mut stopping) = state?;
+            let got = tokio::select! {
+                // The server is shutting down: end the stream so the drain can finish.
+                _ = stopping.wait_for(|s| *s) => return None,
+                got = events.recv() => got,
+            };
+            match got {
+                Ok(a) => Some((Ok(event(&a)), Some((events, stopping)))),
+                Err(RecvError::Lagged(n)) => Some((
+                    Err(Status::data_loss(format!(
+                        "this watcher fell {n} events behind; list approvals again and re-watch"
+                    ))),
+                    None,
+                )),
+                Err(RecvError::Closed) => None,
+            }
+        });
+        let stream = initial.chain(live);
+        Ok(Response::new(Box::pin(stream)))
+    }
+}
+
+fn event(a: &Approval) -> pb::ApprovalEvent {
+    pb::ApprovalEvent {
+        approval: Some(approval(a)),
+    }
+}

@@ -1,0 +1,146 @@
+//! The `arbiter.v1.Credentials` service.
+
+use std::sync::Arc;
+
+use tonic::{Request, Response, Status};
+
+use super::ApiError;
+use crate::app::App;
+use crate::approvals::blocking;
+use crate::auth::Role;
+use crate::proto as pb;
+
+/// Introspection, revocation, task completion, keys.
+#[derive(Debug, Clone)]
+pub struct CredentialsService {
+    app: Arc<App>,
+}
+
+impl CredentialsService {
+    /// The service over the server's state.
+    pub fn new(app: Arc<App>) -> Self {
+        Self { app }
+    }
+}
+
+const HOLDERS: &[Role] = &[Role::Enforcer, Role::Admin];
+/// A JWT longer than this is not one of ours.
+const MAX_TOKEN_BYTES: usize = 8192;
+
+fn required(field: &str, v: String) -> Result<String, ApiError> {
+    if v.is_empty() {
+        return Err(ApiError::field(field, "is required"));
+    }
+    if v.len() > super::decode::MAX_NAME_BYTES {
+        return Err(ApiError::field(
+            field,
+            format!("is more than {} bytes", super::decode::MAX_NAME_BYTES),
+        ));
+    }
+    Ok(v)
+}
+
+#[tonic::async_trait]
+impl pb::credentials_server::Credentials for CredentialsService {
+    async fn introspect(
+        &self,
+        request: Request<pb::IntrospectRequest>,
+    ) -> Result<Response<pb::IntrospectResponse>, Status> {
+        self.app.auth.authorize(request.metadata(), HOLDERS)?;
+        let token = request.into_inner().token;
+        if token.len() > MAX_TOKEN_BYTES {
+            return Ok(Response::new(pb::IntrospectResponse::default()));
+        }
+        let creds = self.app.credentials.clone();
+        let found = blocking(move || creds.introspect(&token)).await?;
+        Ok(Response::new(match found {
+            None => pb::IntrospectResponse::default(),
+            Some((c, kid)) => pb::IntrospectResponse {
+                active: true,
+                id: c.jti,
+                subject: c.sub,
+                action: c.act,
+                resource: c.aud,
+                task_id: c.task_id,
+                decision_id: c.decision_id,
+                issued_at: c.iat,
+                expires_at: c.exp,
+                kid,
+            },
+        }))
+    }
+
+    async fn revoke(
+        &self,
+        request: Request<pb::RevokeRequest>,
+    ) -> Result<Response<pb::RevokeResponse>, Status> {
+        let caller = self.app.auth.authorize(request.metadata(), HOLDERS)?;
+        let id = required("id", request.into_inner().id)?;
+        let creds = self.app.credentials.clone();
+        let key = id.clone();
+        let revoked = blocking(move || creds.revoke(&key)).await?;
+        if revoked {
+            self.app
+                .record_credential_event(
+                    &caller,
+                    "revoked",
+                    serde_json::json!({ "credentials": [id] }),
+                )
+                .await?;
+        }
+        Ok(Response::new(pb::RevokeResponse { revoked }))
+    }
+
+    async fn complete_task(
+        &self,
+        request: Request<pb::CompleteTaskRequest>,
+    ) -> Result<Response<pb::CompleteTaskResponse>, Status> {
+        let caller = self.app.auth.authorize(request.metadata(), HOLDERS)?;
+        let task_id = required("task_id", request.into_inner().task_id)?;
+        let creds = self.app.credentials.clone();
+        let task = task_id.clone();
+        let revoked = blocking(move || creds.complete_task(&task)).await?;
+        self.app
+            .record_credential_event(
+                &caller,
+                "task-complete",
+                serde_json::json!({ "task_id": task_id, "credentials": revoked }),
+            )
+            .await?;
+        Ok(Response::new(pb::CompleteTaskResponse { revoked }))
+    }
+
+    async fn get_jwks(
+        &self,
+        _request: Request<pb::GetJwksRequest>,
+    ) -> Result<Response<pb::GetJwksResponse>, Status> {
+        // Public keys are public: no token needed, so resource servers can fetch them.
+        Ok(Response::new(pb::GetJwksResponse {
+            jwks_json: self.app.credentials.jwks(),
+            active_kid: self.app.credentials.active_kid(),
+        }))
+    }
+
+    async fn rotate_signing_key(
+        &self,
+        request: Request<pb::RotateSigningKeyRequest>,
+    ) -> Result<Response<pb::RotateSigningKeyResponse>, Status> {
+        let caller = self
+            .app
+            .auth
+            .authorize(request.metadata(), &[Role::Admin])?;
+        let creds = self.app.credentials.clone();
+        let (active_kid, retired_kid) = blocking(move || creds.rotate()).await?;
+        self.app
+            .record_admin_act(
+                &caller,
+                "rotate-signing-key",
+                serde_json::json!({ "active_kid": active_kid, "retired_kid": retired_kid }),
+            )
+            .await?;
+        Ok(Response::new(pb::RotateSigningKeyResponse {
+            active_kid,
+            retired_kid,
+        }))
+    }
+}
