@@ -4,6 +4,7 @@
 mod approvals;
 mod authorize;
 mod cli;
+mod crash;
 mod fuzz_smoke;
 mod hostile;
 mod languages;
