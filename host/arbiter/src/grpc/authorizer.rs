@@ -128,20 +128,32 @@ impl Authorizer {
                 response.approval_id = held.new.id;
             }
             Outcome::Allow => {
+                // The credential is recorded first and the approval consumed second: if
+                // recording fails the approval stays usable; if another request used
+                // the approval meanwhile, the credential is revoked before anyone sees it.
+                let issued = match a.credential {
+                    Some(wish) => {
+                        let creds = self.app.credentials.clone();
+                        let (request, decision) = (a.request.clone(), d.clone());
+                        Some(blocking(move || creds.issue(&request, &decision, wish)).await?)
+                    }
+                    None => None,
+                };
                 if let Some(approval) = &approval {
-                    self.app.approvals.consume(&approval.new.id, &d.id).await?;
+                    if let Err(e) = self.app.approvals.consume(&approval.new.id, &d.id).await {
+                        if let Some(issued) = &issued {
+                            let (creds, id) = (self.app.credentials.clone(), issued.id.clone());
+                            blocking(move || creds.revoke(&id)).await?;
+                        }
+                        return Err(e);
+                    }
                     response.approval_id = approval.new.id.clone();
                 }
-                if let Some(wish) = a.credential {
-                    let creds = self.app.credentials.clone();
-                    let (request, decision) = (a.request.clone(), d.clone());
-                    let issued = blocking(move || creds.issue(&request, &decision, wish)).await?;
-                    response.credential = Some(pb::IssuedCredential {
-                        id: issued.id,
-                        token: issued.token,
-                        expires_at: issued.expires_at,
-                    });
-                }
+                response.credential = issued.map(|issued| pb::IssuedCredential {
+                    id: issued.id,
+                    token: issued.token,
+                    expires_at: issued.expires_at,
+                });
             }
             Outcome::Deny => {}
         }

@@ -24,6 +24,18 @@ impl CredentialsService {
 }
 
 const HOLDERS: &[Role] = &[Role::Enforcer, Role::Admin];
+
+/// Reading or changing credential state needs a proven identity: a caller without a
+/// token (allowed to ask for decisions on loopback) may not revoke or introspect.
+fn authenticated(caller: crate::auth::Caller) -> Result<crate::auth::Caller, ApiError> {
+    if caller.authenticated {
+        Ok(caller)
+    } else {
+        Err(ApiError::Unauthenticated(
+            "credential calls need a bearer token with the enforcer or admin role",
+        ))
+    }
+}
 /// A JWT longer than this is not one of ours.
 const MAX_TOKEN_BYTES: usize = 8192;
 
@@ -46,7 +58,7 @@ impl pb::credentials_server::Credentials for CredentialsService {
         &self,
         request: Request<pb::IntrospectRequest>,
     ) -> Result<Response<pb::IntrospectResponse>, Status> {
-        self.app.auth.authorize(request.metadata(), HOLDERS)?;
+        authenticated(self.app.auth.authorize(request.metadata(), HOLDERS)?)?;
         let token = request.into_inner().token;
         if token.len() > MAX_TOKEN_BYTES {
             return Ok(Response::new(pb::IntrospectResponse::default()));
@@ -74,7 +86,7 @@ impl pb::credentials_server::Credentials for CredentialsService {
         &self,
         request: Request<pb::RevokeRequest>,
     ) -> Result<Response<pb::RevokeResponse>, Status> {
-        let caller = self.app.auth.authorize(request.metadata(), HOLDERS)?;
+        let caller = authenticated(self.app.auth.authorize(request.metadata(), HOLDERS)?)?;
         let id = required("id", request.into_inner().id)?;
         let creds = self.app.credentials.clone();
         let key = id.clone();
@@ -95,7 +107,7 @@ impl pb::credentials_server::Credentials for CredentialsService {
         &self,
         request: Request<pb::CompleteTaskRequest>,
     ) -> Result<Response<pb::CompleteTaskResponse>, Status> {
-        let caller = self.app.auth.authorize(request.metadata(), HOLDERS)?;
+        let caller = authenticated(self.app.auth.authorize(request.metadata(), HOLDERS)?)?;
         let task_id = required("task_id", request.into_inner().task_id)?;
         let creds = self.app.credentials.clone();
         let task = task_id.clone();
