@@ -28,7 +28,7 @@ mod verdict;
 pub use combine::{Combined, Combining, combine};
 pub use decision::{Decision, Outcome, PluginReport, SetIdentity};
 pub use limits::{Limits, LimitsOverride};
-pub use manifest::{Instances, Manifest, ManifestError, Mode, OnError, PluginSpec};
+pub use manifest::{AuditMode, Instances, Manifest, ManifestError, Mode, OnError, PluginSpec};
 pub use request::{
     Action, Attributes, Intent, Principal, PrincipalKind, Privilege, Request, Resource, Value,
 };

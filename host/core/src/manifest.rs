@@ -28,6 +28,19 @@ pub enum Mode {
     Shadow,
 }
 
+/// When a decision's audit record must be on disk.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum AuditMode {
+    /// A decision is returned only after its record is committed (the default).
+    #[default]
+    Durable,
+    /// A decision is returned once its record is queued (still never dropped: a full
+    /// queue slows callers down). For low-risk sets where latency matters more than
+    /// the last few records before a crash.
+    Async,
+}
+
 /// How evaluations get their sandbox.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
@@ -69,6 +82,8 @@ struct RawManifest {
     combining: Combining,
     #[serde(default)]
     mode: Mode,
+    #[serde(default)]
+    audit: AuditMode,
     limits: Option<Spanned<LimitsOverride>>,
     #[serde(default)]
     data: Vec<Spanned<String>>,
@@ -125,6 +140,8 @@ pub struct Manifest {
     pub combining: Combining,
     /// Enforce or shadow.
     pub mode: Mode,
+    /// When decisions' audit records must be durable.
+    pub audit: AuditMode,
     /// Data files readable by plugins, relative to the manifest.
     pub data: Vec<String>,
     /// Plugins in evaluation order.
@@ -265,6 +282,7 @@ impl Manifest {
             description: raw.description,
             combining: raw.combining,
             mode: raw.mode,
+            audit: raw.audit,
             data,
             plugins,
         })
