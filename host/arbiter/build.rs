@@ -10,6 +10,7 @@ use prost::Message as _;
 /// The embedded sets: name, and the plugin crates whose components it holds.
 const SETS: &[(&str, &[&str])] = &[
     ("reference", &["reference"]),
+    ("reference-weakened", &["reference"]),
     (
         "reference-split",
         &[
@@ -38,6 +39,8 @@ fn protos(root: &Path, out: &Path) -> Result<(), Box<dyn std::error::Error>> {
             "arbiter/v1/authorizer.proto",
             "arbiter/v1/approvals.proto",
             "arbiter/v1/credentials.proto",
+            "arbiter/v1/audit.proto",
+            "arbiter/v1/admin.proto",
         ],
         [&proto_dir],
     )?;

@@ -29,6 +29,8 @@ impl Process {
                 "serve",
                 "--listen",
                 &format!("127.0.0.1:{port}"),
+                "--metrics-listen",
+                "127.0.0.1:0",
                 "--config",
             ])
             .arg(config)

@@ -2,13 +2,17 @@
 //! plugins built from this repository, and the real `arbiter` binary.
 
 mod approvals;
+mod audit;
 mod authorize;
+mod bundles;
 mod cli;
 mod crash;
 mod fuzz_smoke;
 mod hostile;
 mod languages;
 mod lifecycle;
+mod replay;
+mod sets_admin;
 mod support;
 mod test_cases;
 mod validation;

@@ -66,6 +66,7 @@ impl TestServer {
 pub fn test_config(data_dir: &Path) -> Config {
     let args = ServeArgs {
         listen: Some("127.0.0.1:0".into()),
+        metrics_listen: Some("127.0.0.1:0".into()),
         data_dir: Some(data_dir.to_path_buf()),
         ..ServeArgs::default()
     };
@@ -161,6 +162,8 @@ impl ServerProcess {
             "serve",
             "--listen",
             &format!("127.0.0.1:{port}"),
+            "--metrics-listen",
+            "127.0.0.1:0",
             "--data-dir",
         ])
         .arg(data.path());

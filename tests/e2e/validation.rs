@@ -140,5 +140,9 @@ async fn an_approval_id_is_never_silently_ignored() {
     r.approval_id = "01900000-0000-7000-8000-000000000000".into();
     let status = client.authorize(r).await.expect_err("no such approval");
     assert_eq!(status.code(), Code::NotFound);
-    assert!(status.message().contains("no approval"), "{}", status.message());
+    assert!(
+        status.message().contains("no approval"),
+        "{}",
+        status.message()
+    );
 }

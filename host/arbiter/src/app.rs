@@ -3,13 +3,18 @@
 
 use std::sync::Arc;
 
-use arbiter_store::{Approval, StateStore};
+use arbiter_audit::{AuditLog, Durability, Kind, Record};
+use arbiter_core::{AuditMode, Decision, Request};
+use arbiter_store::{Approval, ApprovalState, StateStore};
 use tokio::sync::watch;
 
 use crate::approvals::ApprovalDesk;
 use crate::auth::{Authenticator, Caller};
 use crate::credentials::Credentials;
 use crate::grpc::ApiError;
+use crate::loader::Loader;
+use crate::metrics::Metrics;
+use crate::records;
 use crate::sets::Sets;
 
 /// The shared state of a running server.
@@ -25,17 +30,48 @@ pub struct App {
     pub approvals: ApprovalDesk,
     /// Credential issuing and checking.
     pub credentials: Arc<Credentials>,
+    /// The tamper-evident record of every event; `None` when turned off.
+    pub audit: Option<AuditLog>,
+    /// Request fields left out of decision records.
+    pub redact: Vec<String>,
+    /// Prometheus metrics.
+    pub metrics: Arc<Metrics>,
+    /// Loads new set versions with the server's trust policy.
+    pub loader: Loader,
     stopping: watch::Sender<bool>,
+}
+
+/// Feeds the audit writer's batches into the metrics.
+#[derive(Debug)]
+pub struct AuditMetrics(pub Arc<Metrics>);
+
+impl arbiter_audit::Observer for AuditMetrics {
+    fn committed(&self, records: usize, latency: std::time::Duration) {
+        self.0.audit_committed(records, latency);
+    }
+
+    fn failed(&self, records: usize, error: &arbiter_audit::AuditError) {
+        tracing::error!(records, error = %error, "audit batch could not be written");
+        self.0.audit_failed();
+    }
 }
 
 impl App {
     /// Assembles the shared state.
+    #[expect(
+        clippy::too_many_arguments,
+        reason = "assembled once, in server::start"
+    )]
     pub fn new(
         sets: Arc<Sets>,
         auth: Authenticator,
         store: Arc<dyn StateStore>,
         approvals: ApprovalDesk,
         credentials: Arc<Credentials>,
+        audit: Option<AuditLog>,
+        redact: Vec<String>,
+        metrics: Arc<Metrics>,
+        loader: Loader,
     ) -> Self {
         Self {
             sets,
@@ -43,6 +79,10 @@ impl App {
             store,
             approvals,
             credentials,
+            audit,
+            redact,
+            metrics,
+            loader,
             stopping: watch::channel(false).0,
         }
     }
@@ -57,6 +97,84 @@ impl App {
         let _ = self.stopping.send(true);
     }
 
+    /// Appends a record; an error means it is not in the log, and the caller must not
+    /// be told that the event happened.
+    pub async fn append(&self, record: Record, durability: Durability) -> Result<(), ApiError> {
+        let Some(log) = &self.audit else {
+            return Ok(());
+        };
+        log.append(record, durability).await.map(drop).map_err(|e| {
+            tracing::error!(error = %e, cause = ?std::error::Error::source(&e), "audit append failed");
+            ApiError::Unavailable(
+                "the audit log cannot be written, so nothing is decided or changed without a record; retry later (operators: see the server log)".into(),
+            )
+        })
+    }
+
+    /// Records a decision, durably unless its set says `audit = "async"`.
+    pub async fn record_decision(
+        &self,
+        request: &Request,
+        d: &Decision,
+        mode: AuditMode,
+        caller: &Caller,
+        approval_id: Option<&str>,
+        latency_micros: u64,
+    ) -> Result<(), ApiError> {
+        self.metrics.decision(d);
+        if self.audit.is_none() {
+            return Ok(());
+        }
+        let record = records::decision(
+            request,
+            d,
+            &caller.id,
+            approval_id,
+            latency_micros,
+            &self.redact,
+        );
+        let durability = match mode {
+            AuditMode::Durable => Durability::Durable,
+            AuditMode::Async => Durability::Async,
+        };
+        self.append(record, durability).await
+    }
+
+    /// Records an approval's new state (created, counted vote, consumed) and counts it.
+    pub async fn record_approval(
+        &self,
+        actor: &str,
+        a: &Approval,
+        what: &str,
+        detail: serde_json::Value,
+    ) -> Result<(), ApiError> {
+        let age = matches!(a.state, ApprovalState::Approved | ApprovalState::Rejected)
+            .then(|| {
+                let micros = arbiter_store::now_micros().saturating_sub(a.new.created_micros);
+                std::time::Duration::from_micros(u64::try_from(micros).unwrap_or(0))
+            })
+            .filter(|_| what == "vote");
+        self.metrics.approval(a.state.as_str(), age);
+        let mut r = records::event(
+            Kind::Approval,
+            actor,
+            what,
+            Some(&a.new.decision_id),
+            serde_json::json!({
+                "approval_id": a.new.id,
+                "state": a.state.as_str(),
+                "requester": a.new.principal,
+                "delegation": a.new.delegation,
+                "approvals": a.approvals(),
+                "approvers_required": a.new.approvers_required,
+                "request_digest": a.new.request_digest,
+                "detail": detail,
+            }),
+        );
+        r.policy_set = Some(a.new.set.name.clone());
+        self.append(r, Durability::Durable).await
+    }
+
     /// Records a vote (or a refused vote) on an approval.
     pub async fn record_approval_step(
         &self,
@@ -67,19 +185,49 @@ impl App {
         result: Option<&Approval>,
         refused: Option<&ApiError>,
     ) -> Result<(), ApiError> {
-        tracing::info!(approver = %caller.id, approval = %id, approve, comment, state = result.map(|a| a.state.as_str()), refused = refused.map(|e| e.to_string()), "approval vote");
-        Ok(())
+        let detail = serde_json::json!({ "approve": approve, "comment": comment });
+        match (result, refused) {
+            (Some(a), _) => self.record_approval(&caller.id, a, "vote", detail).await,
+            (None, e) => {
+                let r = records::event(
+                    Kind::Approval,
+                    &caller.id,
+                    "vote-refused",
+                    None,
+                    serde_json::json!({
+                        "approval_id": id,
+                        "approve": approve,
+                        "comment": comment,
+                        "refused": e.map(ToString::to_string),
+                    }),
+                );
+                self.append(r, Durability::Durable).await
+            }
+        }
     }
 
-    /// Records a credential event (revocation, task completion).
+    /// Records a credential event (issue, revocation, task completion).
     pub async fn record_credential_event(
         &self,
         caller: &Caller,
         what: &str,
         detail: serde_json::Value,
     ) -> Result<(), ApiError> {
-        tracing::info!(caller = %caller.id, event = what, %detail, "credential event");
-        Ok(())
+        match what {
+            "issued" => self.metrics.credential_issued(),
+            _ => self
+                .metrics
+                .credentials_revoked(detail["credentials"].as_array().map_or(0, Vec::len)),
+        }
+        let decision = detail["decision_id"].as_str().map(str::to_string);
+        let r = records::event(
+            Kind::Credential,
+            &caller.id,
+            what,
+            decision.as_deref(),
+            detail,
+        );
+        self.append(r, Durability::Durable).await
     }
 
     /// Records an administrative act.
@@ -90,6 +238,9 @@ impl App {
         detail: serde_json::Value,
     ) -> Result<(), ApiError> {
         tracing::info!(caller = %caller.id, act = what, %detail, "admin act");
-        Ok(())
+        let set = detail["set"].as_str().map(str::to_string);
+        let mut r = records::event(Kind::Admin, &caller.id, what, None, detail);
+        r.policy_set = set;
+        self.append(r, Durability::Durable).await
     }
 }

@@ -62,8 +62,12 @@ impl ApprovalDesk {
     }
 
     /// Records (or finds, for an identical request still pending) the approval a
-    /// require-approval decision asks for; returns it.
-    pub async fn hold(&self, request: &Request, decision: &Decision) -> Result<Approval, ApiError> {
+    /// require-approval decision asks for; returns it, and whether it is new.
+    pub async fn hold(
+        &self,
+        request: &Request,
+        decision: &Decision,
+    ) -> Result<(Approval, bool), ApiError> {
         let digest = hex::encode(request.digest());
         let now = now_micros();
         let new = NewApproval {
@@ -96,7 +100,7 @@ impl ApprovalDesk {
         if created {
             self.publish(&approval);
         }
-        Ok(approval)
+        Ok((approval, created))
     }
 
     /// Checks that approval `id` may authorise `request` on `set`: approved, unexpired,
@@ -139,8 +143,8 @@ impl ApprovalDesk {
         }
     }
 
-    /// Uses an approved approval for `decision_id`, once.
-    pub async fn consume(&self, id: &str, decision_id: &str) -> Result<(), ApiError> {
+    /// Uses an approved approval for `decision_id`, once; returns it consumed.
+    pub async fn consume(&self, id: &str, decision_id: &str) -> Result<Approval, ApiError> {
         let store = self.store.clone();
         let (key, dec) = (id.to_string(), decision_id.to_string());
         let consumed = blocking(move || {
@@ -152,7 +156,7 @@ impl ApprovalDesk {
         match consumed {
             (true, Some(a)) => {
                 self.publish(&a);
-                Ok(())
+                Ok(a)
             }
             _ => Err(ApiError::FailedPrecondition(format!(
                 "approval `{id}` was used or expired while this request was evaluated; approvals are single-use"

@@ -56,6 +56,32 @@ pub struct RawConfig {
     pub approvals: Option<RawApprovals>,
     /// Just-in-time credential settings.
     pub credentials: Option<RawCredentials>,
+    /// Prometheus endpoint, `IP:port` or `off`.
+    pub metrics_listen: Option<String>,
+    /// Audit log settings.
+    pub audit: Option<RawAudit>,
+    /// Public keys (PEM) whose signatures make a bundle trusted; when any is given,
+    /// only bundles signed by one of them are loaded (built-in sets excepted).
+    #[serde(default)]
+    pub trusted_keys: Vec<PathBuf>,
+    /// A directory watched for new bundles, loaded with the same checks.
+    pub watch_dir: Option<PathBuf>,
+}
+
+/// `[audit]`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawAudit {
+    /// `false` turns the audit log off (decisions are then not recorded at all).
+    pub enabled: Option<bool>,
+    /// Seconds between signed checkpoints of the chain head.
+    pub checkpoint_secs: Option<u64>,
+    /// Records that may wait for the writer before callers are slowed down.
+    pub queue_capacity: Option<usize>,
+    /// Request fields replaced by `[redacted]` in decision records, e.g.
+    /// `context.source_ip`, `principal.attributes.email`, `intent.justification`.
+    #[serde(default)]
+    pub redact: Vec<String>,
 }
 
 /// `[auth]`: bearer tokens and what callers without one may do.
@@ -124,6 +150,23 @@ pub struct ServeArgs {
     /// Wasm stack per evaluation in KiB, for every plugin (64-8192) [default: 1024].
     #[arg(long, env = "ARBITER_WASM_STACK_KIB")]
     pub wasm_stack_kib: Option<u32>,
+    /// Prometheus metrics endpoint (`IP:port`, or `off`) [default: 127.0.0.1:9464].
+    #[arg(long, env = "ARBITER_METRICS_LISTEN")]
+    pub metrics_listen: Option<String>,
+    /// Turn the audit log off (`--no-audit`): decisions are then not recorded.
+    #[arg(long, env = "ARBITER_NO_AUDIT")]
+    pub no_audit: bool,
+    /// Trusted bundle-signing public key (PEM); repeat for several. With any, only
+    /// signed bundles load.
+    #[arg(
+        long = "trusted-key",
+        env = "ARBITER_TRUSTED_KEYS",
+        value_delimiter = ','
+    )]
+    pub trusted_keys: Vec<PathBuf>,
+    /// Watch this directory and load the bundles that appear in it.
+    #[arg(long, env = "ARBITER_WATCH_DIR")]
+    pub watch_dir: Option<PathBuf>,
 }
 
 /// Validated server configuration.
@@ -153,7 +196,39 @@ pub struct Config {
     pub approval_ttl: Duration,
     /// Credential settings.
     pub credentials: CredentialConfig,
+    /// Where Prometheus metrics are served; `None` is off.
+    pub metrics_listen: Option<SocketAddr>,
+    /// The audit log; `None` is off.
+    pub audit: Option<AuditSettings>,
+    /// Trusted bundle-signing keys.
+    pub trusted_keys: Vec<PathBuf>,
+    /// Directory watched for bundles.
+    pub watch_dir: Option<PathBuf>,
 }
+
+/// Validated `[audit]` settings.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AuditSettings {
+    /// Time between signed checkpoints.
+    pub checkpoint_every: Duration,
+    /// Queue capacity.
+    pub queue_capacity: usize,
+    /// Request field paths to redact.
+    pub redact: Vec<String>,
+}
+
+/// The parts of a request a redaction path may start with.
+pub const REDACTABLE: &[&str] = &[
+    "principal",
+    "delegation",
+    "action",
+    "resource",
+    "intent",
+    "context",
+];
+/// Most records that may wait for the audit writer: beyond this, memory is better
+/// spent slowing callers down.
+pub const MAX_AUDIT_QUEUE: usize = 1 << 20;
 
 impl Config {
     /// Reads `--config` (when given) and layers flags and environment over it.
@@ -167,7 +242,7 @@ impl Config {
                 let raw: RawConfig = toml::from_str(&text).map_err(|e| {
                     let line = e.span().map_or(0, |s| text[..s.start].matches('\n').count() + 1);
                     anyhow::anyhow!(
-                        "{}:{line}: {}\nhint: valid keys are listen, data_dir, policy_sets, default_set, log_format, capacity, wasm_stack_kib, [limits], [auth], [approvals], [credentials]",
+                        "{}:{line}: {}\nhint: valid keys are listen, data_dir, policy_sets, default_set, log_format, capacity, wasm_stack_kib, metrics_listen, trusted_keys, watch_dir, [limits], [auth], [approvals], [credentials], [audit]",
                         path.display(),
                         e.message()
                     )
@@ -250,7 +325,25 @@ impl Config {
             ),
         };
         let credentials = credential_config(raw.credentials.unwrap_or_default())?;
+        let metrics_listen = crate::metrics::parse_listen(
+            args.metrics_listen
+                .as_deref()
+                .or(raw.metrics_listen.as_deref())
+                .unwrap_or(crate::metrics::DEFAULT_METRICS_LISTEN),
+        )?;
+        let audit = audit_settings(raw.audit.unwrap_or_default(), args.no_audit)?;
+        let relative = |p: PathBuf| base.as_ref().map_or(p.clone(), |b| b.join(&p));
+        let trusted_keys = if args.trusted_keys.is_empty() {
+            raw.trusted_keys.into_iter().map(relative).collect()
+        } else {
+            args.trusted_keys.clone()
+        };
+        let watch_dir = args.watch_dir.clone().or(raw.watch_dir.map(relative));
         Ok(Self {
+            trusted_keys,
+            watch_dir,
+            metrics_listen,
+            audit,
             tokens,
             anonymous_roles,
             approval_ttl,
@@ -269,6 +362,38 @@ impl Config {
             wasm_stack_bytes: check_stack(args.wasm_stack_kib.or(raw.wasm_stack_kib))?,
         })
     }
+}
+
+fn audit_settings(raw: RawAudit, off: bool) -> anyhow::Result<Option<AuditSettings>> {
+    if off || raw.enabled == Some(false) {
+        return Ok(None);
+    }
+    let checkpoint_secs = raw.checkpoint_secs.unwrap_or(1);
+    if !(1..=3600).contains(&checkpoint_secs) {
+        anyhow::bail!(
+            "config [audit] checkpoint_secs = {checkpoint_secs} is out of range: use 1 to 3600"
+        );
+    }
+    let queue_capacity = raw.queue_capacity.unwrap_or(8192);
+    if !(16..=MAX_AUDIT_QUEUE).contains(&queue_capacity) {
+        anyhow::bail!(
+            "config [audit] queue_capacity = {queue_capacity} is out of range: use 16 to {MAX_AUDIT_QUEUE}"
+        );
+    }
+    for path in &raw.redact {
+        let first = path.split('.').next().unwrap_or_default();
+        if !REDACTABLE.contains(&first) || path.split('.').any(str::is_empty) {
+            anyhow::bail!(
+                "config [audit] redact: `{path}` is not a request field path; start with one of {} (e.g. `context.source_ip`)",
+                REDACTABLE.join(", ")
+            );
+        }
+    }
+    Ok(Some(AuditSettings {
+        checkpoint_every: Duration::from_secs(checkpoint_secs),
+        queue_capacity,
+        redact: raw.redact,
+    }))
 }
 
 fn credential_config(raw: RawCredentials) -> anyhow::Result<CredentialConfig> {

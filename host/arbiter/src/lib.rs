@@ -10,8 +10,13 @@ pub mod config;
 pub mod credentials;
 pub mod embedded;
 pub mod grpc;
+pub mod loader;
+pub mod metrics;
+pub mod records;
 pub mod server;
 pub mod sets;
+pub mod shadow;
+pub mod watch;
 
 /// Generated protobuf and gRPC code for `arbiter.v1`.
 #[allow(missing_docs, clippy::all, clippy::pedantic, reason = "generated code")]

@@ -7,7 +7,10 @@ use clap::Parser as _;
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
-use arbiter::cli::{Cli, Command, approvals, check, credentials, serve, test, token};
+use arbiter::cli::{
+    Cli, Command, approvals, audit, bundle, check, credentials, keygen, replay, serve, sets, test,
+    token,
+};
 
 #[tokio::main]
 async fn main() -> std::process::ExitCode {
@@ -19,9 +22,17 @@ async fn main() -> std::process::ExitCode {
             serve::init_logging(arbiter::config::LogFormat::Text, "warn");
             test::run(args).await
         }
+        Command::Replay(args) => {
+            serve::init_logging(arbiter::config::LogFormat::Text, "warn");
+            replay::run(args).await
+        }
         Command::Approvals(args) => approvals::run(args).await,
+        Command::Audit(args) => audit::run(args).await,
+        Command::Sets(args) => sets::run(args).await,
         Command::Credentials(args) => credentials::run(args).await,
         Command::Token(args) => token::run(args),
+        Command::Bundle(args) => bundle::run(args),
+        Command::Keygen(args) => keygen::run(args),
     };
     match result {
         Ok(code) => std::process::ExitCode::from(u8::try_from(code).unwrap_or(1)),

@@ -5,24 +5,26 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 use anyhow::Context as _;
-use arbiter_runtime::{PolicySet, Runtime, RuntimeConfig};
+use arbiter_runtime::{Runtime, RuntimeConfig};
 use tokio::net::TcpListener;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 use tonic::transport::server::TcpIncoming;
 
+use arbiter_audit::{AuditConfig, AuditLog};
 use arbiter_store::{SqliteStore, StateStore};
 
-use crate::app::App;
+use crate::app::{App, AuditMetrics};
 use crate::approvals::ApprovalDesk;
 use crate::auth::{self, Authenticator};
-use crate::config::Config;
+use crate::config::{AuditSettings, Config};
 use crate::credentials::Credentials;
-use crate::embedded;
 use crate::grpc::{
-    approvals::ApprovalsService, authorizer::Authorizer, credentials::CredentialsService,
-    decode::MAX_TRANSPORT_BYTES,
+    admin::AdminService, approvals::ApprovalsService, audit::AuditService, authorizer::Authorizer,
+    credentials::CredentialsService, decode::MAX_TRANSPORT_BYTES,
 };
+use crate::loader::{self, Loader, Source};
+use crate::metrics::Metrics;
 use crate::proto;
 use crate::sets::Sets;
 
@@ -31,8 +33,12 @@ use crate::sets::Sets;
 pub struct Running {
     /// The bound address (useful with port 0).
     pub local_addr: SocketAddr,
+    /// Where Prometheus metrics are served, when they are.
+    pub metrics_addr: Option<SocketAddr>,
     /// The loaded sets.
     pub sets: Arc<Sets>,
+    /// Everything the services share.
+    pub app: Arc<App>,
     stop: oneshot::Sender<()>,
     task: JoinHandle<Result<(), tonic::transport::Error>>,
 }
@@ -41,10 +47,16 @@ impl Running {
     /// Stops accepting, lets requests in flight finish, and returns when done.
     pub async fn shutdown(self) -> anyhow::Result<()> {
         let _ = self.stop.send(());
-        self.task
+        let served = self
+            .task
             .await
             .context("server task panicked")?
-            .context("server failed")
+            .context("server failed");
+        // Every request has finished: write what is queued and sign the final head.
+        if let Some(log) = &self.app.audit {
+            log.close().await.context("cannot close the audit log")?;
+        }
+        served
     }
 
     /// Waits until the server stops on its own (it only stops when asked).
@@ -77,22 +89,32 @@ pub async fn start(config: &Config) -> anyhow::Result<Running> {
         pool_instances: config.capacity,
         wasm_stack_bytes: config.wasm_stack_bytes,
     })?;
-    let mut loaded = Vec::new();
+    let trusted =
+        loader::trusted_keys(&config.trusted_keys).context("cannot read a trusted bundle key")?;
+    let loader = Loader::new(runtime, config.limits, trusted);
+    let mut enforced = Vec::new();
+    let mut shadows = Vec::new();
     for reference in &config.policy_sets {
-        let source = embedded::resolve(reference).map_err(anyhow::Error::msg)?;
-        let set = PolicySet::load(&runtime, source, config.limits)
+        let version = loader
+            .load(Source::Reference(reference.clone()))
             .await
-            .with_context(|| format!("cannot load policy set `{reference}`"))?;
-        if set.manifest().mode == arbiter_core::Mode::Shadow {
-            anyhow::bail!(
-                "policy set `{reference}` is marked `mode = \"shadow\"`, but this server cannot shadow sets yet; set `mode = \"enforce\"` or leave it out"
-            );
+            .map_err(|e| anyhow::anyhow!("cannot load policy set `{reference}`: {e}"))?;
+        if version.set.manifest().mode == arbiter_core::Mode::Shadow {
+            shadows.push(version);
+        } else {
+            enforced.push(version);
         }
-        loaded.push(set);
     }
     let sets =
-        Arc::new(Sets::new(loaded, config.default_set.as_deref()).map_err(anyhow::Error::msg)?);
-    let app = Arc::new(open_state(config, sets.clone())?);
+        Arc::new(Sets::new(enforced, config.default_set.as_deref()).map_err(anyhow::Error::msg)?);
+    // A shadow set watches the enforced set of the same name.
+    for v in shadows {
+        let name = v.set.identity().name.clone();
+        sets.add(v, false, true).map_err(|e| {
+            anyhow::anyhow!("policy set `{name}` is marked `mode = \"shadow\"`: {e}")
+        })?;
+    }
+    let app = Arc::new(open_state(config, sets.clone(), loader)?);
 
     let (health_reporter, health) = tonic_health::server::health_reporter();
     health_reporter
@@ -118,7 +140,22 @@ pub async fn start(config: &Config) -> anyhow::Result<Running> {
         proto::approvals_server::ApprovalsServer::new(ApprovalsService::new(app.clone()));
     let credentials =
         proto::credentials_server::CredentialsServer::new(CredentialsService::new(app.clone()));
+    let admin = proto::policy_admin_server::PolicyAdminServer::new(AdminService::new(app.clone()))
+        .max_decoding_message_size(crate::loader::MAX_UPLOAD_BYTES + 1024 * 1024);
+    let audit = proto::audit_server::AuditServer::new(AuditService::new(app.clone()))
+        .max_encoding_message_size(MAX_TRANSPORT_BYTES);
     let refresher = spawn_token_refresher(app.clone());
+    let watcher = config
+        .watch_dir
+        .clone()
+        .map(|dir| crate::watch::spawn(app.clone(), dir));
+    let (metrics_addr, metrics_task) = match config.metrics_listen {
+        Some(addr) => {
+            let (a, t) = start_metrics(addr, app.clone()).await?;
+            (Some(a), Some(t))
+        }
+        None => (None, None),
+    };
 
     let (stop, stopped) = oneshot::channel::<()>();
     let router = tonic::transport::Server::builder()
@@ -127,7 +164,9 @@ pub async fn start(config: &Config) -> anyhow::Result<Running> {
         .add_service(reflection_alpha)
         .add_service(authorizer)
         .add_service(approvals)
-        .add_service(credentials);
+        .add_service(credentials)
+        .add_service(audit)
+        .add_service(admin);
     // Without TCP_NODELAY, small responses wait for delayed ACKs: 40 ms tails.
     let incoming = TcpIncoming::from(listener).with_nodelay(Some(true));
     let stopping_app = app.clone();
@@ -136,6 +175,12 @@ pub async fn start(config: &Config) -> anyhow::Result<Running> {
             .serve_with_incoming_shutdown(incoming, async move {
                 let _ = stopped.await;
                 refresher.abort();
+                if let Some(w) = &watcher {
+                    w.abort();
+                }
+                if let Some(t) = &metrics_task {
+                    t.abort();
+                }
                 // Watch streams end, so that the drain does not wait on them forever.
                 stopping_app.stop();
                 // Health watchers learn the server is going away before it does.
@@ -150,9 +195,14 @@ pub async fn start(config: &Config) -> anyhow::Result<Running> {
         tracing::info!(set = %id.name, version = %id.version, digest = %id.digest, default = (id.name == sets.default_name()), "serving policy set");
     }
     tracing::info!(listen = %local_addr, data_dir = %config.data_dir.display(), "arbiter is serving");
+    if let Some(addr) = metrics_addr {
+        tracing::info!(metrics = %format!("http://{addr}/metrics"), "serving Prometheus metrics");
+    }
     Ok(Running {
         local_addr,
+        metrics_addr,
         sets,
+        app,
         stop,
         task,
     })
@@ -160,7 +210,7 @@ pub async fn start(config: &Config) -> anyhow::Result<Running> {
 
 /// Opens the state database and everything built on it, and checks that callers
 /// will have to authenticate where that matters.
-fn open_state(config: &Config, sets: Arc<Sets>) -> anyhow::Result<App> {
+fn open_state(config: &Config, sets: Arc<Sets>, loader: Loader) -> anyhow::Result<App> {
     let path = config.data_dir.join("state.db");
     let store: Arc<dyn StateStore> = Arc::new(
         SqliteStore::open(&path)
@@ -184,7 +234,79 @@ fn open_state(config: &Config, sets: Arc<Sets>) -> anyhow::Result<App> {
             .context("cannot set up the credential signing keys")?,
     );
     let approvals = ApprovalDesk::new(store.clone(), config.approval_ttl);
-    Ok(App::new(sets, auth, store, approvals, credentials))
+    let metrics = Arc::new(Metrics::new());
+    let audit = match &config.audit {
+        None => {
+            tracing::warn!("the audit log is off: decisions are not recorded");
+            None
+        }
+        Some(settings) => Some(open_audit(config, settings, metrics.clone())?),
+    };
+    let redact = config
+        .audit
+        .as_ref()
+        .map(|a| a.redact.clone())
+        .unwrap_or_default();
+    Ok(App::new(
+        sets,
+        auth,
+        store,
+        approvals,
+        credentials,
+        audit,
+        redact,
+        metrics,
+        loader,
+    ))
+}
+
+/// Opens `<data_dir>/audit.db`, signing checkpoints with `<data_dir>/keys/audit.pem`
+/// (created on first start) and publishing its public half as `keys/audit.pub`.
+fn open_audit(
+    config: &Config,
+    settings: &AuditSettings,
+    metrics: Arc<Metrics>,
+) -> anyhow::Result<AuditLog> {
+    let keys = config.data_dir.join("keys");
+    arbiter_runtime::create_private_dir(&keys)?;
+    let key = arbiter_keys::SecretKey::load_or_create(&keys.join("audit.pem"))
+        .context("cannot load the audit checkpoint key")?;
+    key.public()
+        .write(&keys.join("audit.pub"))
+        .context("cannot write the audit public key")?;
+    let mut audit = AuditConfig::new(config.data_dir.join("audit.db"), key);
+    audit.checkpoint_every = settings.checkpoint_every;
+    audit.queue_capacity = std::num::NonZeroUsize::new(settings.queue_capacity)
+        .context("the audit queue capacity must be at least 1")?;
+    AuditLog::open(audit, Some(Arc::new(AuditMetrics(metrics))))
+        .context("cannot open the audit log")
+}
+
+/// Serves Prometheus metrics, refreshing the gauges that are read at scrape time.
+async fn start_metrics(
+    addr: SocketAddr,
+    app: Arc<App>,
+) -> anyhow::Result<(SocketAddr, JoinHandle<()>)> {
+    let listener = TcpListener::bind(addr).await.with_context(|| {
+        format!("cannot serve metrics on {addr} (set --metrics-listen, or `off`)")
+    })?;
+    let local = listener.local_addr()?;
+    let refresh_app = app.clone();
+    let refresh = Arc::new(move |m: &Metrics| {
+        if let Some(log) = &refresh_app.audit {
+            m.audit_queue(log.queue_depth());
+        }
+        for set in refresh_app.sets.all() {
+            for status in set.plugin_status() {
+                m.quarantined(&set.identity().name, &status.name, status.quarantined);
+            }
+        }
+    });
+    let metrics = app.metrics.clone();
+    Ok((
+        local,
+        tokio::spawn(crate::metrics::serve(listener, metrics, refresh)),
+    ))
 }
 
 /// Picks up tokens created or removed with `arbiter token` while the server runs.

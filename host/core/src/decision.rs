@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 use crate::{Obligations, PluginOutcome, Reason};
 
 /// The three-way answer.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum Outcome {
     /// Proceed.

@@ -1,10 +1,15 @@
 //! The `arbiter` command line: one file per subcommand.
 
 pub mod approvals;
+pub mod audit;
+pub mod bundle;
 pub mod check;
 pub mod client;
 pub mod credentials;
+pub mod keygen;
+pub mod replay;
 pub mod serve;
+pub mod sets;
 pub mod test;
 pub mod token;
 
@@ -30,10 +35,21 @@ pub enum Command {
     Check(check::CheckArgs),
     /// Run a policy set or a plugin against test vectors, in-process.
     Test(test::TestArgs),
+    /// Measure a policy set (or a candidate against a baseline) over labelled vectors or
+    /// an audit log: confusion matrix, false positives and negatives, approval burden.
+    Replay(replay::ReplayArgs),
     /// List, show, approve, reject and watch held actions (approvers).
     Approvals(approvals::ApprovalsArgs),
     /// Introspect and revoke credentials, complete tasks, print or rotate keys.
     Credentials(credentials::CredentialsArgs),
+    /// Verify, tail and query the audit log of a data directory.
+    Audit(audit::AuditArgs),
+    /// Load, activate, shadow, roll back and inspect policy sets on a running server.
+    Sets(sets::SetsArgs),
     /// Create, list and revoke caller tokens in a data directory.
     Token(token::TokenArgs),
+    /// Pack, sign and verify policy-set bundles.
+    Bundle(bundle::BundleArgs),
+    /// Create an Ed25519 key pair (for signing bundles).
+    Keygen(keygen::KeygenArgs),
 }

@@ -41,7 +41,15 @@ pub struct Authorizer {
 pub struct Admission {
     running: Arc<Semaphore>,
     waiting: Arc<Semaphore>,
+    shadow: Arc<Semaphore>,
     capacity: usize,
+}
+
+/// An evaluation slot held by shadow work.
+#[derive(Debug)]
+pub struct ShadowPermit {
+    _share: tokio::sync::OwnedSemaphorePermit,
+    _slot: tokio::sync::OwnedSemaphorePermit,
 }
 
 impl Admission {
@@ -50,8 +58,20 @@ impl Admission {
         Self {
             running: Arc::new(Semaphore::new(capacity)),
             waiting: Arc::new(Semaphore::new(capacity * QUEUE_PER_SLOT)),
+            shadow: Arc::new(Semaphore::new((capacity / 2).max(1))),
             capacity,
         }
+    }
+
+    /// A slot for shadow work, only if one is free right now (never waits) and shadow
+    /// work holds fewer than half the slots.
+    fn try_shadow(&self) -> Option<ShadowPermit> {
+        let share = self.shadow.clone().try_acquire_owned().ok()?;
+        let slot = self.running.clone().try_acquire_owned().ok()?;
+        Some(ShadowPermit {
+            _share: share,
+            _slot: slot,
+        })
     }
 
     async fn enter(&self) -> Result<tokio::sync::OwnedSemaphorePermit, ApiError> {
@@ -85,12 +105,14 @@ impl Authorizer {
         caller: &Caller,
         r: pb::AuthorizeRequest,
     ) -> Result<pb::AuthorizeResponse, ApiError> {
+        let started = std::time::Instant::now();
         let a = decode::authorize(r)?;
-        let set = self
+        let route = self
             .app
             .sets
-            .get(a.policy_set.as_deref())
+            .route(a.policy_set.as_deref())
             .ok_or_else(|| ApiError::UnknownSet(a.policy_set.clone().unwrap_or_default()))?;
+        let set = route.set;
         if a.credential.is_some() && !caller.authenticated {
             return Err(ApiError::PermissionDenied(
                 "credentials are issued only to authenticated enforcement points: send a bearer token with the enforcer role".into(),
@@ -121,43 +143,114 @@ impl Authorizer {
             .await;
         drop(permit);
         span.record("outcome", d.outcome.as_str());
+        // Recorded before anything is returned or changed: no record, no decision.
+        let latency = u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX);
+        self.app
+            .record_decision(
+                &a.request,
+                &d,
+                set.manifest().audit,
+                caller,
+                a.approval_id.as_deref(),
+                latency,
+            )
+            .await?;
+        if let Some(shadow) = route.shadow {
+            let permit = self.admission.try_shadow();
+            crate::shadow::spawn(
+                self.app.clone(),
+                shadow,
+                permit,
+                a.request.clone(),
+                approval.is_some(),
+                &d,
+            );
+        }
         let mut response = encode::decision(&d, a.explain);
         match d.outcome {
             Outcome::RequireApproval => {
-                let held = self.app.approvals.hold(&a.request, &d).await?;
+                let (held, created) = self.app.approvals.hold(&a.request, &d).await?;
+                if created {
+                    self.app
+                        .record_approval(&caller.id, &held, "created", serde_json::Value::Null)
+                        .await?;
+                }
                 response.approval_id = held.new.id;
             }
-            Outcome::Allow => {
-                // The credential is recorded first and the approval consumed second: if
-                // recording fails the approval stays usable; if another request used
-                // the approval meanwhile, the credential is revoked before anyone sees it.
-                let issued = match a.credential {
-                    Some(wish) => {
-                        let creds = self.app.credentials.clone();
-                        let (request, decision) = (a.request.clone(), d.clone());
-                        Some(blocking(move || creds.issue(&request, &decision, wish)).await?)
-                    }
-                    None => None,
-                };
-                if let Some(approval) = &approval {
-                    if let Err(e) = self.app.approvals.consume(&approval.new.id, &d.id).await {
-                        if let Some(issued) = &issued {
-                            let (creds, id) = (self.app.credentials.clone(), issued.id.clone());
-                            blocking(move || creds.revoke(&id)).await?;
-                        }
-                        return Err(e);
-                    }
-                    response.approval_id = approval.new.id.clone();
-                }
-                response.credential = issued.map(|issued| pb::IssuedCredential {
-                    id: issued.id,
-                    token: issued.token,
-                    expires_at: issued.expires_at,
-                });
-            }
+            Outcome::Allow => self.allow(caller, &a, &d, approval, &mut response).await?,
             Outcome::Deny => {}
         }
         Ok(response)
+    }
+
+    /// The effects of an allow: a credential when asked for, and the approval used.
+    /// The credential is recorded first and the approval consumed second: if recording
+    /// fails the approval stays usable; if another request used the approval meanwhile,
+    /// the credential is revoked before anyone sees it.
+    async fn allow(
+        &self,
+        caller: &Caller,
+        a: &decode::Authorize,
+        d: &arbiter_core::Decision,
+        approval: Option<arbiter_store::Approval>,
+        response: &mut pb::AuthorizeResponse,
+    ) -> Result<(), ApiError> {
+        let issued = match a.credential {
+            Some(wish) => {
+                let creds = self.app.credentials.clone();
+                let (request, decision) = (a.request.clone(), d.clone());
+                let issued = blocking(move || creds.issue(&request, &decision, wish)).await?;
+                let recorded = self
+                    .app
+                    .record_credential_event(
+                        caller,
+                        "issued",
+                        serde_json::json!({
+                            "credentials": [issued.id],
+                            "decision_id": d.id,
+                            "task_id": a.request.intent.task_id,
+                            "expires_at": issued.expires_at,
+                        }),
+                    )
+                    .await;
+                if let Err(e) = recorded {
+                    self.revoke_quietly(&issued.id).await;
+                    return Err(e);
+                }
+                Some(issued)
+            }
+            None => None,
+        };
+        if let Some(approval) = approval {
+            let consumed = self.app.approvals.consume(&approval.new.id, &d.id).await;
+            let consumed = match consumed {
+                Ok(c) => c,
+                Err(e) => {
+                    if let Some(issued) = &issued {
+                        self.revoke_quietly(&issued.id).await;
+                    }
+                    return Err(e);
+                }
+            };
+            self.app
+                .record_approval(&caller.id, &consumed, "consumed", serde_json::Value::Null)
+                .await?;
+            response.approval_id = consumed.new.id;
+        }
+        response.credential = issued.map(|issued| pb::IssuedCredential {
+            id: issued.id,
+            token: issued.token,
+            expires_at: issued.expires_at,
+        });
+        Ok(())
+    }
+
+    /// Revokes a credential that must not escape; logs if even that fails.
+    async fn revoke_quietly(&self, id: &str) {
+        let (creds, key) = (self.app.credentials.clone(), id.to_string());
+        if let Err(e) = blocking(move || creds.revoke(&key)).await {
+            tracing::error!(credential = id, error = %e, "cannot revoke a credential that was never handed out");
+        }
     }
 }
 

@@ -1,7 +1,9 @@
 //! The gRPC edge: decoding and validation of requests, encoding of decisions, the
 //! services, and the one place where errors become `Status`es.
 
+pub mod admin;
 pub mod approvals;
+pub mod audit;
 pub mod authorizer;
 pub mod credentials;
 pub mod decode;

@@ -1,0 +1,187 @@
+//! `arbiter audit verify|tail|query`: the audit log, read offline from a data
+//! directory (SQLite lets a running server keep writing meanwhile).
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::Context as _;
+use arbiter_audit::{Filter, Kind, StoredRecord};
+use arbiter_keys::PublicKey;
+
+use crate::config::default_data_dir;
+
+/// Flags of `arbiter audit`.
+#[derive(Debug, clap::Args)]
+pub struct AuditArgs {
+    /// What to do.
+    #[command(subcommand)]
+    pub command: AuditCommand,
+    /// The server's data directory [default: as `arbiter serve`].
+    #[arg(long, env = "ARBITER_DATA_DIR", global = true)]
+    pub data_dir: Option<PathBuf>,
+}
+
+/// `arbiter audit` subcommands.
+#[derive(Debug, clap::Subcommand)]
+pub enum AuditCommand {
+    /// Checks every record's hash and link and every checkpoint's signature: prints
+    /// `OK: ...` (exit 0) or the first broken record and why (exit 1).
+    Verify {
+        /// Trusted checkpoint public key(s) (PEM), kept outside the data directory;
+        /// without, the keys recorded in the log itself are used.
+        #[arg(long = "pubkey")]
+        pubkeys: Vec<PathBuf>,
+    },
+    /// Prints the last records as JSON lines; `--follow` keeps printing new ones.
+    Tail {
+        /// How many records.
+        #[arg(short = 'n', long, default_value_t = 20)]
+        lines: usize,
+        /// Keep printing records as they are written.
+        #[arg(long, short)]
+        follow: bool,
+        /// Only records of this kind: decision, approval, credential, admin.
+        #[arg(long)]
+        kind: Option<String>,
+    },
+    /// Prints the records matching every filter given, oldest first, as JSON lines.
+    Query(QueryArgs),
+}
+
+/// Filters of `arbiter audit query`.
+#[derive(Debug, clap::Args)]
+pub struct QueryArgs {
+    /// At or after (RFC 3339 or unix seconds).
+    #[arg(long)]
+    pub since: Option<String>,
+    /// Before (RFC 3339 or unix seconds).
+    #[arg(long)]
+    pub until: Option<String>,
+    /// Records about this principal (request principal, approver or admin).
+    #[arg(long)]
+    pub principal: Option<String>,
+    /// Decisions with this outcome (allow, deny, require-approval), or events with it.
+    #[arg(long, alias = "decision")]
+    pub outcome: Option<String>,
+    /// Records of this policy set.
+    #[arg(long = "set")]
+    pub policy_set: Option<String>,
+    /// decision, approval, credential or admin.
+    #[arg(long)]
+    pub kind: Option<String>,
+    /// Records of this decision id.
+    #[arg(long)]
+    pub decision_id: Option<String>,
+    /// At most this many.
+    #[arg(long, default_value_t = 1000)]
+    pub limit: usize,
+}
+
+fn kind(k: Option<&str>) -> anyhow::Result<Option<Kind>> {
+    k.map(|k| {
+        k.parse::<Kind>().map_err(|_| {
+            anyhow::anyhow!("--kind `{k}` is not decision, approval, credential or admin")
+        })
+    })
+    .transpose()
+}
+
+fn print(records: &[StoredRecord]) -> anyhow::Result<()> {
+    use std::io::Write as _;
+    let mut out = std::io::stdout().lock();
+    for r in records {
+        writeln!(out, "{}", serde_json::to_string(r)?)?;
+    }
+    out.flush()?;
+    Ok(())
+}
+
+/// Runs the command; the result is the exit code.
+pub async fn run(args: AuditArgs) -> anyhow::Result<i32> {
+    let dir = args.data_dir.clone().unwrap_or_else(default_data_dir);
+    let path = dir.join("audit.db");
+    if !path.exists() {
+        anyhow::bail!(
+            "no audit log at `{}`; pass the server's --data-dir",
+            path.display()
+        );
+    }
+    match args.command {
+        AuditCommand::Verify { pubkeys } => {
+            let keys = pubkeys
+                .iter()
+                .map(|p| PublicKey::load(p))
+                .collect::<Result<Vec<_>, _>>()?;
+            let keys = (!keys.is_empty()).then_some(keys);
+            let v = arbiter_audit::verify(&path, keys.as_deref())
+                .with_context(|| format!("cannot verify `{}`", path.display()))?;
+            println!("{v}");
+            if keys.is_none() && v.is_intact() {
+                eprintln!(
+                    "note: checked against the keys recorded in the log itself; pass --pubkey with a copy of keys/audit.pub kept elsewhere to rule out a re-signed log"
+                );
+            }
+            Ok(if v.is_intact() { 0 } else { 1 })
+        }
+        AuditCommand::Tail {
+            lines,
+            follow,
+            kind: k,
+        } => {
+            let kind = kind(k.as_deref())?;
+            let mut last = arbiter_audit::query(
+                &path,
+                &Filter {
+                    kind,
+                    limit: lines,
+                    newest_first: true,
+                    ..Filter::default()
+                },
+            )?;
+            last.reverse();
+            print(&last)?;
+            let mut after = last.last().map_or(0, |r| r.seq);
+            if !follow {
+                return Ok(0);
+            }
+            loop {
+                tokio::time::sleep(Duration::from_millis(500)).await;
+                let new = arbiter_audit::query(
+                    &path,
+                    &Filter {
+                        kind,
+                        after_seq: Some(after),
+                        limit: 10_000,
+                        ..Filter::default()
+                    },
+                )?;
+                print(&new)?;
+                after = new.last().map_or(after, |r| r.seq);
+            }
+        }
+        AuditCommand::Query(q) => {
+            let time = |t: &Option<String>, flag: &str| {
+                t.as_deref()
+                    .map(|t| {
+                        super::replay::time::parse_time(t)
+                            .map_err(|e| anyhow::anyhow!("--{flag}: {e}"))
+                    })
+                    .transpose()
+            };
+            let filter = Filter {
+                since_micros: time(&q.since, "since")?,
+                until_micros: time(&q.until, "until")?,
+                principal: q.principal,
+                outcome: q.outcome,
+                policy_set: q.policy_set,
+                decision_id: q.decision_id,
+                kind: kind(q.kind.as_deref())?,
+                after_seq: None,
+                limit: q.limit,
+                newest_first: false,
+            };
+            print(&arbiter_audit::query(&path, &filter)?)?;
+            Ok(0)
+        }
+    }
+}

@@ -1,0 +1,324 @@
+//! The `arbiter.v1.PolicyAdmin` service: load, activate, shadow, roll back, inspect.
+//! Every change (and every refusal) is an audited admin act.
+
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+
+use tonic::{Request, Response, Status};
+
+use super::ApiError;
+use crate::app::App;
+use crate::auth::{Caller, Role};
+use crate::loader::Source;
+use crate::proto as pb;
+use crate::sets::{Named, Version};
+
+/// Policy-set lifecycle for admins.
+#[derive(Debug, Clone)]
+pub struct AdminService {
+    app: Arc<App>,
+}
+
+impl AdminService {
+    /// The service over the server's state.
+    pub fn new(app: Arc<App>) -> Self {
+        Self { app }
+    }
+
+    fn status(&self, name: &str) -> Result<pb::SetStatus, ApiError> {
+        let named = self
+            .app
+            .sets
+            .get_named(name)
+            .ok_or_else(|| ApiError::UnknownSet(name.to_string()))?;
+        Ok(status(name, &named, self.app.sets.default_name() == name))
+    }
+
+    /// Applies a change, records it (or its refusal), and answers with the status.
+    async fn act(
+        &self,
+        caller: &Caller,
+        act: &str,
+        name: &str,
+        detail: serde_json::Value,
+        change: impl FnOnce() -> Result<(), String>,
+    ) -> Result<Response<pb::SetStatus>, Status> {
+        let result = change();
+        let mut record = serde_json::json!({ "set": name, "detail": detail });
+        if let Err(why) = &result {
+            record["refused"] = why.clone().into();
+        }
+        let recorded_act = if result.is_ok() {
+            act.to_string()
+        } else {
+            format!("{act}-refused")
+        };
+        self.app
+            .record_admin_act(caller, &recorded_act, record)
+            .await?;
+        result.map_err(ApiError::FailedPrecondition)?;
+        if let Some(named) = self.app.sets.get_named(name) {
+            let id = named.enforced.set.identity();
+            tracing::info!(set = name, act, version = %id.version, digest = %id.digest, by = %caller.id, "policy set changed");
+        }
+        Ok(Response::new(self.status(name)?))
+    }
+}
+
+fn required(field: &str, v: String) -> Result<String, ApiError> {
+    if v.is_empty() {
+        return Err(ApiError::field(field, "is required"));
+    }
+    Ok(v)
+}
+
+fn version(v: &Version, state: pb::SetState) -> pb::SetVersion {
+    let id = v.set.identity();
+    pb::SetVersion {
+        version: id.version.clone(),
+        digest: id.digest.clone(),
+        state: state as i32,
+        origin: v.origin.clone(),
+        signer: v.signer.clone().unwrap_or_default(),
+        loaded_micros: v.loaded_micros,
+        activated_micros: i64::try_from(v.activated_micros.load(Ordering::Relaxed)).unwrap_or(0),
+        plugins: v
+            .set
+            .plugin_status()
+            .into_iter()
+            .map(|p| pb::PluginStatus {
+                name: p.name,
+                sha256: p.sha256,
+                evaluations: p.evaluations,
+                failures: p.failures,
+                consecutive_failures: p.consecutive_failures,
+                quarantined: p.quarantined,
+                described_name: p.described_name,
+                described_version: p.described_version,
+            })
+            .collect(),
+    }
+}
+
+/// The wire status of one set name.
+pub fn status(name: &str, named: &Named, default: bool) -> pb::SetStatus {
+    let shadow = named.shadow.as_ref();
+    let versions = named
+        .versions
+        .iter()
+        .map(|v| {
+            let state = if Arc::ptr_eq(v, &named.enforced) {
+                pb::SetState::Enforced
+            } else if shadow.is_some_and(|s| Arc::ptr_eq(v, &s.version)) {
+                pb::SetState::Shadow
+            } else {
+                pb::SetState::Loaded
+            };
+            version(v, state)
+        })
+        .collect();
+    pb::SetStatus {
+        name: name.to_string(),
+        default,
+        versions,
+        shadow_compared: shadow.map_or(0, |s| s.stats.compared.load(Ordering::Relaxed)),
+        divergences: shadow
+            .map(|s| {
+                s.stats
+                    .divergences()
+                    .into_iter()
+                    .map(|((from, to), count)| pb::Divergence {
+                        from: from.as_str().into(),
+                        to: to.as_str().into(),
+                        count,
+                    })
+                    .collect()
+            })
+            .unwrap_or_default(),
+        shadow_shed: shadow.map_or(0, |s| s.stats.shed.load(Ordering::Relaxed)),
+    }
+}
+
+const ADMIN: &[Role] = &[Role::Admin];
+
+#[tonic::async_trait]
+impl pb::policy_admin_server::PolicyAdmin for AdminService {
+    async fn list_sets(
+        &self,
+        request: Request<pb::ListSetsRequest>,
+    ) -> Result<Response<pb::ListSetsResponse>, Status> {
+        self.app.auth.authorize(request.metadata(), ADMIN)?;
+        let default = self.app.sets.default_name();
+        Ok(Response::new(pb::ListSetsResponse {
+            sets: self
+                .app
+                .sets
+                .named()
+                .iter()
+                .map(|(name, named)| status(name, named, *name == default))
+                .collect(),
+        }))
+    }
+
+    async fn get_set_status(
+        &self,
+        request: Request<pb::GetSetStatusRequest>,
+    ) -> Result<Response<pb::SetStatus>, Status> {
+        self.app.auth.authorize(request.metadata(), ADMIN)?;
+        let name = required("name", request.into_inner().name)?;
+        Ok(Response::new(self.status(&name)?))
+    }
+
+    async fn load_set(
+        &self,
+        request: Request<pb::LoadSetRequest>,
+    ) -> Result<Response<pb::SetStatus>, Status> {
+        let caller = self.app.auth.authorize(request.metadata(), ADMIN)?;
+        let pb::LoadSetRequest { source, activation } = request.into_inner();
+        let activation = pb::Activation::try_from(activation).map_err(|_| {
+            ApiError::field("activation", format!("{activation} is not an activation"))
+        })?;
+        let (source, origin) = match source {
+            Some(pb::load_set_request::Source::Bundle(b)) => {
+                (Source::Bundle(b), "upload".to_string())
+            }
+            Some(pb::load_set_request::Source::Path(p)) if !p.is_empty() => {
+                (Source::Reference(p.clone()), p)
+            }
+            _ => {
+                return Err(
+                    ApiError::field("source", "give `bundle` bytes or a server `path`").into(),
+                );
+            }
+        };
+        let loaded = self.app.loader.load(source).await;
+        let v = match loaded {
+            Ok(v) => v,
+            Err(why) => {
+                self.app
+                    .record_admin_act(
+                        &caller,
+                        "load-refused",
+                        serde_json::json!({ "origin": origin, "refused": why }),
+                    )
+                    .await?;
+                return Err(
+                    ApiError::FailedPrecondition(format!("policy set refused: {why}")).into(),
+                );
+            }
+        };
+        let name = v.set.identity().name.clone();
+        let (enforce, shadow) = match activation {
+            pb::Activation::None => (false, false),
+            pb::Activation::Enforce => (true, false),
+            pb::Activation::Shadow => (false, true),
+            pb::Activation::Manifest => {
+                let shadow = v.set.manifest().mode == arbiter_core::Mode::Shadow;
+                (!shadow, shadow)
+            }
+        };
+        let id = v.set.identity().clone();
+        let detail = serde_json::json!({
+            "version": id.version, "digest": id.digest, "origin": origin,
+            "signer": v.signer, "enforce": enforce, "shadow": shadow,
+        });
+        let sets = self.app.sets.clone();
+        self.act(&caller, "load", &name, detail, move || {
+            sets.add(v, enforce, shadow)
+        })
+        .await
+    }
+
+    async fn activate_set(
+        &self,
+        request: Request<pb::ActivateSetRequest>,
+    ) -> Result<Response<pb::SetStatus>, Status> {
+        let caller = self.app.auth.authorize(request.metadata(), ADMIN)?;
+        let pb::ActivateSetRequest { name, version } = request.into_inner();
+        let (name, version) = (required("name", name)?, required("version", version)?);
+        let detail = serde_json::json!({ "version": version });
+        self.act(&caller, "activate", &name, detail, || {
+            self.app.sets.activate(&name, &version)
+        })
+        .await
+    }
+
+    async fn shadow_set(
+        &self,
+        request: Request<pb::ShadowSetRequest>,
+    ) -> Result<Response<pb::SetStatus>, Status> {
+        let caller = self.app.auth.authorize(request.metadata(), ADMIN)?;
+        let pb::ShadowSetRequest {
+            name,
+            version,
+            demote,
+        } = request.into_inner();
+        let name = required("name", name)?;
+        if demote {
+            let detail = serde_json::json!({});
+            return self
+                .act(&caller, "demote", &name, detail, || {
+                    self.app.sets.demote(&name)
+                })
+                .await;
+        }
+        let version = required("version", version)?;
+        let detail = serde_json::json!({ "version": version });
+        self.act(&caller, "shadow", &name, detail, || {
+            self.app.sets.shadow(&name, &version)
+        })
+        .await
+    }
+
+    async fn clear_shadow(
+        &self,
+        request: Request<pb::ClearShadowRequest>,
+    ) -> Result<Response<pb::SetStatus>, Status> {
+        let caller = self.app.auth.authorize(request.metadata(), ADMIN)?;
+        let name = required("name", request.into_inner().name)?;
+        self.act(
+            &caller,
+            "clear-shadow",
+            &name,
+            serde_json::json!({}),
+            || self.app.sets.clear_shadow(&name),
+        )
+        .await
+    }
+
+    async fn rollback_set(
+        &self,
+        request: Request<pb::RollbackSetRequest>,
+    ) -> Result<Response<pb::SetStatus>, Status> {
+        let caller = self.app.auth.authorize(request.metadata(), ADMIN)?;
+        let pb::RollbackSetRequest { name, version } = request.into_inner();
+        let name = required("name", name)?;
+        let version = Some(version).filter(|v| !v.is_empty());
+        let detail = serde_json::json!({ "version": version });
+        self.act(&caller, "rollback", &name, detail, || {
+            self.app.sets.rollback(&name, version.as_deref())
+        })
+        .await
+    }
+
+    async fn release_plugin(
+        &self,
+        request: Request<pb::ReleasePluginRequest>,
+    ) -> Result<Response<pb::SetStatus>, Status> {
+        let caller = self.app.auth.authorize(request.metadata(), ADMIN)?;
+        let pb::ReleasePluginRequest { name, plugin } = request.into_inner();
+        let (name, plugin) = (required("name", name)?, required("plugin", plugin)?);
+        let detail = serde_json::json!({ "plugin": plugin });
+        self.act(&caller, "release-plugin", &name, detail, || {
+            let set = self
+                .app
+                .sets
+                .get(Some(&name))
+                .ok_or_else(|| format!("no policy set named `{name}` is loaded"))?;
+            set.release(&plugin)
+                .map(drop)
+                .ok_or_else(|| format!("`{name}` has no plugin `{plugin}`"))
+        })
+        .await
+    }
+}

@@ -1,0 +1,365 @@
+//! Prometheus metrics (`--metrics-listen`, OpenMetrics text at `/metrics`): decisions by
+//! set and outcome, decision and per-plugin latency, plugin failures by kind,
+//! quarantined plugins, the audit writer's queue and latency, approvals by state with
+//! time to decide, credentials issued and revoked, shadow divergences.
+//!
+//! Label values are set and plugin names (bounded by configuration) and fixed words;
+//! nothing a caller sends becomes a label, so a caller cannot blow up cardinality.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use arbiter_core::{Decision, PluginOutcome};
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
+use prometheus_client::registry::Registry;
+
+/// Default metrics address: loopback, like the gRPC default.
+pub const DEFAULT_METRICS_LISTEN: &str = "127.0.0.1:9464";
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct SetOutcome {
+    set: String,
+    outcome: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct SetLabel {
+    set: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct PluginLabel {
+    set: String,
+    plugin: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct FailureLabel {
+    set: String,
+    plugin: String,
+    kind: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct StateLabel {
+    state: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct Divergence {
+    set: String,
+    shadow: String,
+    from: String,
+    to: String,
+}
+
+fn latency() -> Histogram {
+    // 10 us .. ~5 s in 20 doubling buckets: covers a fresh Rust instance and a slow
+    // Python plugin alike.
+    Histogram::new(exponential_buckets(0.000_01, 2.0, 20))
+}
+
+fn slow_latency() -> Histogram {
+    // 1 s .. ~9 h: how long humans take to decide.
+    Histogram::new(exponential_buckets(1.0, 2.0, 16))
+}
+
+/// Every metric of one server.
+#[derive(Debug)]
+pub struct Metrics {
+    registry: Registry,
+    decisions: Family<SetOutcome, Counter>,
+    decision_seconds: Family<SetLabel, Histogram, fn() -> Histogram>,
+    plugin_seconds: Family<PluginLabel, Histogram, fn() -> Histogram>,
+    plugin_failures: Family<FailureLabel, Counter>,
+    quarantined: Family<PluginLabel, Gauge>,
+    audit_queue: Gauge,
+    audit_write_seconds: Histogram,
+    audit_records: Counter,
+    audit_failures: Counter,
+    approvals: Family<StateLabel, Counter>,
+    approval_seconds: Family<StateLabel, Histogram, fn() -> Histogram>,
+    credentials_issued: Counter,
+    credentials_revoked: Counter,
+    divergences: Family<Divergence, Counter>,
+    shadow_shed: Family<SetLabel, Counter>,
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Metrics {
+    /// A registry with every metric, all at zero.
+    pub fn new() -> Self {
+        let mut r = Registry::with_prefix("arbiter");
+        let m = Self {
+            decisions: Family::default(),
+            decision_seconds: Family::new_with_constructor(latency),
+            plugin_seconds: Family::new_with_constructor(latency),
+            plugin_failures: Family::default(),
+            quarantined: Family::default(),
+            audit_queue: Gauge::default(),
+            audit_write_seconds: latency(),
+            audit_records: Counter::default(),
+            audit_failures: Counter::default(),
+            approvals: Family::default(),
+            approval_seconds: Family::new_with_constructor(slow_latency),
+            credentials_issued: Counter::default(),
+            credentials_revoked: Counter::default(),
+            divergences: Family::default(),
+            shadow_shed: Family::default(),
+            registry: Registry::default(),
+        };
+        r.register(
+            "decisions",
+            "Decisions by policy set and outcome",
+            m.decisions.clone(),
+        );
+        r.register(
+            "decision_seconds",
+            "Decision latency (evaluation of every plugin and combining)",
+            m.decision_seconds.clone(),
+        );
+        r.register(
+            "plugin_seconds",
+            "Per-plugin evaluation latency, instantiation included",
+            m.plugin_seconds.clone(),
+        );
+        r.register(
+            "plugin_failures",
+            "Plugin failures by kind (each counted as a deny unless on_error = abstain)",
+            m.plugin_failures.clone(),
+        );
+        r.register(
+            "plugin_quarantined",
+            "1 while a plugin is quarantined (fails closed without running)",
+            m.quarantined.clone(),
+        );
+        r.register(
+            "audit_queue_depth",
+            "Audit records waiting for the group-commit writer",
+            m.audit_queue.clone(),
+        );
+        r.register(
+            "audit_write_seconds",
+            "Time to commit one audit batch",
+            m.audit_write_seconds.clone(),
+        );
+        r.register(
+            "audit_records",
+            "Audit records committed",
+            m.audit_records.clone(),
+        );
+        r.register(
+            "audit_write_failures",
+            "Audit batches that could not be written",
+            m.audit_failures.clone(),
+        );
+        r.register(
+            "approvals",
+            "Approval events by resulting state (pending = created)",
+            m.approvals.clone(),
+        );
+        r.register(
+            "approval_decision_seconds",
+            "Time from an approval's creation to its approval or rejection",
+            m.approval_seconds.clone(),
+        );
+        r.register(
+            "credentials_issued",
+            "Credentials issued",
+            m.credentials_issued.clone(),
+        );
+        r.register(
+            "credentials_revoked",
+            "Credentials revoked (one by one or by task completion)",
+            m.credentials_revoked.clone(),
+        );
+        r.register(
+            "shadow_divergences",
+            "Shadow decisions that differ from the enforced one, by enforced -> shadow outcome",
+            m.divergences.clone(),
+        );
+        r.register(
+            "shadow_shed",
+            "Shadow evaluations skipped because the server was busy",
+            m.shadow_shed.clone(),
+        );
+        Self { registry: r, ..m }
+    }
+
+    /// Counts a decision and its plugins' latency and failures.
+    pub fn decision(&self, d: &Decision) {
+        let set = &d.set.name;
+        self.decisions
+            .get_or_create(&SetOutcome {
+                set: set.clone(),
+                outcome: d.outcome.as_str().to_string(),
+            })
+            .inc();
+        self.decision_seconds
+            .get_or_create(&SetLabel { set: set.clone() })
+            .observe(d.elapsed.as_secs_f64());
+        for p in &d.plugins {
+            let label = PluginLabel {
+                set: set.clone(),
+                plugin: p.name.clone(),
+            };
+            self.plugin_seconds
+                .get_or_create(&label)
+                .observe(p.elapsed.as_secs_f64());
+            if let PluginOutcome::Failed(f) = &p.outcome {
+                self.plugin_failures
+                    .get_or_create(&FailureLabel {
+                        set: set.clone(),
+                        plugin: p.name.clone(),
+                        kind: f.kind.as_str().to_string(),
+                    })
+                    .inc();
+            }
+        }
+    }
+
+    /// Sets whether a plugin is quarantined (refreshed at every scrape).
+    pub fn quarantined(&self, set: &str, plugin: &str, yes: bool) {
+        self.quarantined
+            .get_or_create(&PluginLabel {
+                set: set.to_string(),
+                plugin: plugin.to_string(),
+            })
+            .set(i64::from(yes));
+    }
+
+    /// The audit queue depth (refreshed at every scrape).
+    pub fn audit_queue(&self, depth: usize) {
+        self.audit_queue
+            .set(i64::try_from(depth).unwrap_or(i64::MAX));
+    }
+
+    /// One committed audit batch.
+    pub fn audit_committed(&self, records: usize, took: Duration) {
+        self.audit_records.inc_by(records as u64);
+        self.audit_write_seconds.observe(took.as_secs_f64());
+    }
+
+    /// One failed audit batch.
+    pub fn audit_failed(&self) {
+        self.audit_failures.inc();
+    }
+
+    /// An approval reached `state`; `age` is its time since creation, for decisions.
+    pub fn approval(&self, state: &str, age: Option<Duration>) {
+        let label = StateLabel {
+            state: state.to_string(),
+        };
+        self.approvals.get_or_create(&label).inc();
+        if let Some(age) = age {
+            self.approval_seconds
+                .get_or_create(&label)
+                .observe(age.as_secs_f64());
+        }
+    }
+
+    /// A credential was issued.
+    pub fn credential_issued(&self) {
+        self.credentials_issued.inc();
+    }
+
+    /// `n` credentials were revoked.
+    pub fn credentials_revoked(&self, n: usize) {
+        self.credentials_revoked.inc_by(n as u64);
+    }
+
+    /// A shadow decision differed from the enforced one.
+    pub fn divergence(&self, set: &str, shadow: &str, from: &str, to: &str) {
+        self.divergences
+            .get_or_create(&Divergence {
+                set: set.to_string(),
+                shadow: shadow.to_string(),
+                from: from.to_string(),
+                to: to.to_string(),
+            })
+            .inc();
+    }
+
+    /// A shadow evaluation was skipped under load.
+    pub fn shadow_shed(&self, shadow: &str) {
+        self.shadow_shed
+            .get_or_create(&SetLabel {
+                set: shadow.to_string(),
+            })
+            .inc();
+    }
+
+    /// The OpenMetrics text of every metric.
+    pub fn encode(&self) -> String {
+        let mut out = String::new();
+        // Writing into a String cannot fail.
+        let _ = prometheus_client::encoding::text::encode(&mut out, &self.registry);
+        out
+    }
+}
+
+/// Serves `GET /metrics` on `addr` until the task is aborted; `refresh` runs before
+/// every scrape (to update gauges that are read, not counted).
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    metrics: Arc<Metrics>,
+    refresh: Arc<dyn Fn(&Metrics) + Send + Sync>,
+) {
+    use http_body_util::Full;
+    use hyper::body::Bytes;
+    use hyper::{Response, StatusCode};
+    loop {
+        let Ok((stream, _)) = listener.accept().await else {
+            continue;
+        };
+        let (metrics, refresh) = (metrics.clone(), refresh.clone());
+        tokio::spawn(async move {
+            let service =
+                hyper::service::service_fn(move |req: hyper::Request<hyper::body::Incoming>| {
+                    let (metrics, refresh) = (metrics.clone(), refresh.clone());
+                    async move {
+                        let response = if req.uri().path() == "/metrics" {
+                            refresh(&metrics);
+                            Response::builder()
+                                .header(
+                                    "content-type",
+                                    "application/openmetrics-text; version=1.0.0; charset=utf-8",
+                                )
+                                .body(Full::new(Bytes::from(metrics.encode())))
+                        } else {
+                            Response::builder()
+                                .status(StatusCode::NOT_FOUND)
+                                .body(Full::new(Bytes::from_static(b"metrics are at /metrics\n")))
+                        };
+                        response.map_err(|e| e.to_string())
+                    }
+                });
+            let io = hyper_util::rt::TokioIo::new(stream);
+            let _ = hyper::server::conn::http1::Builder::new()
+                .serve_connection(io, service)
+                .await;
+        });
+    }
+}
+
+/// Parses `--metrics-listen` (`off` disables the endpoint).
+pub fn parse_listen(text: &str) -> anyhow::Result<Option<SocketAddr>> {
+    if text == "off" {
+        return Ok(None);
+    }
+    text.parse().map(Some).map_err(|e| {
+        anyhow::anyhow!(
+            "metrics address `{text}` is not `IP:port` or `off` ({e}); e.g. 127.0.0.1:9464"
+        )
+    })
+}
