@@ -670,3 +670,107 @@ pub async fn reqwest_metrics(addr: std::net::SocketAddr) -> String {
     );
     out
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_restart_comes_back_with_the_versions_it_enforced_and_shadowed() {
+    let root = tempfile::tempdir().expect("tempdir");
+    let key = SecretKey::generate().expect("key");
+    let public = root.path().join("trusted.pub");
+    key.public().write(&public).expect("pub");
+    let v1 = bundle(&set_dir(root.path(), "1.0.0", ""), Some(&key));
+    let v2 = bundle(
+        &set_dir(root.path(), "2.0.0", "disabled_rules = [\"F1\", \"G4\"]"),
+        Some(&key),
+    );
+    let v3 = bundle(
+        &set_dir(root.path(), "3.0.0", "approvers_required = 2"),
+        Some(&key),
+    );
+    let data = tempfile::tempdir().expect("tempdir");
+    let mut config = test_config(data.path());
+    config.policy_sets = vec![v1.display().to_string()];
+    config.trusted_keys = vec![public];
+    let token = auth::new_token().expect("token");
+    let hash = auth::token_hash(&token);
+    config.tokens.insert(
+        hash.clone(),
+        auth::caller_of(
+            &hash,
+            "root@acme.org",
+            "human",
+            &[Role::Admin.as_str().into()],
+        )
+        .expect("caller"),
+    );
+
+    let running = arbiter::server::start(&config).await.expect("starts");
+    let mut admin =
+        PolicyAdminClient::new(channel(&format!("http://{}", running.local_addr)).await);
+    load(&mut admin, &token, &v2, pb::Activation::Enforce)
+        .await
+        .expect("v2");
+    load(&mut admin, &token, &v3, pb::Activation::Shadow)
+        .await
+        .expect("v3");
+    running.shutdown().await.expect("stops");
+
+    let running = arbiter::server::start(&config).await.expect("restarts");
+    let mut admin =
+        PolicyAdminClient::new(channel(&format!("http://{}", running.local_addr)).await);
+    let s = admin
+        .get_set_status(bearer(
+            &token,
+            pb::GetSetStatusRequest {
+                name: "reference".into(),
+            },
+        ))
+        .await
+        .expect("status")
+        .into_inner();
+    assert_eq!(enforced(&s), "2.0.0");
+    let states: BTreeMap<&str, i32> = s
+        .versions
+        .iter()
+        .map(|v| (v.version.as_str(), v.state))
+        .collect();
+    assert_eq!(states["3.0.0"], pb::SetState::Shadow as i32);
+    assert_eq!(states["1.0.0"], pb::SetState::Loaded as i32);
+    let mut authz = AuthorizerClient::new(channel(&format!("http://{}", running.local_addr)).await);
+    assert_eq!(
+        authz
+            .authorize(normal_request())
+            .await
+            .expect("serves")
+            .into_inner()
+            .policy_set_version,
+        "2.0.0"
+    );
+    let s = admin
+        .rollback_set(bearer(
+            &token,
+            pb::RollbackSetRequest {
+                name: "reference".into(),
+                version: "1.0.0".into(),
+            },
+        ))
+        .await
+        .expect("rollback")
+        .into_inner();
+    assert_eq!(enforced(&s), "1.0.0");
+    running.shutdown().await.expect("stops");
+
+    // A config that names another set wins over the saved state.
+    config.policy_sets = vec![v3.display().to_string()];
+    let running = arbiter::server::start(&config).await.expect("restarts");
+    let mut authz = AuthorizerClient::new(channel(&format!("http://{}", running.local_addr)).await);
+    assert_eq!(
+        authz
+            .authorize(normal_request())
+            .await
+            .expect("serves")
+            .into_inner()
+            .policy_set_version,
+        "3.0.0"
+    );
+    running.shutdown().await.expect("stops");
+}

@@ -12,6 +12,7 @@ use crate::approvals::ApprovalDesk;
 use crate::auth::{Authenticator, Caller};
 use crate::credentials::Credentials;
 use crate::grpc::ApiError;
+use crate::history::History;
 use crate::loader::Loader;
 use crate::metrics::Metrics;
 use crate::records;
@@ -38,6 +39,8 @@ pub struct App {
     pub metrics: Arc<Metrics>,
     /// Loads new set versions with the server's trust policy.
     pub loader: Loader,
+    /// Keeps the sets' state across restarts.
+    pub history: History,
     stopping: watch::Sender<bool>,
 }
 
@@ -72,6 +75,7 @@ impl App {
         redact: Vec<String>,
         metrics: Arc<Metrics>,
         loader: Loader,
+        history: History,
     ) -> Self {
         Self {
             sets,
@@ -83,6 +87,7 @@ impl App {
             redact,
             metrics,
             loader,
+            history,
             stopping: watch::channel(false).0,
         }
     }

@@ -10,6 +10,7 @@ pub mod config;
 pub mod credentials;
 pub mod embedded;
 pub mod grpc;
+pub mod history;
 pub mod loader;
 pub mod metrics;
 pub mod records;

@@ -31,6 +31,8 @@ pub struct Loader {
     runtime: Runtime,
     limits: Limits,
     trusted: Vec<PublicKey>,
+    /// Where loaded versions are kept as bundles, to be restored after a restart.
+    keep: Option<PathBuf>,
 }
 
 impl Loader {
@@ -40,7 +42,14 @@ impl Loader {
             runtime,
             limits,
             trusted,
+            keep: None,
         }
+    }
+
+    /// Keeps every version loaded from a file or upload as `<dir>/<digest>.bundle`.
+    pub fn keeping_in(mut self, dir: PathBuf) -> Self {
+        self.keep = Some(dir);
+        self
     }
 
     /// Whether signatures are required.
@@ -58,6 +67,7 @@ impl Loader {
 
     /// Verifies and loads a set; the error says why it was refused.
     pub async fn load(&self, source: Source) -> Result<Version, String> {
+        let kept = source.clone();
         let (origin, set_source, signer) = match source {
             Source::Bundle(bytes) => {
                 if bytes.len() > MAX_UPLOAD_BYTES {
@@ -115,7 +125,46 @@ impl Loader {
                 }
                 msg
             })?;
-        Ok(Version::new(set, origin, signer))
+        let mut version = Version::new(set, origin, signer);
+        version.restore_from = self.keep(&kept, &version.set.identity().digest);
+        Ok(version)
+    }
+
+    /// Keeps a copy to restore from; `None` when it cannot (logged: the version still
+    /// serves, it just will not come back after a restart).
+    fn keep(&self, source: &Source, digest: &str) -> Option<String> {
+        if let Source::Reference(r) = source
+            && r.starts_with(embedded::PREFIX)
+        {
+            return Some(r.clone());
+        }
+        let dir = self.keep.as_ref()?;
+        let path = dir.join(format!("{digest}.bundle"));
+        if path.exists() {
+            return Some(path.display().to_string());
+        }
+        let kept = std::fs::create_dir_all(dir)
+            .map_err(|e| e.to_string())
+            .and_then(|()| {
+                let tmp = dir.join(format!("{digest}.bundle.tmp"));
+                match source {
+                    Source::Bundle(bytes) => std::fs::write(&tmp, bytes).map_err(|e| e.to_string()),
+                    Source::Reference(r) if arbiter_bundle::is_bundle(Path::new(r)) => {
+                        std::fs::copy(r, &tmp).map(drop).map_err(|e| e.to_string())
+                    }
+                    Source::Reference(r) => arbiter_bundle::pack(Path::new(r), &tmp)
+                        .map(drop)
+                        .map_err(|e| e.to_string()),
+                }
+                .and_then(|()| std::fs::rename(&tmp, &path).map_err(|e| e.to_string()))
+            });
+        match kept {
+            Ok(()) => Some(path.display().to_string()),
+            Err(e) => {
+                tracing::warn!(digest, error = %e, "cannot keep a copy of a loaded set; it will not be restored after a restart");
+                None
+            }
+        }
     }
 }
 

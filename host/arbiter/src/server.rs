@@ -23,6 +23,7 @@ use crate::grpc::{
     admin::AdminService, approvals::ApprovalsService, audit::AuditService, authorizer::Authorizer,
     credentials::CredentialsService, decode::MAX_TRANSPORT_BYTES,
 };
+use crate::history::History;
 use crate::loader::{self, Loader, Source};
 use crate::metrics::Metrics;
 use crate::proto;
@@ -91,7 +92,8 @@ pub async fn start(config: &Config) -> anyhow::Result<Running> {
     })?;
     let trusted =
         loader::trusted_keys(&config.trusted_keys).context("cannot read a trusted bundle key")?;
-    let loader = Loader::new(runtime, config.limits, trusted);
+    let loader =
+        Loader::new(runtime, config.limits, trusted).keeping_in(config.data_dir.join("sets"));
     let mut enforced = Vec::new();
     let mut shadows = Vec::new();
     for reference in &config.policy_sets {
@@ -114,7 +116,11 @@ pub async fn start(config: &Config) -> anyhow::Result<Running> {
             anyhow::anyhow!("policy set `{name}` is marked `mode = \"shadow\"`: {e}")
         })?;
     }
-    let app = Arc::new(open_state(config, sets.clone(), loader)?);
+    // Versions loaded at runtime before a restart come back, as they were.
+    let history = History::new(&config.data_dir, &sets);
+    history.restore(&loader, &sets).await;
+    history.save(&sets);
+    let app = Arc::new(open_state(config, sets.clone(), loader, history)?);
 
     let (health_reporter, health) = tonic_health::server::health_reporter();
     health_reporter
@@ -210,7 +216,12 @@ pub async fn start(config: &Config) -> anyhow::Result<Running> {
 
 /// Opens the state database and everything built on it, and checks that callers
 /// will have to authenticate where that matters.
-fn open_state(config: &Config, sets: Arc<Sets>, loader: Loader) -> anyhow::Result<App> {
+fn open_state(
+    config: &Config,
+    sets: Arc<Sets>,
+    loader: Loader,
+    history: History,
+) -> anyhow::Result<App> {
     let path = config.data_dir.join("state.db");
     let store: Arc<dyn StateStore> = Arc::new(
         SqliteStore::open(&path)
@@ -257,6 +268,7 @@ fn open_state(config: &Config, sets: Arc<Sets>, loader: Loader) -> anyhow::Resul
         redact,
         metrics,
         loader,
+        history,
     ))
 }
 

@@ -28,6 +28,9 @@ pub struct Version {
     pub loaded_micros: i64,
     /// When it was last made enforced or shadow, unix microseconds (0: never).
     pub activated_micros: AtomicU64,
+    /// How to load it again after a restart: `builtin:NAME` or a bundle file kept in
+    /// the data directory.
+    pub restore_from: Option<String>,
 }
 
 impl Version {
@@ -39,6 +42,7 @@ impl Version {
             signer,
             loaded_micros: arbiter_store::now_micros(),
             activated_micros: AtomicU64::new(0),
+            restore_from: None,
         }
     }
 

@@ -101,6 +101,7 @@ async fn load(app: &App, actor: &Caller, path: &Path) {
             });
             let act = match &result {
                 Ok(()) => {
+                    app.history.save(&app.sets);
                     tracing::info!(set = %id.name, version = %id.version, shadow, "watched bundle loaded");
                     "load"
                 }

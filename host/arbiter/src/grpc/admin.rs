@@ -57,6 +57,7 @@ impl AdminService {
             .record_admin_act(caller, &recorded_act, record)
             .await?;
         result.map_err(ApiError::FailedPrecondition)?;
+        self.app.history.save(&self.app.sets);
         if let Some(named) = self.app.sets.get_named(name) {
             let id = named.enforced.set.identity();
             tracing::info!(set = name, act, version = %id.version, digest = %id.digest, by = %caller.id, "policy set changed");
