@@ -110,38 +110,55 @@ struct Fixture {
     v2: PathBuf,
 }
 
-async fn fixture() -> Fixture {
-    let root = tempfile::tempdir().expect("tempdir");
+/// Two signed versions, a server config serving the first with the key trusted, and
+/// an admin token.
+struct Setup {
+    config: arbiter::config::Config,
+    admin: String,
+    key: SecretKey,
+    v2: PathBuf,
+}
+
+fn setup(root: &Path, data: &Path) -> Setup {
     let key = SecretKey::generate().expect("key");
-    let public = root.path().join("trusted.pub");
+    let public = root.join("trusted.pub");
     key.public().write(&public).expect("pub");
-    let v1 = bundle(&set_dir(root.path(), "1.0.0", ""), Some(&key));
+    let v1 = bundle(&set_dir(root, "1.0.0", ""), Some(&key));
     let v2 = bundle(
-        &set_dir(root.path(), "2.0.0", "disabled_rules = [\"F1\", \"G4\"]"),
+        &set_dir(root, "2.0.0", "disabled_rules = [\"F1\", \"G4\"]"),
         Some(&key),
     );
-    let data = tempfile::tempdir().expect("tempdir");
-    let mut config = test_config(data.path());
+    let mut config = test_config(data);
     config.policy_sets = vec![v1.display().to_string()];
     config.trusted_keys = vec![public];
     let admin = auth::new_token().expect("token");
     let hash = auth::token_hash(&admin);
-    config.tokens.insert(
-        hash.clone(),
-        auth::caller_of(
-            &hash,
-            "root@acme.org",
-            "human",
-            &[Role::Admin.as_str().into()],
-        )
-        .expect("caller"),
-    );
-    Fixture {
-        server: TestServer::start_config(config, data).await,
+    let caller = auth::caller_of(
+        &hash,
+        "root@acme.org",
+        "human",
+        &[Role::Admin.as_str().into()],
+    )
+    .expect("caller");
+    config.tokens.insert(hash, caller);
+    Setup {
+        config,
         admin,
         key,
-        root,
         v2,
+    }
+}
+
+async fn fixture() -> Fixture {
+    let root = tempfile::tempdir().expect("tempdir");
+    let data = tempfile::tempdir().expect("tempdir");
+    let s = setup(root.path(), data.path());
+    Fixture {
+        server: TestServer::start_config(s.config, data).await,
+        admin: s.admin,
+        key: s.key,
+        root,
+        v2: s.v2,
     }
 }
 
@@ -674,35 +691,17 @@ pub async fn reqwest_metrics(addr: std::net::SocketAddr) -> String {
 #[tokio::test(flavor = "multi_thread")]
 async fn a_restart_comes_back_with_the_versions_it_enforced_and_shadowed() {
     let root = tempfile::tempdir().expect("tempdir");
-    let key = SecretKey::generate().expect("key");
-    let public = root.path().join("trusted.pub");
-    key.public().write(&public).expect("pub");
-    let v1 = bundle(&set_dir(root.path(), "1.0.0", ""), Some(&key));
-    let v2 = bundle(
-        &set_dir(root.path(), "2.0.0", "disabled_rules = [\"F1\", \"G4\"]"),
-        Some(&key),
-    );
+    let data = tempfile::tempdir().expect("tempdir");
+    let Setup {
+        mut config,
+        admin: token,
+        key,
+        v2,
+    } = setup(root.path(), data.path());
     let v3 = bundle(
         &set_dir(root.path(), "3.0.0", "approvers_required = 2"),
         Some(&key),
     );
-    let data = tempfile::tempdir().expect("tempdir");
-    let mut config = test_config(data.path());
-    config.policy_sets = vec![v1.display().to_string()];
-    config.trusted_keys = vec![public];
-    let token = auth::new_token().expect("token");
-    let hash = auth::token_hash(&token);
-    config.tokens.insert(
-        hash.clone(),
-        auth::caller_of(
-            &hash,
-            "root@acme.org",
-            "human",
-            &[Role::Admin.as_str().into()],
-        )
-        .expect("caller"),
-    );
-
     let running = arbiter::server::start(&config).await.expect("starts");
     let mut admin =
         PolicyAdminClient::new(channel(&format!("http://{}", running.local_addr)).await);

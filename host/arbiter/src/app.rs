@@ -41,7 +41,8 @@ pub struct App {
     pub loader: Loader,
     /// Keeps the sets' state across restarts.
     pub history: History,
-    stopping: watch::Sender<bool>,
+    /// Flips to `true` when the server starts shutting down (see [`App::stopping`]).
+    pub stopping: watch::Sender<bool>,
 }
 
 /// Feeds the audit writer's batches into the metrics.
@@ -60,38 +61,6 @@ impl arbiter_audit::Observer for AuditMetrics {
 }
 
 impl App {
-    /// Assembles the shared state.
-    #[expect(
-        clippy::too_many_arguments,
-        reason = "assembled once, in server::start"
-    )]
-    pub fn new(
-        sets: Arc<Sets>,
-        auth: Authenticator,
-        store: Arc<dyn StateStore>,
-        approvals: ApprovalDesk,
-        credentials: Arc<Credentials>,
-        audit: Option<AuditLog>,
-        redact: Vec<String>,
-        metrics: Arc<Metrics>,
-        loader: Loader,
-        history: History,
-    ) -> Self {
-        Self {
-            sets,
-            auth,
-            store,
-            approvals,
-            credentials,
-            audit,
-            redact,
-            metrics,
-            loader,
-            history,
-            stopping: watch::channel(false).0,
-        }
-    }
-
     /// Flips to `true` when the server starts shutting down; long-lived streams end.
     pub fn stopping(&self) -> watch::Receiver<bool> {
         self.stopping.subscribe()

@@ -258,7 +258,7 @@ fn open_state(
         .as_ref()
         .map(|a| a.redact.clone())
         .unwrap_or_default();
-    Ok(App::new(
+    Ok(App {
         sets,
         auth,
         store,
@@ -269,7 +269,8 @@ fn open_state(
         metrics,
         loader,
         history,
-    ))
+        stopping: tokio::sync::watch::channel(false).0,
+    })
 }
 
 /// Opens `<data_dir>/audit.db`, signing checkpoints with `<data_dir>/keys/audit.pem`

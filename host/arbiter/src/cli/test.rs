@@ -37,17 +37,19 @@ pub struct TestArgs {
     pub verbose: bool,
 }
 
+/// One line of a JSON-lines vector file (also what `arbiter replay --labels` reads).
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
-struct Vector {
+pub(crate) struct Vector {
     #[serde(default)]
-    id: serde_json::Value,
-    request: Request,
+    pub(crate) id: serde_json::Value,
+    pub(crate) request: Request,
     #[serde(default)]
-    approved: bool,
-    expected: String,
+    pub(crate) approved: bool,
+    pub(crate) expected: String,
+    /// Rule ids that matched, for debugging.
     #[serde(default)]
-    rules: Vec<String>,
+    pub(crate) rules: Vec<String>,
 }
 
 /// Counts of one run.

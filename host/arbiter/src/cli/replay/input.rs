@@ -8,6 +8,9 @@ use arbiter_audit::{Filter, Kind, StoredRecord};
 use arbiter_core::{Outcome, Request};
 use serde::{Deserialize, Serialize};
 
+// One line of a labelled file: the vectors format, as `arbiter test` reads it.
+use crate::cli::test::Vector as Labelled;
+
 /// Decision records read per query. Pages keep memory flat however long the log is;
 /// ten thousand records (a few megabytes) make the per-query cost negligible.
 const AUDIT_PAGE: usize = 10_000;
@@ -46,21 +49,6 @@ pub struct Case {
     pub approved: bool,
     /// The expected decision (labels) or the recorded one (audit log).
     pub label: Outcome,
-}
-
-/// One line of a labelled file: the vectors format.
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct Labelled {
-    #[serde(default)]
-    id: serde_json::Value,
-    request: Request,
-    #[serde(default)]
-    approved: bool,
-    expected: String,
-    // Rule ids for debugging; not used by the measurement.
-    #[serde(default, rename = "rules")]
-    _rules: Vec<String>,
 }
 
 /// The cases of a labelled JSON-lines file; `name` is the file's name in errors. A
