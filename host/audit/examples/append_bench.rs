@@ -2,13 +2,15 @@
 //!
 //! ```text
 //! cargo run --release -p arbiter-audit --example append_bench -- \
-//!     [records] [appenders] [durable|async] [rate] [dir]
+//!     [--records 200000] [--appenders 16] [--mode durable|async|none] \
+//!     [--rate 0] [--commit-interval-us 0] [--dir .]
 //! ```
 //!
-//! Defaults: 200000 records, 16 appenders, durable, as fast as possible (`rate` 0; else
-//! records per second in total, to measure the CPU cost at a given load with `time`),
-//! a fresh directory under the current one (not `/tmp`, which may be memory-backed and
-//! make fsync free).
+//! `--rate` paces the appenders to that many records a second in total (0: as fast as
+//! they can), to measure the CPU the log costs at a given load; `--mode none` builds the
+//! same records without a log, which is what the benchmark itself costs. The log goes
+//! in a fresh directory under `--dir` (not `/tmp`, which may be memory-backed and make
+//! fsync free).
 
 use std::error::Error;
 use std::sync::Arc;
@@ -70,48 +72,108 @@ fn record(i: u64) -> Record {
     }
 }
 
+/// The command line, `--name value` pairs.
+#[derive(Debug)]
+struct Args {
+    records: u64,
+    appenders: u64,
+    mode: String,
+    rate: f64,
+    commit_interval: Duration,
+    dir: String,
+}
+
+fn args() -> Result<Args, Box<dyn Error>> {
+    let mut args = Args {
+        records: 200_000,
+        appenders: 16,
+        mode: "durable".into(),
+        rate: 0.0,
+        commit_interval: Duration::ZERO,
+        dir: ".".into(),
+    };
+    let mut it = std::env::args().skip(1);
+    while let Some(name) = it.next() {
+        let value = it.next().ok_or_else(|| format!("`{name}` needs a value"))?;
+        match name.as_str() {
+            "--records" => args.records = value.parse()?,
+            "--appenders" => args.appenders = value.parse()?,
+            "--mode" => args.mode = value,
+            "--rate" => args.rate = value.parse()?,
+            "--commit-interval-us" => args.commit_interval = Duration::from_micros(value.parse()?),
+            "--dir" => args.dir = value,
+            _ => return Err(format!("unknown option `{name}`").into()),
+        }
+    }
+    Ok(args)
+}
+
+/// Seconds of CPU (user + system) this process has used, from `/proc` (0 elsewhere).
+fn cpu_seconds() -> f64 {
+    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
+    // Fields after the command name (which may hold spaces): utime and stime are the
+    // 12th and 13th, in clock ticks of (almost always) 100 Hz.
+    let after = stat.rsplit_once(')').map_or("", |(_, rest)| rest);
+    let ticks: u64 = after
+        .split_whitespace()
+        .skip(11)
+        .take(2)
+        .filter_map(|f| f.parse::<u64>().ok())
+        .sum();
+    ticks as f64 / 100.0
+}
+
+/// Waits until record `i` is due when pacing at `rate` records a second from `started`.
+async fn pace(rate: f64, started: Instant, i: u64) {
+    if rate > 0.0 {
+        let due = started + Duration::from_secs_f64(i as f64 / rate);
+        tokio::time::sleep_until(due.into()).await;
+    }
+}
+
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn Error>> {
-    let args: Vec<String> = std::env::args().skip(1).collect();
-    let records: u64 = args.first().map_or(Ok(200_000), |s| s.parse())?;
-    let appenders: u64 = args.get(1).map_or(Ok(16), |s| s.parse())?;
-    let rate: f64 = args.get(3).map_or(Ok(0.0), |s| s.parse())?;
-    let durability = match args.get(2).map(String::as_str) {
-        None | Some("durable") => Durability::Durable,
-        Some("async") => Durability::Async,
-        // The same load without the log: what the benchmark itself costs.
-        Some("none") => {
-            let started = Instant::now();
+    let Args {
+        records,
+        appenders,
+        mode,
+        rate,
+        commit_interval,
+        dir,
+    } = args()?;
+    let durability = match mode.as_str() {
+        "durable" => Durability::Durable,
+        "async" => Durability::Async,
+        "none" => {
+            let (started, cpu) = (Instant::now(), cpu_seconds());
             for i in 0..records {
-                if rate > 0.0 {
-                    let due = Duration::from_secs_f64(i as f64 / rate);
-                    tokio::time::sleep_until((started + due).into()).await;
-                }
+                pace(rate, started, i).await;
                 drop(record(i));
             }
+            let cpu = cpu_seconds() - cpu;
+            println!(
+                "no log: {:.1} us CPU per record, {:.2} s",
+                cpu * 1e6 / records as f64,
+                started.elapsed().as_secs_f64()
+            );
             return Ok(());
         }
-        Some(other) => return Err(format!("unknown durability `{other}`").into()),
+        other => return Err(format!("unknown mode `{other}`").into()),
     };
-    let dir = match args.get(4) {
-        Some(d) => tempfile::tempdir_in(d)?,
-        None => tempfile::tempdir_in(".")?,
-    };
+    let dir = tempfile::tempdir_in(dir)?;
     let batches = Arc::new(Batches::default());
-    let config = AuditConfig::new(dir.path().join("audit.db"), SecretKey::generate()?);
+    let mut config = AuditConfig::new(dir.path().join("audit.db"), SecretKey::generate()?);
+    config.min_commit_interval = commit_interval;
     let log = AuditLog::open(config, Some(batches.clone()))?;
 
-    let started = Instant::now();
+    let (started, cpu) = (Instant::now(), cpu_seconds());
     let mut tasks = Vec::new();
     for t in 0..appenders {
         let log = log.clone();
         tasks.push(tokio::spawn(async move {
             let mut i = t;
             while i < records {
-                if rate > 0.0 {
-                    let due = Duration::from_secs_f64(i as f64 / rate);
-                    tokio::time::sleep_until((started + due).into()).await;
-                }
+                pace(rate, started, i).await;
                 log.append(record(i), durability).await?;
                 i += appenders;
             }
@@ -123,13 +185,15 @@ async fn main() -> Result<(), Box<dyn Error>> {
     }
     log.close().await?;
     let elapsed = started.elapsed();
+    let cpu = cpu_seconds() - cpu;
 
     let count = batches.count.load(Ordering::Relaxed).max(1);
     let written = batches.records.load(Ordering::Relaxed);
     println!(
-        "{written} records, {appenders} appenders, {durability:?}: {:.0} records/s ({:.2} s)",
+        "{written} records, {appenders} appenders, {durability:?}: {:.0} records/s ({:.2} s), {:.1} us CPU per record",
         written as f64 / elapsed.as_secs_f64(),
-        elapsed.as_secs_f64()
+        elapsed.as_secs_f64(),
+        cpu * 1e6 / written.max(1) as f64,
     );
     println!(
         "batches: {count}, mean {:.1} records, largest {}; commit latency mean {} us, slowest {} us",

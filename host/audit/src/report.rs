@@ -44,9 +44,9 @@ impl fmt::Display for Verification {
         }
         write!(
             f,
-            "OK: {} records, {} checkpoints, head ",
-            thousands(self.records),
-            thousands(self.checkpoints)
+            "OK: {}, {}, head ",
+            counted(self.records, "record"),
+            counted(self.checkpoints, "checkpoint")
         )?;
         if self.head_seq == 0 {
             f.write_str("(empty log)")?;
@@ -55,11 +55,7 @@ impl fmt::Display for Verification {
         }
         match self.unsigned() {
             0 => Ok(()),
-            n => write!(
-                f,
-                "; the last {} records are not yet covered by a checkpoint",
-                thousands(n)
-            ),
+            n => write!(f, "; {} after the last checkpoint", counted(n, "record")),
         }
     }
 }
@@ -186,6 +182,12 @@ impl fmt::Display for Why {
     }
 }
 
+/// `12345, "record"` as `12,345 records`; `1, "record"` as `1 record`.
+fn counted(n: u64, noun: &str) -> String {
+    let s = if n == 1 { "" } else { "s" };
+    format!("{} {noun}{s}", thousands(n))
+}
+
 /// `12345` as `12,345`.
 fn thousands(n: u64) -> String {
     let digits = n.to_string();
@@ -227,7 +229,7 @@ mod tests {
         assert!(
             intact(10, 7)
                 .to_string()
-                .ends_with("; the last 3 records are not yet covered by a checkpoint")
+                .ends_with("; 3 records after the last checkpoint")
         );
     }
 
@@ -260,7 +262,9 @@ mod tests {
     }
 
     #[test]
-    fn thousands_are_grouped() {
+    fn counts_are_grouped_and_pluralized() {
+        assert_eq!(counted(1, "record"), "1 record");
+        assert_eq!(counted(0, "checkpoint"), "0 checkpoints");
         assert_eq!(thousands(0), "0");
         assert_eq!(thousands(999), "999");
         assert_eq!(thousands(1000), "1,000");

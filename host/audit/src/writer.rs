@@ -10,73 +10,17 @@ use std::time::{Duration, Instant};
 use arbiter_keys::SecretKey;
 use rusqlite::{Connection, TransactionBehavior};
 use tokio::runtime::Runtime;
-use tokio::sync::{mpsc, oneshot, watch};
+use tokio::sync::{mpsc, watch};
 
-use crate::chain::{self, Fields};
+use crate::chain;
 use crate::clock::now_micros;
+use crate::entry::{Entry, Msg};
 use crate::error::AuditError;
 use crate::log::Observer;
-use crate::record::{Kind, Record};
 use crate::schema::{self, Head};
-
-/// Where a durable append waits for its sequence number.
-pub(crate) type Reply = oneshot::Sender<Result<u64, AuditError>>;
 
 /// How the writer ended: `None` while it runs, then the result of its final checkpoint.
 pub(crate) type Outcome = Option<Result<(), Arc<rusqlite::Error>>>;
-
-/// What travels on the queue.
-#[derive(Debug)]
-pub(crate) enum Msg {
-    /// A record to write.
-    Append(Entry),
-    /// Write everything queued so far, checkpoint, stop.
-    Close,
-}
-
-/// A record ready for the chain. The appender serializes the body, so JSON encoding runs
-/// on the many request tasks and the one writer thread only hashes and inserts.
-#[derive(Debug)]
-pub(crate) struct Entry {
-    kind: Kind,
-    at_micros: i64,
-    principal: Option<String>,
-    outcome: Option<String>,
-    policy_set: Option<String>,
-    decision_id: Option<String>,
-    body: String,
-    reply: Option<Reply>,
-}
-
-impl Entry {
-    /// Serializes `record`'s body; `reply` is where a durable append waits.
-    pub(crate) fn new(record: Record, reply: Option<Reply>) -> Result<Self, AuditError> {
-        let body =
-            serde_json::to_string(&record.body).map_err(|source| AuditError::Body { source })?;
-        Ok(Self {
-            kind: record.kind,
-            at_micros: record.at_micros,
-            principal: record.principal,
-            outcome: record.outcome,
-            policy_set: record.policy_set,
-            decision_id: record.decision_id,
-            body,
-            reply,
-        })
-    }
-
-    fn fields(&self) -> Fields<'_> {
-        Fields {
-            kind: self.kind.as_str().as_bytes(),
-            at_micros: self.at_micros,
-            principal: self.principal.as_deref().map(str::as_bytes),
-            outcome: self.outcome.as_deref().map(str::as_bytes),
-            policy_set: self.policy_set.as_deref().map(str::as_bytes),
-            decision_id: self.decision_id.as_deref().map(str::as_bytes),
-            body: self.body.as_bytes(),
-        }
-    }
-}
 
 const INSERT_RECORD: &str = "INSERT INTO records
     (seq, kind, at_micros, principal, outcome, policy_set, decision_id, body, prev_hash, hash)
@@ -140,7 +84,7 @@ impl Writer {
                 rx.close();
             }
         }
-        let outcome = self.commit(&[], true).map(|head| self.head = head);
+        let outcome = self.commit(&[], true).map(|head| self.advance(head));
         if let Err(e) = &outcome {
             tracing::error!(error = %e, seq = self.head.seq, "cannot write the final audit checkpoint");
         }
@@ -204,7 +148,7 @@ impl Writer {
         match result {
             Ok(head) => {
                 let first = self.head.seq + 1;
-                self.head = head;
+                self.advance(head);
                 if let Some(observer) = self.observer.as_ref().filter(|_| records > 0) {
                     observer.committed(records, started.elapsed());
                 }
@@ -241,6 +185,22 @@ impl Writer {
                 }
             }
         }
+    }
+
+    /// Moves the head to what was committed, telling of a new checkpoint.
+    fn advance(&mut self, head: Head) {
+        if head.checkpoint_number != self.head.checkpoint_number {
+            tracing::debug!(
+                number = head.checkpoint_number,
+                seq = head.seq,
+                hash = %hex::encode(head.hash),
+                "audit checkpoint"
+            );
+            if let Some(observer) = &self.observer {
+                observer.checkpointed(head.checkpoint_number, head.seq, &head.hash);
+            }
+        }
+        self.head = head;
     }
 
     /// Re-reads the head after a failed commit. Normally it is unchanged (the batch was

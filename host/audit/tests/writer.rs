@@ -4,8 +4,8 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use arbiter_audit::{AuditConfig, AuditError, AuditLog, Durability, Filter, query, verify};
-use common::{Counts, closed_log, config, decision, fill, key, sql};
+use arbiter_audit::{AuditError, AuditLog, Durability, verify};
+use common::{Counts, config, decision, fill, key, sql};
 use rusqlite::{Connection, OpenFlags};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -214,67 +214,26 @@ async fn dropping_every_handle_still_signs_the_head() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn future_schema_is_refused() {
-    let (dir, path) = closed_log(5).await;
-    sql(&path)
-        .execute(
-            "UPDATE meta SET value = 99 WHERE name = 'schema_version'",
-            [],
-        )
-        .expect("update");
-    let e = AuditLog::open(config(dir.path()), None).expect_err("refused");
-    assert!(
-        matches!(
-            e,
-            AuditError::Schema {
-                found: 99,
-                supported: 1,
-                ..
-            }
-        ),
-        "{e:?}"
-    );
-    assert!(e.to_string().contains("schema version 99"), "{e}");
-    let e = verify(&path, None).expect_err("refused");
-    assert!(matches!(e, AuditError::Schema { found: 99, .. }), "{e:?}");
-    assert!(query(&path, &Filter::default()).is_err());
-}
-
-#[test]
-fn foreign_database_is_refused() {
+async fn commit_interval_gathers_records_into_one_batch() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let path = dir.path().join("other.db");
-    sql(&path)
-        .execute_batch("CREATE TABLE users (name TEXT)")
-        .expect("create");
-    let e = AuditLog::open(AuditConfig::new(&path, key()), None).expect_err("refused");
-    assert!(matches!(e, AuditError::NotAnAuditLog { .. }), "{e:?}");
-    let e = verify(&path, None).expect_err("refused");
-    assert!(matches!(e, AuditError::NotAnAuditLog { .. }), "{e:?}");
-}
-
-#[test]
-fn missing_file_is_an_io_error_when_reading() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let e = verify(&dir.path().join("none.db"), None).expect_err("missing");
-    assert!(matches!(e, AuditError::Io { .. }), "{e:?}");
-}
-
-#[cfg(unix)]
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn database_files_are_owner_only() {
-    use std::os::unix::fs::PermissionsExt as _;
-    let dir = tempfile::tempdir().expect("tempdir");
-    let log = AuditLog::open(config(dir.path()), None).expect("open");
+    let mut cfg = config(dir.path());
+    // Far longer than spawning the appenders below takes.
+    cfg.min_commit_interval = Duration::from_millis(300);
+    let counts = Counts::new();
+    let log = AuditLog::open(cfg, Some(counts.clone())).expect("open");
     log.append(decision(0), Durability::Durable)
         .await
-        .expect("append");
-    for name in ["audit.db", "audit.db-wal"] {
-        let mode = std::fs::metadata(dir.path().join(name))
-            .expect("meta")
-            .permissions()
-            .mode();
-        assert_eq!(mode & 0o777, 0o600, "{name}");
+        .expect("first");
+    let mut tasks = Vec::new();
+    for i in 1..=10 {
+        let log = log.clone();
+        tasks.push(tokio::spawn(async move {
+            log.append(decision(i), Durability::Durable).await
+        }));
+    }
+    for t in tasks {
+        t.await.expect("task").expect("append");
     }
     log.close().await.expect("close");
+    assert_eq!(*counts.committed.lock().expect("lock"), vec![1, 10]);
 }
