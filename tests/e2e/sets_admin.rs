@@ -773,3 +773,72 @@ async fn a_restart_comes_back_with_the_versions_it_enforced_and_shadowed() {
     );
     running.shutdown().await.expect("stops");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_change_that_cannot_be_audited_is_undone_and_unknown_sets_are_not_found() {
+    let f = fixture().await;
+    let ch = channel(&f.server.url).await;
+    let mut admin = PolicyAdminClient::new(ch.clone());
+    load(&mut admin, &f.admin, &f.v2, pb::Activation::None)
+        .await
+        .expect("v2 loads");
+    let db = f
+        .server
+        .running
+        .app
+        .audit
+        .as_ref()
+        .expect("audit")
+        .path()
+        .to_path_buf();
+    rusqlite::Connection::open(&db)
+        .expect("open")
+        .execute_batch("CREATE TRIGGER full BEFORE INSERT ON records BEGIN SELECT RAISE(FAIL, 'disk full'); END;")
+        .expect("trigger");
+    let activate = pb::ActivateSetRequest {
+        name: "reference".into(),
+        version: "2.0.0".into(),
+    };
+    let s = admin
+        .activate_set(bearer(&f.admin, activate.clone()))
+        .await
+        .expect_err("not recorded");
+    assert_eq!(s.code(), tonic::Code::Unavailable);
+    rusqlite::Connection::open(&db)
+        .expect("open")
+        .execute_batch("DROP TRIGGER full;")
+        .expect("drop");
+    let status = admin
+        .get_set_status(bearer(
+            &f.admin,
+            pb::GetSetStatusRequest {
+                name: "reference".into(),
+            },
+        ))
+        .await
+        .expect("status")
+        .into_inner();
+    assert_eq!(
+        enforced(&status),
+        "1.0.0",
+        "the unrecorded change was undone"
+    );
+    let s = admin
+        .activate_set(bearer(&f.admin, activate))
+        .await
+        .expect("recorded now")
+        .into_inner();
+    assert_eq!(enforced(&s), "2.0.0");
+    let nope = pb::RollbackSetRequest {
+        name: "nope".into(),
+        version: String::new(),
+    };
+    assert_eq!(
+        admin
+            .rollback_set(bearer(&f.admin, nope))
+            .await
+            .expect_err("unknown")
+            .code(),
+        tonic::Code::NotFound
+    );
+}

@@ -41,6 +41,9 @@ pub struct App {
     pub loader: Loader,
     /// Keeps the sets' state across restarts.
     pub history: History,
+    /// Held from a set change until its audit record is written, so that a change that
+    /// cannot be recorded is undone before any other change starts.
+    pub set_changes: tokio::sync::Mutex<()>,
     /// Flips to `true` when the server starts shutting down (see [`App::stopping`]).
     pub stopping: watch::Sender<bool>,
 }
@@ -216,5 +219,41 @@ impl App {
         let mut r = records::event(Kind::Admin, &caller.id, what, None, detail);
         r.policy_set = set;
         self.append(r, Durability::Durable).await
+    }
+
+    /// Applies a set change and records it as an admin act (or its refusal); a change
+    /// whose record cannot be written is undone and the call fails closed.
+    pub async fn change_sets(
+        &self,
+        caller: &Caller,
+        act: &str,
+        record: serde_json::Value,
+        change: impl FnOnce() -> Result<(), String>,
+    ) -> Result<Result<(), String>, ApiError> {
+        let _one_change_at_a_time = self.set_changes.lock().await;
+        let before = self.sets.snapshot();
+        let result = change();
+        let mut record = record;
+        let act = match &result {
+            Ok(()) => act.to_string(),
+            Err(why) => {
+                record["refused"] = why.clone().into();
+                format!("{act}-refused")
+            }
+        };
+        if let Err(e) = self.record_admin_act(caller, &act, record).await {
+            if result.is_ok() {
+                self.sets.restore(before);
+                tracing::error!(
+                    act,
+                    "a policy-set change could not be recorded and was undone"
+                );
+            }
+            return Err(e);
+        }
+        if result.is_ok() {
+            self.history.save(&self.sets);
+        }
+        Ok(result)
     }
 }

@@ -43,9 +43,21 @@ pub fn names() -> impl Iterator<Item = &'static str> {
     SETS.iter().map(|s| s.name)
 }
 
-/// Resolves a set reference from the command line or config: `builtin:NAME` or a
+/// Resolves a set reference from the command line or config: `builtin:NAME`, a bundle
+/// file (digests checked; signatures are the server's business, see `loader`), or a
 /// path to a set directory or manifest.
 pub fn resolve(reference: &str) -> Result<SetSource, String> {
+    let path = std::path::Path::new(reference);
+    if !reference.starts_with(PREFIX) && arbiter_bundle::is_bundle(path) {
+        let bundle = arbiter_bundle::open_file(path, arbiter_bundle::Trust::Any)
+            .map_err(|e| e.to_string())?;
+        let (manifest, files) = bundle.into_set_files();
+        return Ok(SetSource::Files {
+            origin: reference.to_string(),
+            manifest,
+            files,
+        });
+    }
     match reference.strip_prefix(PREFIX) {
         Some(name) => source(name).ok_or_else(|| {
             format!(

@@ -107,6 +107,11 @@ pub async fn start(config: &Config) -> anyhow::Result<Running> {
             enforced.push(version);
         }
     }
+    if enforced.is_empty() && !shadows.is_empty() {
+        anyhow::bail!(
+            "every configured policy set is marked `mode = \"shadow\"`; a shadow set watches an enforced set of the same name, so configure that one too"
+        );
+    }
     let sets =
         Arc::new(Sets::new(enforced, config.default_set.as_deref()).map_err(anyhow::Error::msg)?);
     // A shadow set watches the enforced set of the same name.
@@ -269,6 +274,7 @@ fn open_state(
         metrics,
         loader,
         history,
+        set_changes: tokio::sync::Mutex::new(()),
         stopping: tokio::sync::watch::channel(false).0,
     })
 }

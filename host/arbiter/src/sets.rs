@@ -127,6 +127,10 @@ pub struct Route {
     pub shadow: Option<Shadow>,
 }
 
+/// A registry state to restore.
+#[derive(Debug, Clone)]
+pub struct Snapshot(Arc<Registry>);
+
 /// Why a lifecycle change was refused.
 pub type Refusal = String;
 
@@ -219,6 +223,18 @@ impl Sets {
     /// One set name's versions.
     pub fn get_named(&self, name: &str) -> Option<Named> {
         self.inner.load().names.get(name).cloned()
+    }
+
+    /// The whole registry as it is now, to put back with [`Sets::restore`] if a change
+    /// cannot be recorded.
+    pub fn snapshot(&self) -> Snapshot {
+        Snapshot(self.inner.load_full())
+    }
+
+    /// Puts back a [`Sets::snapshot`].
+    pub fn restore(&self, snapshot: Snapshot) {
+        let _one_at_a_time = self.changes.lock().unwrap_or_else(|e| e.into_inner());
+        self.inner.store(snapshot.0);
     }
 
     /// Applies `change` to a copy of the entry for `name` and swaps it in whole.

@@ -94,24 +94,35 @@ async fn load(app: &App, actor: &Caller, path: &Path) {
         Ok(v) => {
             let shadow = v.set.manifest().mode == Mode::Shadow;
             let id = v.set.identity().clone();
-            let result = app.sets.add(v, !shadow, shadow);
-            let mut detail = serde_json::json!({
+            // Already loaded (e.g. found again after a restart): leave the choice of
+            // what is enforced to the admins and the saved state.
+            if app.sets.get_named(&id.name).is_some_and(|n| {
+                n.versions
+                    .iter()
+                    .any(|x| x.set.identity().digest == id.digest)
+            }) {
+                tracing::debug!(bundle = %origin, "watched bundle already loaded");
+                return;
+            }
+            let detail = serde_json::json!({
                 "set": id.name, "version": id.version, "digest": id.digest,
                 "origin": origin, "enforce": !shadow, "shadow": shadow,
             });
-            let act = match &result {
-                Ok(()) => {
-                    app.history.save(&app.sets);
+            let sets = app.sets.clone();
+            match app
+                .change_sets(actor, "load", detail, move || sets.add(v, !shadow, shadow))
+                .await
+            {
+                Ok(Ok(())) => {
                     tracing::info!(set = %id.name, version = %id.version, shadow, "watched bundle loaded");
-                    "load"
                 }
-                Err(why) => {
+                Ok(Err(why)) => {
                     tracing::error!(bundle = %origin, reason = %why, "watched bundle refused");
-                    detail["refused"] = why.clone().into();
-                    "load-refused"
                 }
-            };
-            let _ = app.record_admin_act(actor, act, detail).await;
+                Err(e) => {
+                    tracing::error!(bundle = %origin, error = %e, "watched bundle not loaded: its load could not be recorded");
+                }
+            }
         }
     }
 }

@@ -38,9 +38,9 @@ pub type Authed = InterceptedService<Channel, Bearer>;
 impl ClientArgs {
     /// Connects, with a message naming the server on failure.
     pub async fn connect(&self) -> anyhow::Result<Authed> {
-        let bearer = match &self.token {
-            None => Bearer(None),
-            Some(t) => Bearer(Some(format!("Bearer {}", t.trim()).parse().context(
+        let bearer = match self.token.as_deref().map(str::trim) {
+            None | Some("") => Bearer(None),
+            Some(t) => Bearer(Some(format!("Bearer {t}").parse().context(
                 "the token has characters that cannot travel in gRPC metadata",
             )?)),
         };

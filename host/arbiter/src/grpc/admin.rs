@@ -43,21 +43,15 @@ impl AdminService {
         detail: serde_json::Value,
         change: impl FnOnce() -> Result<(), String>,
     ) -> Result<Response<pb::SetStatus>, Status> {
-        let result = change();
-        let mut record = serde_json::json!({ "set": name, "detail": detail });
-        if let Err(why) = &result {
-            record["refused"] = why.clone().into();
+        let record = serde_json::json!({ "set": name, "detail": detail });
+        let known = act == "load" || self.app.sets.get_named(name).is_some();
+        if !known {
+            return Err(ApiError::UnknownSet(name.to_string()).into());
         }
-        let recorded_act = if result.is_ok() {
-            act.to_string()
-        } else {
-            format!("{act}-refused")
-        };
         self.app
-            .record_admin_act(caller, &recorded_act, record)
-            .await?;
-        result.map_err(ApiError::FailedPrecondition)?;
-        self.app.history.save(&self.app.sets);
+            .change_sets(caller, act, record, change)
+            .await?
+            .map_err(ApiError::FailedPrecondition)?;
         if let Some(named) = self.app.sets.get_named(name) {
             let id = named.enforced.set.identity();
             tracing::info!(set = name, act, version = %id.version, digest = %id.digest, by = %caller.id, "policy set changed");
