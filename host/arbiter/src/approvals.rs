@@ -3,7 +3,8 @@
 //! separation of duties; the enforcement point re-submits the same request with the
 //! approval id and it is allowed once.
 
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use arbiter_core::{Decision, PrincipalKind, Request};
@@ -30,7 +31,16 @@ pub struct ApprovalDesk {
     store: Arc<dyn StateStore>,
     ttl: Duration,
     events: broadcast::Sender<Approval>,
+    /// Pending approvals by (request digest, set): an agent retrying a held action is
+    /// answered from memory instead of a database round trip on a blocking thread.
+    open: Arc<Mutex<OpenApprovals>>,
 }
+
+/// (request digest, set name) to (approval id, expiry in unix microseconds).
+type OpenApprovals = HashMap<(String, String), (String, i64)>;
+
+/// Open approvals remembered at most; past this, expired ones are forgotten first.
+const MAX_REMEMBERED: usize = 100_000;
 
 /// Runs a state operation on a blocking thread (SQLite syncs to disk).
 pub async fn blocking<T: Send + 'static>(
@@ -48,6 +58,7 @@ impl ApprovalDesk {
             store,
             ttl,
             events: broadcast::channel(WATCH_BUFFER).0,
+            open: Arc::default(),
         }
     }
 
@@ -57,19 +68,47 @@ impl ApprovalDesk {
     }
 
     fn publish(&self, a: &Approval) {
+        self.remember(a);
         // No watcher is not an error.
         let _ = self.events.send(a.clone());
     }
 
+    /// Keeps the pending-approval memory in step with `a`'s state.
+    fn remember(&self, a: &Approval) {
+        let key = (a.new.request_digest.clone(), a.new.set.name.clone());
+        let mut open = self.open.lock().unwrap_or_else(|e| e.into_inner());
+        if a.state == ApprovalState::Pending {
+            if open.len() >= MAX_REMEMBERED {
+                let now = now_micros();
+                open.retain(|_, (_, expires)| *expires > now);
+            }
+            if open.len() < MAX_REMEMBERED {
+                open.insert(key, (a.new.id.clone(), a.new.expires_micros));
+            }
+        } else {
+            open.remove(&key);
+        }
+    }
+
     /// Records (or finds, for an identical request still pending) the approval a
-    /// require-approval decision asks for; returns it, and whether it is new.
+    /// require-approval decision asks for; returns its id, and the approval when new.
     pub async fn hold(
         &self,
         request: &Request,
         decision: &Decision,
-    ) -> Result<(Approval, bool), ApiError> {
+    ) -> Result<(String, Option<Approval>), ApiError> {
         let digest = hex::encode(request.digest());
         let now = now_micros();
+        let remembered = self
+            .open
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(&(digest.clone(), decision.set.name.clone()))
+            .filter(|(_, expires)| *expires > now)
+            .map(|(id, _)| id.clone());
+        if let Some(id) = remembered {
+            return Ok((id, None));
+        }
         let new = NewApproval {
             id: uuid::Uuid::now_v7().to_string(),
             request_digest: digest,
@@ -99,8 +138,10 @@ impl ApprovalDesk {
         .await?;
         if created {
             self.publish(&approval);
+        } else {
+            self.remember(&approval);
         }
-        Ok((approval, created))
+        Ok((approval.new.id.clone(), created.then_some(approval)))
     }
 
     /// Checks that approval `id` may authorise `request` on `set`: approved, unexpired,

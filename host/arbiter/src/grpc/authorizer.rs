@@ -174,13 +174,13 @@ impl Authorizer {
         let mut response = encode::decision(&d, a.explain);
         match d.outcome {
             Outcome::RequireApproval => {
-                let (held, created) = self.app.approvals.hold(&a.request, &d).await?;
-                if created {
+                let (id, created) = self.app.approvals.hold(&a.request, &d).await?;
+                if let Some(created) = created {
                     self.app
-                        .record_approval(&caller.id, &held, "created", serde_json::Value::Null)
+                        .record_approval(&caller.id, &created, "created", serde_json::Value::Null)
                         .await?;
                 }
-                response.approval_id = held.new.id;
+                response.approval_id = id;
             }
             Outcome::Allow => self.allow(caller, &a, &d, approval, &mut response).await?,
             Outcome::Deny => {}
