@@ -91,7 +91,7 @@ impl History {
             );
         }
         let write = || -> std::io::Result<()> {
-            std::fs::create_dir_all(self.dir())?;
+            arbiter_runtime::create_private_dir(&self.dir())?;
             let tmp = self.file.with_extension("json.tmp");
             let file = std::fs::File::create(&tmp)?;
             serde_json::to_writer_pretty(&file, &state)?;

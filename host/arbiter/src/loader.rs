@@ -143,7 +143,7 @@ impl Loader {
         if path.exists() {
             return Some(path.display().to_string());
         }
-        let kept = std::fs::create_dir_all(dir)
+        let kept = arbiter_runtime::create_private_dir(dir)
             .map_err(|e| e.to_string())
             .and_then(|()| {
                 let tmp = dir.join(format!("{digest}.bundle.tmp"));
