@@ -125,17 +125,7 @@ impl ApprovalDesk {
                 .saturating_add(i64::try_from(self.ttl.as_micros()).unwrap_or(i64::MAX)),
         };
         let store = self.store.clone();
-        let (approval, created) = blocking(move || {
-            if let Some(open) = store.pending_for(&new.request_digest, &new.set.name, now)? {
-                return Ok((open, false));
-            }
-            store.create_approval(&new)?;
-            let a = store.approval(&new.id, now)?.ok_or_else(|| {
-                ApiError::Unavailable("an approval vanished after it was written".into())
-            })?;
-            Ok((a, true))
-        })
-        .await?;
+        let (approval, created) = blocking(move || Ok(store.hold_approval(&new, now)?)).await?;
         if created {
             self.publish(&approval);
         } else {

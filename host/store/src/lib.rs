@@ -72,14 +72,14 @@ pub trait StateStore: Send + Sync + std::fmt::Debug {
     fn create_approval(&self, approval: &NewApproval) -> Result<(), StoreError>;
     /// The approval `id` with its votes; its state reads `expired` once past expiry.
     fn approval(&self, id: &str, now_micros: i64) -> Result<Option<Approval>, StoreError>;
-    /// A still pending, unexpired approval for the same request digest and set, so an
-    /// agent retrying a held action does not pile up approvals.
-    fn pending_for(
+    /// The open approval for the same request digest and set if there is one, else
+    /// `approval` newly recorded (`true`): one transaction, so two identical held
+    /// requests at the same instant share one approval.
+    fn hold_approval(
         &self,
-        digest: &str,
-        set: &str,
+        approval: &NewApproval,
         now_micros: i64,
-    ) -> Result<Option<Approval>, StoreError>;
+    ) -> Result<(Approval, bool), StoreError>;
     /// Approvals matching `filter`, newest first.
     fn list_approvals(&self, filter: &ApprovalFilter) -> Result<Vec<Approval>, StoreError>;
     /// Records one approver's vote atomically: a second vote by the same approver

@@ -188,6 +188,33 @@ fn get_approval(conn: &Connection, id: &str, now: i64) -> Result<Option<Approval
     row.map(|row| finish(conn, row, now)).transpose()
 }
 
+fn insert_approval(conn: &Connection, a: &NewApproval) -> Result<(), StoreError> {
+    let n = conn
+        .prepare_cached(&format!(
+            "INSERT OR IGNORE INTO approvals ({APPROVAL_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, 'pending', NULL, NULL, ?13)"
+        ))?
+        .execute(params![
+            a.id,
+            a.request_digest,
+            to_json(&a.request),
+            a.principal,
+            to_json(&a.delegation),
+            a.task_id,
+            a.set.name,
+            a.set.version,
+            a.set.digest,
+            a.decision_id,
+            to_json(&a.reasons),
+            a.approvers_required,
+            a.created_micros,
+            a.expires_micros,
+        ])?;
+    if n == 0 {
+        return Err(StoreError::Duplicate(a.id.clone()));
+    }
+    Ok(())
+}
+
 fn credential_row(r: &Row<'_>) -> rusqlite::Result<Credential> {
     Ok(Credential {
         id: r.get(0)?,
@@ -206,51 +233,33 @@ fn credential_row(r: &Row<'_>) -> rusqlite::Result<Credential> {
 
 impl StateStore for SqliteStore {
     fn create_approval(&self, a: &NewApproval) -> Result<(), StoreError> {
-        let conn = self.conn();
-        let n = conn
-            .prepare_cached(&format!(
-                "INSERT OR IGNORE INTO approvals ({APPROVAL_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, 'pending', NULL, NULL, ?13)"
-            ))?
-            .execute(params![
-                a.id,
-                a.request_digest,
-                to_json(&a.request),
-                a.principal,
-                to_json(&a.delegation),
-                a.task_id,
-                a.set.name,
-                a.set.version,
-                a.set.digest,
-                a.decision_id,
-                to_json(&a.reasons),
-                a.approvers_required,
-                a.created_micros,
-                a.expires_micros,
-            ])?;
-        if n == 0 {
-            return Err(StoreError::Duplicate(a.id.clone()));
-        }
-        Ok(())
+        insert_approval(&self.conn(), a)
     }
 
     fn approval(&self, id: &str, now: i64) -> Result<Option<Approval>, StoreError> {
         get_approval(&self.conn(), id, now)
     }
 
-    fn pending_for(
-        &self,
-        digest: &str,
-        set: &str,
-        now: i64,
-    ) -> Result<Option<Approval>, StoreError> {
-        let conn = self.conn();
-        let row = conn
+    fn hold_approval(&self, a: &NewApproval, now: i64) -> Result<(Approval, bool), StoreError> {
+        let mut conn = self.conn();
+        let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+        let open = tx
             .prepare_cached(&format!(
                 "SELECT {APPROVAL_COLUMNS} FROM approvals WHERE request_digest = ?1 AND set_name = ?2 AND state = 'pending' AND expires_micros > ?3 ORDER BY created_micros DESC LIMIT 1"
             ))?
-            .query_row(params![digest, set, now], approval_row)
+            .query_row(params![a.request_digest, a.set.name, now], approval_row)
             .optional()?;
-        row.map(|row| finish(&conn, row, now)).transpose()
+        if let Some(row) = open {
+            let found = finish(&tx, row, now)?;
+            return Ok((found, false));
+        }
+        insert_approval(&tx, a)?;
+        let created = get_approval(&tx, &a.id, now)?.ok_or_else(|| StoreError::Corrupt {
+            what: "approval",
+            id: a.id.clone(),
+        })?;
+        tx.commit()?;
+        Ok((created, true))
     }
 
     fn list_approvals(&self, f: &ApprovalFilter) -> Result<Vec<Approval>, StoreError> {

@@ -113,21 +113,26 @@ fn an_approval_is_consumed_once_and_only_when_approved_in_time() {
 }
 
 #[test]
-fn pending_for_finds_the_open_approval_of_the_same_request() {
+fn holding_the_same_request_again_finds_its_open_approval() {
     let (_d, s) = store();
-    s.create_approval(&approval("a1", 1)).expect("create");
-    assert_eq!(
-        s.pending_for("d1", "reference", 2_000)
-            .expect("q")
-            .map(|a| a.new.id),
-        Some("a1".into())
-    );
-    assert!(s.pending_for("d1", "other", 2_000).expect("q").is_none());
-    assert!(
-        s.pending_for("d1", "reference", 20_000)
-            .expect("q")
-            .is_none()
-    );
+    let (a, created) = s.hold_approval(&approval("a1", 1), 2_000).expect("hold");
+    assert!(created && a.new.id == "a1");
+    // The same digest and set, still open: the same approval.
+    let (again, created) = s.hold_approval(&approval("a2", 1), 2_000).expect("hold");
+    assert_eq!((again.new.id.as_str(), created), ("a1", false));
+    // Another set, or after expiry: a new one.
+    let mut other = approval("a3", 1);
+    other.set.name = "other".into();
+    assert!(s.hold_approval(&other, 2_000).expect("hold").1);
+    let mut later = approval("a4", 1);
+    later.expires_micros = 100_000;
+    let (fresh, created) = s.hold_approval(&later, 20_000).expect("hold");
+    assert_eq!((fresh.new.id.as_str(), created), ("a4", true));
+    // Once decided, no longer open.
+    s.vote("a4", &vote("bob", true), 20_001).expect("vote");
+    let mut next = approval("a5", 1);
+    next.expires_micros = 100_000;
+    assert!(s.hold_approval(&next, 20_002).expect("hold").1);
 }
 
 #[test]
