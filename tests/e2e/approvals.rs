@@ -898,3 +898,51 @@ async fn next_event(s: &mut tonic::Streaming<pb::ApprovalEvent>) -> pb::Approval
         .approval
         .expect("approval")
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn another_spelling_of_an_id_is_the_same_person_and_a_redemption_cannot_add_a_credential() {
+    let (server, t) = server().await;
+    let ch = channel(&server.url).await;
+    let mut authz = AuthorizerClient::new(ch.clone());
+    let mut approvals = ApprovalsClient::new(ch.clone());
+    // The enforcement point spells carol's id differently from her token.
+    let carol_admin: Request = serde_json::from_value(serde_json::json!({
+        "principal": {"id": " Carol@Acme.org", "kind": "human", "attributes": {"team": "security"}},
+        "action": {"name": "kms:ScheduleKeyDeletion", "privilege": "admin"},
+        "resource": {"id": "arn:kms:key/2", "kind": "kms_key", "attributes": {"env": "prod", "owner_team": "security"}},
+        "intent": {"purpose": "rotation", "task_id": "task-20", "ticket": "CHG-9"},
+        "context": {"hour": 10, "source_ip": "10.0.0.9", "risk": 5, "mfa": true}
+    }))
+    .expect("request");
+    let own = hold(
+        &mut authz,
+        &t.gateway,
+        arbiter::grpc::encode::request(&carol_admin),
+    )
+    .await;
+    let (c, m) = code(vote(&mut approvals, &t.carol, &own, true).await);
+    assert_eq!(c, Code::PermissionDenied);
+    assert!(m.contains("requested this action"), "{m}");
+
+    // Held without a credential, approved: the redemption cannot add one.
+    let mut r = identity_change("task-21", "arn:role/z");
+    let id = hold(&mut authz, &t.gateway, r.clone()).await;
+    vote(&mut approvals, &t.alice, &id, true)
+        .await
+        .expect("approved");
+    r.approval_id = id;
+    let mut with_credential = r.clone();
+    with_credential.credential = Some(pb::CredentialRequest {
+        lifetime_seconds: 60,
+    });
+    let (c, m) = code(authz.authorize(bearer(&t.gateway, with_credential)).await);
+    assert_eq!(c, Code::FailedPrecondition);
+    assert!(m.contains("different request"), "{m}");
+    let allowed = authz
+        .authorize(bearer(&t.gateway, r))
+        .await
+        .expect("as approved")
+        .into_inner();
+    assert_eq!(allowed.decision(), pb::Decision::Allow);
+    assert!(allowed.credential.is_none());
+}

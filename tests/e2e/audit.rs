@@ -195,6 +195,10 @@ async fn approval_steps_credentials_and_admin_acts_are_recorded_and_queryable_ov
     let mut approvals = arbiter::proto::approvals_client::ApprovalsClient::new(ch.clone());
     let mut audit = AuditClient::new(ch.clone());
     let mut r = crate::approvals::identity_change("task-a", "arn:role/audit");
+    // The credential is asked for when the action is held: approvers see it.
+    r.credential = Some(pb::CredentialRequest {
+        lifetime_seconds: 60,
+    });
     let id = crate::approvals::hold(&mut authz, &t.gateway, r.clone()).await;
     crate::approvals::vote(&mut approvals, &t.bob, &id, true)
         .await
@@ -203,9 +207,6 @@ async fn approval_steps_credentials_and_admin_acts_are_recorded_and_queryable_ov
         .await
         .expect("approved");
     r.approval_id = id.clone();
-    r.credential = Some(pb::CredentialRequest {
-        lifetime_seconds: 60,
-    });
     authz
         .authorize(bearer(&t.gateway, r))
         .await

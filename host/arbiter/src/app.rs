@@ -174,7 +174,8 @@ impl App {
                     serde_json::json!({
                         "approval_id": id,
                         "approve": approve,
-                        "comment": comment,
+                        // A refused comment may be the reason for refusal (too long).
+                        "comment": comment.chars().take(crate::approvals::MAX_COMMENT_BYTES / 4).collect::<String>(),
                         "refused": e.map(ToString::to_string),
                     }),
                 );

@@ -7,7 +7,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use arbiter_core::{Decision, PrincipalKind, Request};
+use arbiter_core::{Decision, PrincipalKind, Request, SetIdentity};
 use arbiter_store::{
     Approval, ApprovalFilter, ApprovalState, NewApproval, StateStore, Vote, VoteOutcome, now_micros,
 };
@@ -95,9 +95,10 @@ impl ApprovalDesk {
     pub async fn hold(
         &self,
         request: &Request,
+        credential: Option<Option<Duration>>,
         decision: &Decision,
     ) -> Result<(String, Option<Approval>), ApiError> {
-        let digest = hex::encode(request.digest());
+        let digest = approval_digest(request, credential);
         let now = now_micros();
         let remembered = self
             .open
@@ -112,7 +113,7 @@ impl ApprovalDesk {
         let new = NewApproval {
             id: uuid::Uuid::now_v7().to_string(),
             request_digest: digest,
-            request: serde_json::to_value(request).unwrap_or_default(),
+            request: evidence(request, credential),
             principal: request.principal.id.clone(),
             delegation: request.delegation.iter().map(|p| p.id.clone()).collect(),
             task_id: request.intent.task_id.clone(),
@@ -140,7 +141,8 @@ impl ApprovalDesk {
         &self,
         id: &str,
         request: &Request,
-        set: &str,
+        credential: Option<Option<Duration>>,
+        set: &SetIdentity,
     ) -> Result<Approval, ApiError> {
         let store = self.store.clone();
         let key = id.to_string();
@@ -152,13 +154,19 @@ impl ApprovalDesk {
                 "approval `{id}` {why}"
             )))
         };
-        if a.new.request_digest != hex::encode(request.digest()) {
+        if a.new.request_digest != approval_digest(request, credential) {
             return refuse("was given for a different request (the canonical digest differs): an approval covers exactly the request that was held".into());
         }
-        if a.new.set.name != set {
+        if a.new.set.name != set.name {
             return refuse(format!(
-                "was given by policy set `{}`, not `{set}`",
-                a.new.set.name
+                "was given by policy set `{}`, not `{}`",
+                a.new.set.name, set.name
+            ));
+        }
+        if a.new.set.digest != set.digest {
+            return refuse(format!(
+                "was given under version {} of `{}`, and version {} is enforced now; the request must be held and approved again under the rules that now apply",
+                a.new.set.version, set.name, set.version
             ));
         }
         match a.state {
@@ -220,20 +228,22 @@ impl ApprovalDesk {
         let current = blocking(move || Ok(store.approval(&key, now_micros())?))
             .await?
             .ok_or_else(|| ApiError::NotFound(format!("no approval `{id}`")))?;
-        if current.new.principal == caller.id {
+        let me = identity_key(&caller.id);
+        if identity_key(&current.new.principal) == me {
             return Err(ApiError::PermissionDenied(format!(
                 "`{}` requested this action and cannot approve it",
                 caller.id
             )));
         }
-        if current.new.delegation.contains(&caller.id) {
+        if current.new.delegation.iter().any(|d| identity_key(d) == me) {
             return Err(ApiError::PermissionDenied(format!(
                 "`{}` is in the delegation chain of this request and cannot approve it",
                 caller.id
             )));
         }
         let vote = Vote {
-            approver: caller.id.clone(),
+            // One person counts once however their id is spelled.
+            approver: me,
             approve,
             comment,
             at_micros: now_micros(),
@@ -273,4 +283,40 @@ impl ApprovalDesk {
         let store = self.store.clone();
         blocking(move || Ok(store.list_approvals(&filter)?)).await
     }
+}
+
+/// How ids compare for separation of duties: an enforcement point and a token may spell
+/// the same person differently (`Alice@Acme.org`, `alice@acme.org `).
+pub fn identity_key(id: &str) -> String {
+    id.trim().to_lowercase()
+}
+
+/// What an approval is bound to: the canonical request digest, and whether (and for how
+/// long) a credential was asked for, so a redemption cannot add a credential the
+/// approvers never saw.
+pub fn approval_digest(request: &Request, credential: Option<Option<Duration>>) -> String {
+    use sha2::Digest as _;
+    let digest = request.digest();
+    match credential {
+        None => hex::encode(digest),
+        Some(wish) => {
+            let mut h = sha2::Sha256::new();
+            h.update(digest);
+            h.update(b"credential");
+            h.update(wish.map_or(0, |w| w.as_secs()).to_be_bytes());
+            hex::encode(h.finalize())
+        }
+    }
+}
+
+/// What approvers see: the request, and the credential it asks for, if any.
+fn evidence(request: &Request, credential: Option<Option<Duration>>) -> serde_json::Value {
+    let mut v = serde_json::to_value(request).unwrap_or_default();
+    if let (Some(wish), Some(map)) = (credential, v.as_object_mut()) {
+        map.insert(
+            "credential".into(),
+            serde_json::json!({ "lifetime_seconds": wish.map_or(0, |w| w.as_secs()) }),
+        );
+    }
+    v
 }

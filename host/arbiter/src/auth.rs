@@ -136,6 +136,11 @@ pub fn caller_of(sha256: &str, id: &str, kind: &str, roles: &[String]) -> Result
             })
         })
         .collect::<Result<Vec<_>, _>>()?;
+    if roles.contains(&Role::Approver) && roles.contains(&Role::Enforcer) {
+        return Err(format!(
+            "token of `{id}`: one identity cannot be both `enforcer` and `approver`: it could hold a request for any principal and approve it itself; give it two tokens with two identities"
+        ));
+    }
     if roles.contains(&Role::Approver) && kind != PrincipalKind::Human {
         return Err(format!(
             "token of `{id}`: only humans can hold the `approver` role (kind is `{}`)",
@@ -312,5 +317,7 @@ mod tests {
         assert!(caller_of(&h, "x", "robot", &[]).is_err());
         assert!(caller_of(&h, "x", "human", &["root".into()]).is_err());
         assert!(caller_of("abc", "x", "human", &[]).is_err());
+        let both = caller_of(&h, "x", "human", &["enforcer".into(), "approver".into()]);
+        assert!(both.expect_err("refused").contains("both"));
     }
 }

@@ -44,7 +44,14 @@ pub fn decision(
         })
         .collect();
     let mut r = Record::new(Kind::Decision, arbiter_store::now_micros());
-    r.principal = Some(request.principal.id.clone());
+    let principal_redacted = redact
+        .iter()
+        .any(|p| p == "principal" || p == "principal.id");
+    r.principal = Some(if principal_redacted {
+        REDACTED.to_string()
+    } else {
+        request.principal.id.clone()
+    });
     r.outcome = Some(d.outcome.as_str().to_string());
     r.policy_set = Some(d.set.name.clone());
     r.decision_id = Some(d.id.clone());

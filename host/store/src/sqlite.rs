@@ -268,39 +268,42 @@ impl StateStore for SqliteStore {
             0 => DEFAULT_LIST_LIMIT,
             n => n.min(MAX_LIST_LIMIT),
         };
-        // States are derived from the clock (`expired`), so filter after reading;
-        // the SQL narrows by the stored state where it can.
+        // `expired` is derived from the clock: each state becomes a condition on the
+        // stored state and the expiry, so the database filters, orders and limits, and
+        // only the rows returned are read into memory.
+        let states: Vec<&str> = f
+            .states
+            .iter()
+            .map(|s| match s {
+                ApprovalState::Pending => "(state = 'pending' AND expires_micros > ?3)",
+                ApprovalState::Approved => "(state = 'approved' AND expires_micros > ?3)",
+                ApprovalState::Rejected => "state = 'rejected'",
+                ApprovalState::Consumed => "state = 'consumed'",
+                ApprovalState::Expired => {
+                    "(state = 'expired' OR (state IN ('pending', 'approved') AND expires_micros <= ?3))"
+                }
+            })
+            .collect();
+        let state_filter = if states.is_empty() {
+            "1".to_string()
+        } else {
+            states.join(" OR ")
+        };
         let mut stmt = conn.prepare_cached(&format!(
             "SELECT {APPROVAL_COLUMNS} FROM approvals
-             WHERE (?1 IS NULL OR principal = ?1) AND (?2 IS NULL OR task_id = ?2)
-             ORDER BY created_micros DESC"
+             WHERE (?1 IS NULL OR principal = ?1) AND (?2 IS NULL OR task_id = ?2) AND ({state_filter})
+             ORDER BY created_micros DESC LIMIT ?4"
         ))?;
         let rows = stmt
-            .query_map(params![f.principal, f.task_id], approval_row)?
+            .query_map(
+                params![f.principal, f.task_id, f.now_micros, limit as i64],
+                approval_row,
+            )?
             .collect::<Result<Vec<_>, _>>()?;
         drop(stmt);
-        let mut out = Vec::new();
-        for row in rows {
-            let stored = ApprovalState::parse(&row.state);
-            let expired = row.expires <= f.now_micros;
-            // Skip rows whose state cannot match without loading their votes.
-            if !f.states.is_empty() {
-                let derived = match stored {
-                    Some(ApprovalState::Pending | ApprovalState::Approved) if expired => {
-                        Some(ApprovalState::Expired)
-                    }
-                    s => s,
-                };
-                if !derived.is_some_and(|s| f.states.contains(&s)) {
-                    continue;
-                }
-            }
-            out.push(finish(&conn, row, f.now_micros)?);
-            if out.len() >= limit {
-                break;
-            }
-        }
-        Ok(out)
+        rows.into_iter()
+            .map(|row| finish(&conn, row, f.now_micros))
+            .collect()
     }
 
     fn vote(&self, id: &str, vote: &Vote, now: i64) -> Result<VoteOutcome, StoreError> {
@@ -417,17 +420,20 @@ impl StateStore for SqliteStore {
                 ))
             })?
             .collect::<Result<Vec<_>, _>>()?;
-        rows.into_iter()
-            .map(|(sha256, id, kind, roles, created_micros)| {
-                Ok(TokenEntry {
-                    roles: json(&roles, "token roles", &id)?,
+        // A row that does not parse is left out (its token then proves nothing) rather
+        // than failing every other token's refresh.
+        Ok(rows
+            .into_iter()
+            .filter_map(|(sha256, id, kind, roles, created_micros)| {
+                Some(TokenEntry {
+                    roles: json(&roles, "token roles", &id).ok()?,
                     sha256,
                     id,
                     kind,
                     created_micros,
                 })
             })
-            .collect()
+            .collect())
     }
 
     fn add_token(&self, t: &TokenEntry) -> Result<(), StoreError> {

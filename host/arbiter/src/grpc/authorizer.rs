@@ -129,7 +129,7 @@ impl Authorizer {
             Some(id) => Some(
                 self.app
                     .approvals
-                    .check(id, &a.request, &set.identity().name)
+                    .check(id, &a.request, a.credential, set.identity())
                     .await?,
             ),
             None => None,
@@ -174,7 +174,11 @@ impl Authorizer {
         let mut response = encode::decision(&d, a.explain);
         match d.outcome {
             Outcome::RequireApproval => {
-                let (id, created) = self.app.approvals.hold(&a.request, &d).await?;
+                let (id, created) = self
+                    .app
+                    .approvals
+                    .hold(&a.request, a.credential, &d)
+                    .await?;
                 if let Some(created) = created {
                     self.app
                         .record_approval(&caller.id, &created, "created", serde_json::Value::Null)
