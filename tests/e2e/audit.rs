@@ -401,3 +401,51 @@ async fn kill_9_under_load_keeps_every_returned_decision_in_a_verifying_chain() 
         recorded.len()
     );
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_vote_that_cannot_be_audited_does_not_count() {
+    let data = tempfile::tempdir().expect("tempdir");
+    let mut config = test_config(data.path());
+    let t = with_tokens(&mut config);
+    let server = TestServer::start_config(config, data).await;
+    let ch = channel(&server.url).await;
+    let mut authz = AuthorizerClient::new(ch.clone());
+    let mut approvals = arbiter::proto::approvals_client::ApprovalsClient::new(ch.clone());
+    let id = crate::approvals::hold(
+        &mut authz,
+        &t.gateway,
+        crate::approvals::identity_change("task-b", "arn:role/b"),
+    )
+    .await;
+    let db = server
+        .running
+        .app
+        .audit
+        .as_ref()
+        .expect("audit on")
+        .path()
+        .to_path_buf();
+    rusqlite::Connection::open(&db)
+        .expect("open")
+        .execute_batch("CREATE TRIGGER full BEFORE INSERT ON records BEGIN SELECT RAISE(FAIL, 'disk full'); END;")
+        .expect("trigger");
+    let s = crate::approvals::vote(&mut approvals, &t.alice, &id, true)
+        .await
+        .expect_err("not recorded");
+    assert_eq!(s.code(), Code::Unavailable);
+    rusqlite::Connection::open(&db)
+        .expect("open")
+        .execute_batch("DROP TRIGGER full;")
+        .expect("drop");
+    let a = approvals
+        .get_approval(bearer(&t.alice, pb::GetApprovalRequest { id: id.clone() }))
+        .await
+        .expect("get")
+        .into_inner();
+    assert_eq!((a.state(), a.votes.len()), (pb::ApprovalState::Pending, 0));
+    // Voting again, once the log works, counts.
+    let a = crate::approvals::vote(&mut approvals, &t.alice, &id, true)
+        .await
+        .expect("recorded");
+    assert_eq!(a.state(), pb::ApprovalState::Approved);
+}

@@ -268,6 +268,22 @@ impl ApprovalDesk {
         }
     }
 
+    /// Takes back a counted vote whose audit record could not be written.
+    pub async fn retract(&self, id: &str, approver: &str) -> Result<(), ApiError> {
+        let store = self.store.clone();
+        let (key, who) = (id.to_string(), identity_key(approver));
+        let a = blocking(move || {
+            let now = now_micros();
+            store.retract_vote(&key, &who, now)?;
+            Ok(store.approval(&key, now)?)
+        })
+        .await?;
+        if let Some(a) = a {
+            self.publish(&a);
+        }
+        Ok(())
+    }
+
     /// One approval.
     pub async fn get(&self, id: &str) -> Result<Approval, ApiError> {
         let store = self.store.clone();

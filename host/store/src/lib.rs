@@ -85,6 +85,9 @@ pub trait StateStore: Send + Sync + std::fmt::Debug {
     /// Records one approver's vote atomically: a second vote by the same approver
     /// changes nothing; a rejection rejects; enough approvals approve.
     fn vote(&self, id: &str, vote: &Vote, now_micros: i64) -> Result<VoteOutcome, StoreError>;
+    /// Takes back `approver`'s vote (it could not be audited): the approval's state is
+    /// recomputed from the votes that remain. Nothing changes once it was consumed.
+    fn retract_vote(&self, id: &str, approver: &str, now_micros: i64) -> Result<(), StoreError>;
     /// Marks an approved, unexpired approval as used by `decision_id`. `false` when it
     /// is not (any longer) approved: single use is enforced here, atomically.
     fn consume_approval(

@@ -342,6 +342,41 @@ impl StateStore for SqliteStore {
         Ok(VoteOutcome::Counted(updated))
     }
 
+    fn retract_vote(&self, id: &str, approver: &str, now: i64) -> Result<(), StoreError> {
+        let mut conn = self.conn();
+        let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+        let Some(current) = get_approval(&tx, id, now)? else {
+            return Ok(());
+        };
+        if current.state == ApprovalState::Consumed {
+            return Ok(());
+        }
+        tx.execute(
+            "DELETE FROM votes WHERE approval_id = ?1 AND approver = ?2",
+            params![id, approver],
+        )?;
+        let remaining: Vec<bool> = current
+            .votes
+            .iter()
+            .filter(|v| v.approver != approver)
+            .map(|v| v.approve)
+            .collect();
+        let yes = remaining.iter().filter(|a| **a).count();
+        let state = if remaining.iter().any(|a| !a) {
+            ApprovalState::Rejected
+        } else if yes as u32 >= current.new.approvers_required {
+            ApprovalState::Approved
+        } else {
+            ApprovalState::Pending
+        };
+        tx.execute(
+            "UPDATE approvals SET state = ?2, updated_micros = ?3 WHERE id = ?1",
+            params![id, state.as_str(), now],
+        )?;
+        tx.commit()?;
+        Ok(())
+    }
+
     fn consume_approval(&self, id: &str, decision_id: &str, now: i64) -> Result<bool, StoreError> {
         let n = self.conn().execute(
             "UPDATE approvals SET state = 'consumed', consumed_micros = ?3, consumed_by = ?2, updated_micros = ?3

@@ -169,7 +169,8 @@ impl pb::approvals_server::Approvals for ApprovalsService {
             .approvals
             .vote(&caller, &id, approve, comment.clone())
             .await;
-        self.app
+        let recorded = self
+            .app
             .record_approval_step(
                 &caller,
                 &id,
@@ -178,7 +179,14 @@ impl pb::approvals_server::Approvals for ApprovalsService {
                 a.as_ref().ok(),
                 a.as_ref().err(),
             )
-            .await?;
+            .await;
+        if let Err(e) = recorded {
+            // A vote that cannot be audited does not count.
+            if a.is_ok() {
+                self.app.approvals.retract(&id, &caller.id).await?;
+            }
+            return Err(e.into());
+        }
         Ok(Response::new(approval(&a?)))
     }
 
