@@ -89,6 +89,20 @@ pub async fn channel(url: &str) -> Channel {
         .expect("connects")
 }
 
+/// A human (`principal`, security team, MFA) schedules a prod key's deletion: an admin
+/// action the reference policy permits (P4) and holds for approval (G3).
+pub fn own_admin_action(principal: &str, key: &str, task: &str) -> pb::AuthorizeRequest {
+    let r: Request = serde_json::from_value(serde_json::json!({
+        "principal": {"id": principal, "kind": "human", "attributes": {"team": "security"}},
+        "action": {"name": "kms:ScheduleKeyDeletion", "privilege": "admin"},
+        "resource": {"id": key, "kind": "kms_key", "attributes": {"env": "prod", "owner_team": "security"}},
+        "intent": {"purpose": "rotation", "task_id": task, "ticket": "CHG-9"},
+        "context": {"hour": 10, "source_ip": "10.0.0.9", "risk": 5, "mfa": true}
+    }))
+    .expect("request");
+    arbiter::grpc::encode::request(&r)
+}
+
 /// Held, then returns the approval id.
 pub async fn hold(
     c: &mut AuthorizerClient<Channel>,
@@ -362,18 +376,10 @@ async fn approvals_keep_separation_of_duties_and_count_each_human_once() {
     );
 
     // Self-approval: a human's own held admin action.
-    let carol_admin: Request = serde_json::from_value(serde_json::json!({
-        "principal": {"id": "carol@acme.org", "kind": "human", "attributes": {"team": "security"}},
-        "action": {"name": "kms:ScheduleKeyDeletion", "privilege": "admin"},
-        "resource": {"id": "arn:kms:key/1", "kind": "kms_key", "attributes": {"env": "prod", "owner_team": "security"}},
-        "intent": {"purpose": "rotation", "task_id": "task-3", "ticket": "CHG-9"},
-        "context": {"hour": 10, "source_ip": "10.0.0.9", "risk": 5, "mfa": true}
-    }))
-    .expect("request");
     let own = hold(
         &mut authz,
         &t.gateway,
-        arbiter::grpc::encode::request(&carol_admin),
+        own_admin_action("carol@acme.org", "arn:kms:key/1", "task-3"),
     )
     .await;
     let (c, m) = code(vote(&mut approvals, &t.carol, &own, true).await);
@@ -906,18 +912,10 @@ async fn another_spelling_of_an_id_is_the_same_person_and_a_redemption_cannot_ad
     let mut authz = AuthorizerClient::new(ch.clone());
     let mut approvals = ApprovalsClient::new(ch.clone());
     // The enforcement point spells carol's id differently from her token.
-    let carol_admin: Request = serde_json::from_value(serde_json::json!({
-        "principal": {"id": " Carol@Acme.org", "kind": "human", "attributes": {"team": "security"}},
-        "action": {"name": "kms:ScheduleKeyDeletion", "privilege": "admin"},
-        "resource": {"id": "arn:kms:key/2", "kind": "kms_key", "attributes": {"env": "prod", "owner_team": "security"}},
-        "intent": {"purpose": "rotation", "task_id": "task-20", "ticket": "CHG-9"},
-        "context": {"hour": 10, "source_ip": "10.0.0.9", "risk": 5, "mfa": true}
-    }))
-    .expect("request");
     let own = hold(
         &mut authz,
         &t.gateway,
-        arbiter::grpc::encode::request(&carol_admin),
+        own_admin_action(" Carol@Acme.org", "arn:kms:key/2", "task-20"),
     )
     .await;
     let (c, m) = code(vote(&mut approvals, &t.carol, &own, true).await);

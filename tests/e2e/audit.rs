@@ -289,18 +289,8 @@ async fn a_log_that_cannot_be_written_fails_decisions_closed() {
     let mut client = server.client().await;
     client.authorize(normal_request()).await.expect("recorded");
     // Another process breaks the log: every insert now fails.
-    let db = server
-        .running
-        .app
-        .audit
-        .as_ref()
-        .expect("audit on")
-        .path()
-        .to_path_buf();
-    rusqlite::Connection::open(&db)
-        .expect("open")
-        .execute_batch("CREATE TRIGGER full BEFORE INSERT ON records BEGIN SELECT RAISE(FAIL, 'disk full'); END;")
-        .expect("trigger");
+    let db = server.audit_db();
+    break_audit_log(&db);
     let s = client
         .authorize(normal_request())
         .await
@@ -312,10 +302,7 @@ async fn a_log_that_cannot_be_written_fails_decisions_closed() {
         s.message()
     );
     // It recovers when the log does.
-    rusqlite::Connection::open(&db)
-        .expect("open")
-        .execute_batch("DROP TRIGGER full;")
-        .expect("drop");
+    mend_audit_log(&db);
     client
         .authorize(normal_request())
         .await
@@ -417,26 +404,13 @@ async fn a_vote_that_cannot_be_audited_does_not_count() {
         crate::approvals::identity_change("task-b", "arn:role/b"),
     )
     .await;
-    let db = server
-        .running
-        .app
-        .audit
-        .as_ref()
-        .expect("audit on")
-        .path()
-        .to_path_buf();
-    rusqlite::Connection::open(&db)
-        .expect("open")
-        .execute_batch("CREATE TRIGGER full BEFORE INSERT ON records BEGIN SELECT RAISE(FAIL, 'disk full'); END;")
-        .expect("trigger");
+    let db = server.audit_db();
+    break_audit_log(&db);
     let s = crate::approvals::vote(&mut approvals, &t.alice, &id, true)
         .await
         .expect_err("not recorded");
     assert_eq!(s.code(), Code::Unavailable);
-    rusqlite::Connection::open(&db)
-        .expect("open")
-        .execute_batch("DROP TRIGGER full;")
-        .expect("drop");
+    mend_audit_log(&db);
     let a = approvals
         .get_approval(bearer(&t.alice, pb::GetApprovalRequest { id: id.clone() }))
         .await

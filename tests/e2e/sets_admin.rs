@@ -181,6 +181,20 @@ async fn load(
         .map(tonic::Response::into_inner)
 }
 
+/// The status of the `reference` set.
+async fn status(admin: &mut PolicyAdminClient<Channel>, token: &str) -> pb::SetStatus {
+    admin
+        .get_set_status(bearer(
+            token,
+            pb::GetSetStatusRequest {
+                name: "reference".into(),
+            },
+        ))
+        .await
+        .expect("status")
+        .into_inner()
+}
+
 fn enforced(s: &pb::SetStatus) -> &str {
     s.versions
         .iter()
@@ -435,27 +449,10 @@ async fn bad_bundles_are_refused_with_their_reason_and_the_active_set_keeps_serv
             .into_inner();
         assert_eq!(d.policy_set_version, "1.0.0", "{what}");
     }
-    let status = admin
-        .get_set_status(bearer(
-            &f.admin,
-            pb::GetSetStatusRequest {
-                name: "reference".into(),
-            },
-        ))
-        .await
-        .expect("status")
-        .into_inner();
+    let status = status(&mut admin, &f.admin).await;
     assert_eq!(status.versions.len(), 1);
     // Each refusal is an audited admin act.
-    let db = f
-        .server
-        .running
-        .app
-        .audit
-        .as_ref()
-        .expect("audit")
-        .path()
-        .to_path_buf();
+    let db = f.server.audit_db();
     let refused = arbiter_audit::query(
         &db,
         &arbiter_audit::Filter {
@@ -557,16 +554,7 @@ async fn rollback_restores_decisions_exactly_and_shadow_divergence_is_counted() 
     }
     let deadline = Instant::now() + Duration::from_secs(30);
     let status = loop {
-        let s = admin
-            .get_set_status(bearer(
-                &f.admin,
-                pb::GetSetStatusRequest {
-                    name: "reference".into(),
-                },
-            ))
-            .await
-            .expect("status")
-            .into_inner();
+        let s = status(&mut admin, &f.admin).await;
         if s.shadow_compared + s.shadow_shed >= cases.len() as u64 || Instant::now() > deadline {
             break s;
         }
@@ -637,15 +625,7 @@ async fn rollback_restores_decisions_exactly_and_shadow_divergence_is_counted() 
             .iter()
             .any(|v| v.version == "2.0.0" && v.state == pb::SetState::Shadow as i32)
     );
-    let db = f
-        .server
-        .running
-        .app
-        .audit
-        .as_ref()
-        .expect("audit")
-        .path()
-        .to_path_buf();
+    let db = f.server.audit_db();
     let acts: Vec<String> = arbiter_audit::query(
         &db,
         &arbiter_audit::Filter {
@@ -716,16 +696,7 @@ async fn a_restart_comes_back_with_the_versions_it_enforced_and_shadowed() {
     let running = arbiter::server::start(&config).await.expect("restarts");
     let mut admin =
         PolicyAdminClient::new(channel(&format!("http://{}", running.local_addr)).await);
-    let s = admin
-        .get_set_status(bearer(
-            &token,
-            pb::GetSetStatusRequest {
-                name: "reference".into(),
-            },
-        ))
-        .await
-        .expect("status")
-        .into_inner();
+    let s = status(&mut admin, &token).await;
     assert_eq!(enforced(&s), "2.0.0");
     let states: BTreeMap<&str, i32> = s
         .versions
@@ -782,19 +753,8 @@ async fn a_change_that_cannot_be_audited_is_undone_and_unknown_sets_are_not_foun
     load(&mut admin, &f.admin, &f.v2, pb::Activation::None)
         .await
         .expect("v2 loads");
-    let db = f
-        .server
-        .running
-        .app
-        .audit
-        .as_ref()
-        .expect("audit")
-        .path()
-        .to_path_buf();
-    rusqlite::Connection::open(&db)
-        .expect("open")
-        .execute_batch("CREATE TRIGGER full BEFORE INSERT ON records BEGIN SELECT RAISE(FAIL, 'disk full'); END;")
-        .expect("trigger");
+    let db = f.server.audit_db();
+    break_audit_log(&db);
     let activate = pb::ActivateSetRequest {
         name: "reference".into(),
         version: "2.0.0".into(),
@@ -804,20 +764,8 @@ async fn a_change_that_cannot_be_audited_is_undone_and_unknown_sets_are_not_foun
         .await
         .expect_err("not recorded");
     assert_eq!(s.code(), tonic::Code::Unavailable);
-    rusqlite::Connection::open(&db)
-        .expect("open")
-        .execute_batch("DROP TRIGGER full;")
-        .expect("drop");
-    let status = admin
-        .get_set_status(bearer(
-            &f.admin,
-            pb::GetSetStatusRequest {
-                name: "reference".into(),
-            },
-        ))
-        .await
-        .expect("status")
-        .into_inner();
+    mend_audit_log(&db);
+    let status = status(&mut admin, &f.admin).await;
     assert_eq!(
         enforced(&status),
         "1.0.0",

@@ -62,6 +62,38 @@ impl TestServer {
     }
 }
 
+impl TestServer {
+    /// The server's audit log file.
+    pub fn audit_db(&self) -> PathBuf {
+        self.running
+            .app
+            .audit
+            .as_ref()
+            .expect("audit on")
+            .path()
+            .to_path_buf()
+    }
+}
+
+/// Makes every insert into the audit log at `db` fail, as a full disk would, from
+/// another connection; [`mend_audit_log`] undoes it.
+pub fn break_audit_log(db: &Path) {
+    rusqlite::Connection::open(db)
+        .expect("open")
+        .execute_batch(
+            "CREATE TRIGGER full BEFORE INSERT ON records BEGIN SELECT RAISE(FAIL, 'disk full'); END;",
+        )
+        .expect("trigger");
+}
+
+/// Undoes [`break_audit_log`].
+pub fn mend_audit_log(db: &Path) {
+    rusqlite::Connection::open(db)
+        .expect("open")
+        .execute_batch("DROP TRIGGER full;")
+        .expect("drop");
+}
+
 /// The defaults of `arbiter serve`, on an ephemeral loopback port with `data_dir`.
 pub fn test_config(data_dir: &Path) -> Config {
     let args = ServeArgs {

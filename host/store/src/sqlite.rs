@@ -188,6 +188,35 @@ fn get_approval(conn: &Connection, id: &str, now: i64) -> Result<Option<Approval
     row.map(|row| finish(conn, row, now)).transpose()
 }
 
+/// The state votes put an approval in: any no rejects; enough yeses approve.
+fn decided(votes: impl Iterator<Item = bool>, required: u32) -> ApprovalState {
+    let mut yes = 0u32;
+    for approve in votes {
+        if !approve {
+            return ApprovalState::Rejected;
+        }
+        yes += 1;
+    }
+    if yes >= required {
+        ApprovalState::Approved
+    } else {
+        ApprovalState::Pending
+    }
+}
+
+fn set_state(
+    conn: &Connection,
+    id: &str,
+    state: ApprovalState,
+    now: i64,
+) -> Result<(), StoreError> {
+    conn.execute(
+        "UPDATE approvals SET state = ?2, updated_micros = ?3 WHERE id = ?1",
+        params![id, state.as_str(), now],
+    )?;
+    Ok(())
+}
+
 fn insert_approval(conn: &Connection, a: &NewApproval) -> Result<(), StoreError> {
     let n = conn
         .prepare_cached(&format!(
@@ -322,18 +351,9 @@ impl StateStore for SqliteStore {
             "INSERT INTO votes (approval_id, approver, approve, comment, at_micros) VALUES (?1, ?2, ?3, ?4, ?5)",
             params![id, vote.approver, vote.approve, vote.comment, vote.at_micros],
         )?;
-        let yes = current.approvals() + u32::from(vote.approve);
-        let state = if !vote.approve {
-            ApprovalState::Rejected
-        } else if yes >= current.new.approvers_required {
-            ApprovalState::Approved
-        } else {
-            ApprovalState::Pending
-        };
-        tx.execute(
-            "UPDATE approvals SET state = ?2, updated_micros = ?3 WHERE id = ?1",
-            params![id, state.as_str(), now],
-        )?;
+        let votes = current.votes.iter().map(|v| v.approve);
+        let state = decided(votes.chain([vote.approve]), current.new.approvers_required);
+        set_state(&tx, id, state, now)?;
         let updated = get_approval(&tx, id, now)?.ok_or_else(|| StoreError::Corrupt {
             what: "approval",
             id: id.to_string(),
@@ -355,23 +375,16 @@ impl StateStore for SqliteStore {
             "DELETE FROM votes WHERE approval_id = ?1 AND approver = ?2",
             params![id, approver],
         )?;
-        let remaining: Vec<bool> = current
+        let remaining = current
             .votes
             .iter()
             .filter(|v| v.approver != approver)
-            .map(|v| v.approve)
-            .collect();
-        let yes = remaining.iter().filter(|a| **a).count();
-        let state = if remaining.iter().any(|a| !a) {
-            ApprovalState::Rejected
-        } else if yes as u32 >= current.new.approvers_required {
-            ApprovalState::Approved
-        } else {
-            ApprovalState::Pending
-        };
-        tx.execute(
-            "UPDATE approvals SET state = ?2, updated_micros = ?3 WHERE id = ?1",
-            params![id, state.as_str(), now],
+            .map(|v| v.approve);
+        set_state(
+            &tx,
+            id,
+            decided(remaining, current.new.approvers_required),
+            now,
         )?;
         tx.commit()?;
         Ok(())
