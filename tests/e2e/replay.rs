@@ -208,12 +208,13 @@ async fn append(
         outcome: Some(outcome.to_owned()),
         policy_set: Some(set.to_owned()),
         decision_id: Some(format!("decision-{}", v["id"])),
-        body: json!({
+        body: serde_json::value::to_raw_value(&json!({
             "request": v["request"],
             "approved": v["approved"],
             "redacted": redacted,
             "reasons": [],
-        }),
+        }))
+        .expect("json"),
         ..Record::new(Kind::Decision, at_micros)
     };
     log.append(record, Durability::Durable)

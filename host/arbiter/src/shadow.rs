@@ -62,8 +62,9 @@ pub fn spawn(
         }
         let mut r = records::decision(&request, &d, "shadow", None, 0, &app.redact);
         r.kind = Kind::Shadow;
-        if let Some(body) = r.body.as_object_mut() {
-            body.insert(
+        let mut body = r.body_value();
+        if let Some(fields) = body.as_object_mut() {
+            fields.insert(
                 "enforced".into(),
                 serde_json::json!({
                     "decision_id": enforced_id,
@@ -72,6 +73,7 @@ pub fn spawn(
                 }),
             );
         }
+        records::set_body(&mut r, &body);
         // Sampled evidence, not a decision anyone waits for: queued, never blocking.
         if let Err(e) = app.append(r, Durability::Async).await {
             tracing::warn!(error = %e, "cannot record a shadow divergence");

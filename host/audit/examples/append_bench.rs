@@ -54,7 +54,7 @@ fn record(i: u64) -> Record {
         outcome: Some(if i.is_multiple_of(7) { "deny" } else { "allow" }.to_owned()),
         policy_set: Some("payments".to_owned()),
         decision_id: Some(format!("01890f3e-7c1a-7000-8000-{i:012x}")),
-        body: json!({
+        body: serde_json::value::to_raw_value(&json!({
             "request": {
                 "action": "payments.transfer",
                 "resource": format!("account/{}", i % 10_000),
@@ -68,7 +68,8 @@ fn record(i: u64) -> Record {
             ],
             "combining": "deny-overrides",
             "bundle": "sha256:9f2c1e0b7d4a5f6e8c3b2a1d0e9f8c7b6a5d4e3f2a1b0c9d8e7f6a5b4c3d2e1f",
-        }),
+        }))
+        .unwrap_or_else(|_| serde_json::value::RawValue::NULL.to_owned()),
     }
 }
 

@@ -18,8 +18,9 @@ pub(crate) enum Msg {
     Close,
 }
 
-/// A record ready for the chain. The appender serializes the body, so JSON encoding runs
-/// on the many request tasks and the one writer thread only hashes and inserts.
+/// A record ready for the chain. Its body is already JSON text, serialized by the
+/// appender, so JSON encoding runs on the many request tasks and the one writer thread
+/// only hashes and writes.
 #[derive(Debug)]
 pub(crate) struct Entry {
     pub(crate) kind: Kind,
@@ -33,11 +34,10 @@ pub(crate) struct Entry {
 }
 
 impl Entry {
-    /// Serializes `record`'s body; `reply` is where a durable append waits.
-    pub(crate) fn new(record: Record, reply: Option<Reply>) -> Result<Self, AuditError> {
-        let body =
-            serde_json::to_string(&record.body).map_err(|source| AuditError::Body { source })?;
-        Ok(Self {
+    /// Takes `record` for the queue; `reply` is where a durable append waits.
+    pub(crate) fn new(record: Record, reply: Option<Reply>) -> Self {
+        let body = String::from(Box::<str>::from(record.body));
+        Self {
             kind: record.kind,
             at_micros: record.at_micros,
             principal: record.principal,
@@ -46,7 +46,7 @@ impl Entry {
             decision_id: record.decision_id,
             body,
             reply,
-        })
+        }
     }
 
     /// The hashed columns.

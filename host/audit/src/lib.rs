@@ -15,7 +15,7 @@
 //!     let mut record = Record::new(Kind::Decision, arbiter_audit::now_micros());
 //!     record.principal = Some("spiffe://acme.org/agent/triage-bot".into());
 //!     record.outcome = Some("allow".into());
-//!     record.body = serde_json::json!({ "action": "repo:read" });
+//!     record.set_body(&serde_json::json!({ "action": "repo:read" }))?;
 //!     assert_eq!(log.append(record, Durability::Durable).await?, Some(1));
 //!     log.close().await
 //! })?;

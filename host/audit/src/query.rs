@@ -6,6 +6,8 @@ use std::path::Path;
 use rusqlite::Row;
 use rusqlite::types::Value;
 
+use serde_json::value::RawValue;
+
 use crate::chain::Hash;
 use crate::error::AuditError;
 use crate::record::{Kind, Record, StoredRecord};
@@ -154,7 +156,7 @@ fn decode(row: &Row<'_>, path: &Path) -> Result<StoredRecord, AuditError> {
             outcome: text(4, "outcome")?,
             policy_set: text(5, "policy_set")?,
             decision_id: text(6, "decision_id")?,
-            body: serde_json::from_str(&body).map_err(|_| corrupt("body"))?,
+            body: RawValue::from_string(body).map_err(|_| corrupt("body"))?,
         },
         prev_hash: hash(8, "prev_hash")?,
         hash: hash(9, "hash")?,

@@ -4,6 +4,9 @@ use std::fmt;
 use std::str::FromStr;
 
 use serde::{Deserialize, Serialize, Serializer};
+use serde_json::value::RawValue;
+
+use crate::error::AuditError;
 
 use crate::chain::Hash;
 
@@ -86,7 +89,7 @@ pub enum Durability {
 }
 
 /// One audit record, as the server appends it.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct Record {
     /// What the record is about.
     pub kind: Kind,
@@ -101,9 +104,33 @@ pub struct Record {
     pub policy_set: Option<String>,
     /// The decision this record belongs to.
     pub decision_id: Option<String>,
-    /// Everything else (the request, plugin verdicts, ...). Stored as compact JSON text;
-    /// the hash covers that text exactly as stored.
-    pub body: serde_json::Value,
+    /// Everything else (the request, plugin verdicts, ...), as the JSON text that is
+    /// stored and hashed, byte for byte. Building it as text lets a hot caller
+    /// serialize straight from its own types (and embed JSON it already has) instead
+    /// of through a [`serde_json::Value`]; [`Record::set_body`] takes anything
+    /// serializable.
+    pub body: Box<RawValue>,
+}
+
+impl PartialEq for Record {
+    fn eq(&self, other: &Self) -> bool {
+        let Self {
+            kind,
+            at_micros,
+            principal,
+            outcome,
+            policy_set,
+            decision_id,
+            body,
+        } = self;
+        *kind == other.kind
+            && *at_micros == other.at_micros
+            && *principal == other.principal
+            && *outcome == other.outcome
+            && *policy_set == other.policy_set
+            && *decision_id == other.decision_id
+            && body.get() == other.body.get()
+    }
 }
 
 impl Record {
@@ -116,8 +143,21 @@ impl Record {
             outcome: None,
             policy_set: None,
             decision_id: None,
-            body: serde_json::Value::Null,
+            body: RawValue::NULL.to_owned(),
         }
+    }
+
+    /// Sets the body to `body` as compact JSON.
+    pub fn set_body<T: Serialize + ?Sized>(&mut self, body: &T) -> Result<(), AuditError> {
+        self.body =
+            serde_json::value::to_raw_value(body).map_err(|source| AuditError::Body { source })?;
+        Ok(())
+    }
+
+    /// The body parsed into a [`serde_json::Value`] (for reading, not for the hot path).
+    pub fn body_value(&self) -> serde_json::Value {
+        // The body is valid JSON by construction, so this cannot fail in practice.
+        serde_json::from_str(self.body.get()).unwrap_or(serde_json::Value::Null)
     }
 }
 

@@ -46,7 +46,10 @@ pub fn decision(i: u64) -> Record {
             .to_owned(),
         ),
         decision_id: Some(format!("d-{i}")),
-        body: json!({ "i": i, "request": { "action": "read", "resource": format!("doc/{i}") } }),
+        body: serde_json::value::to_raw_value(
+            &json!({ "i": i, "request": { "action": "read", "resource": format!("doc/{i}") } }),
+        )
+        .expect("json"),
     }
 }
 

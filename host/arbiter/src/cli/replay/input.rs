@@ -6,7 +6,9 @@ use std::path::{Path, PathBuf};
 use anyhow::Context as _;
 use arbiter_audit::{Filter, Kind, StoredRecord};
 use arbiter_core::{Outcome, Request};
+use serde::de::IgnoredAny;
 use serde::{Deserialize, Serialize};
+use serde_json::value::RawValue;
 
 // One line of a labelled file: the vectors format, as `arbiter test` reads it.
 use crate::cli::test::Vector as Labelled;
@@ -198,10 +200,15 @@ pub(super) enum Skip {
     Unreadable(String),
 }
 
-/// The body of a decision record, as far as a replay needs it.
-#[derive(Debug, Deserialize)]
-struct DecisionBody {
-    request: Request,
+/// What replay needs of a decision record's body. The request stays raw until the
+/// record is known not to be redacted: a redacted request may well not decode, and it
+/// is skipped for being redacted either way.
+#[derive(Deserialize)]
+struct DecisionBody<'a> {
+    #[serde(borrow)]
+    request: Option<&'a RawValue>,
+    #[serde(default)]
+    redacted: Vec<IgnoredAny>,
     #[serde(default)]
     approved: bool,
 }
@@ -212,22 +219,23 @@ pub(super) fn audit_case(stored: StoredRecord) -> Result<Case, Skip> {
     let outcome = record.outcome.as_deref().unwrap_or_default();
     let label = Outcome::parse(outcome)
         .ok_or_else(|| Skip::Unreadable(format!("recorded outcome is `{outcome}`")))?;
-    // Redaction is checked before the request is decoded: a redacted request may
-    // well not decode, and it is skipped for being redacted either way.
-    if record.body["redacted"]
-        .as_array()
-        .is_some_and(|r| !r.is_empty())
-    {
+    let unreadable = |e: &dyn std::fmt::Display| {
+        Skip::Unreadable(format!("no replayable request in the body: {e}"))
+    };
+    let body: DecisionBody = serde_json::from_str(record.body.get()).map_err(|e| unreadable(&e))?;
+    if !body.redacted.is_empty() {
         return Err(Skip::Redacted);
     }
-    let body: DecisionBody = serde_json::from_value(record.body)
-        .map_err(|e| Skip::Unreadable(format!("no replayable request in the body: {e}")))?;
+    let request = body
+        .request
+        .ok_or_else(|| unreadable(&"missing field `request`"))?;
+    let request: Request = serde_json::from_str(request.get()).map_err(|e| unreadable(&e))?;
     Ok(Case {
         at: CaseRef::Record {
             seq: stored.seq,
             decision_id: record.decision_id,
         },
-        request: body.request,
+        request,
         approved: body.approved,
         label,
     })

@@ -183,7 +183,7 @@ fn stored(seq: u64, outcome: &str, body: serde_json::Value) -> StoredRecord {
         record: Record {
             outcome: Some(outcome.into()),
             decision_id: Some(format!("d{seq}")),
-            body,
+            body: serde_json::value::to_raw_value(&body).expect("json"),
             ..Record::new(Kind::Decision, 0)
         },
         prev_hash: [0; 32],
