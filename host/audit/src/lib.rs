@@ -142,7 +142,7 @@ pub use chain::Hash;
 pub use clock::now_micros;
 pub use error::AuditError;
 pub use log::{
-    AuditConfig, AuditLog, DEFAULT_CHECKPOINT_EVERY, DEFAULT_MAX_BATCH,
+    AuditConfig, AuditLog, DEFAULT_ASYNC_LINGER, DEFAULT_CHECKPOINT_EVERY, DEFAULT_MAX_BATCH,
     DEFAULT_MIN_COMMIT_INTERVAL, DEFAULT_QUEUE_CAPACITY, Observer,
 };
 pub use query::{DEFAULT_LIMIT, Filter, query};

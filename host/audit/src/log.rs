@@ -30,6 +30,14 @@ pub const DEFAULT_CHECKPOINT_EVERY: Duration = Duration::from_secs(1);
 /// few clients (each waiting for its answer before asking again) loses throughput to it.
 pub const DEFAULT_MIN_COMMIT_INTERVAL: Duration = Duration::ZERO;
 
+/// How long the writer keeps gathering a batch in which no one waits (only
+/// [`Durability::Async`] records). Without it the writer syncs as fast as the disk
+/// allows, and an async record cost more CPU than a durable one (97 against 79 us a
+/// decision, see `docs/performance.md`); 10 ms makes that one fsync per hundreds of
+/// records. It is also how much more an async record may be lost in a crash, which
+/// async sets accept by choice; a durable record arriving ends the wait at once.
+pub const DEFAULT_ASYNC_LINGER: Duration = Duration::from_millis(10);
+
 /// Records that may wait for the writer. At 35,000 decisions a second this is about a
 /// quarter second: enough to ride out a slow fsync, small enough to bound memory. Past
 /// it, appenders wait (back-pressure) rather than records being dropped.
@@ -61,6 +69,9 @@ pub struct AuditConfig {
     /// under load records gather and one fsync covers more of them. A record arriving
     /// after a quiet spell is still committed at once.
     pub min_commit_interval: Duration,
+    /// How long a batch holding only async records keeps gathering before it is
+    /// written (zero: at once).
+    pub async_linger: Duration,
     /// How many records may wait for the writer before appenders wait.
     pub queue_capacity: NonZeroUsize,
     /// How many records one transaction holds at most.
@@ -75,6 +86,7 @@ impl AuditConfig {
             key,
             checkpoint_every: DEFAULT_CHECKPOINT_EVERY,
             min_commit_interval: DEFAULT_MIN_COMMIT_INTERVAL,
+            async_linger: DEFAULT_ASYNC_LINGER,
             queue_capacity: DEFAULT_QUEUE_CAPACITY,
             max_batch: DEFAULT_MAX_BATCH,
         }
@@ -114,6 +126,9 @@ pub struct AuditLog {
 struct Shared {
     tx: mpsc::Sender<Msg>,
     depth: Arc<AtomicUsize>,
+    /// Set while the writer sleeps to gather async records; see `Writer::linger`.
+    lingering: Arc<AtomicBool>,
+    writer: std::thread::Thread,
     closed: AtomicBool,
     done: watch::Receiver<Outcome>,
     path: PathBuf,
@@ -132,6 +147,7 @@ impl AuditLog {
             key,
             checkpoint_every,
             min_commit_interval,
+            async_linger,
             queue_capacity,
             max_batch,
         } = config;
@@ -152,6 +168,7 @@ impl AuditLog {
         let (tx, rx) = mpsc::channel(capacity);
         let (done_tx, done) = watch::channel(None);
         let depth = Arc::new(AtomicUsize::new(0));
+        let lingering = Arc::new(AtomicBool::new(false));
         let key_id = public.id();
         let writer = Writer {
             conn,
@@ -161,6 +178,8 @@ impl AuditLog {
             head,
             checkpoint_every,
             min_commit_interval,
+            async_linger,
+            lingering: Arc::clone(&lingering),
             last_commit: Instant::now(),
             max_batch: max_batch.get(),
             depth: Arc::clone(&depth),
@@ -168,15 +187,19 @@ impl AuditLog {
             done: done_tx,
             checkpoint_due: Instant::now(),
         };
-        std::thread::Builder::new()
+        let thread = std::thread::Builder::new()
             .name("arbiter-audit".into())
             .spawn(move || writer.run(rx, rt))
-            .map_err(|source| AuditError::Spawn { source })?;
+            .map_err(|source| AuditError::Spawn { source })?
+            .thread()
+            .clone();
         tracing::info!(path = %path.display(), seq = head.seq, key_id, "audit log opened");
         Ok(Self {
             shared: Arc::new(Shared {
                 tx,
                 depth,
+                lingering,
+                writer: thread,
                 closed: AtomicBool::new(false),
                 done,
                 path,
@@ -204,14 +227,21 @@ impl AuditLog {
             }
             Durability::Async => (None, None),
         };
-        let entry = Entry::new(record, reply)?;
+        let entry = Entry::new(record, reply);
         let permit = self.shared.tx.reserve().await.map_err(|_| self.stopped())?;
         // Counted before sending, so the writer's decrement can never run first.
         self.shared.depth.fetch_add(1, Ordering::Relaxed);
         permit.send(Msg::Append(entry));
         match answer {
             None => Ok(None),
-            Some(answer) => answer.await.map_err(|_| self.stopped())?.map(Some),
+            Some(answer) => {
+                // The writer may be sleeping to gather async records; this one has a
+                // waiter. (SeqCst pairs with the writer's store before it looks.)
+                if self.shared.lingering.load(Ordering::SeqCst) {
+                    self.shared.writer.unpark();
+                }
+                answer.await.map_err(|_| self.stopped())?.map(Some)
+            }
         }
     }
 
@@ -226,6 +256,8 @@ impl AuditLog {
         self.shared.closed.store(true, Ordering::Release);
         // Fails only when the writer is already stopping; then it is enough to wait.
         let _ = self.shared.tx.send(Msg::Close).await;
+        // A writer gathering async records would otherwise finish its wait first.
+        self.shared.writer.unpark();
         let mut done = self.shared.done.clone();
         let outcome = done
             .wait_for(Option::is_some)

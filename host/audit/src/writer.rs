@@ -4,7 +4,7 @@
 
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use arbiter_keys::SecretKey;
@@ -38,6 +38,9 @@ pub(crate) struct Writer {
     pub head: Head,
     pub checkpoint_every: Duration,
     pub min_commit_interval: Duration,
+    pub async_linger: Duration,
+    /// Set while [`Writer::linger`] sleeps: durable appenders then wake this thread.
+    pub lingering: Arc<AtomicBool>,
     pub last_commit: Instant,
     pub max_batch: usize,
     pub depth: Arc<AtomicUsize>,
@@ -72,6 +75,9 @@ impl Writer {
             if !closing {
                 self.pace();
                 closing = self.collect(&mut rx, &mut batch);
+            }
+            if !closing && batch.iter().all(|e| e.reply.is_none()) {
+                closing = self.linger(&mut rx, &mut batch);
             }
             self.depth.fetch_sub(batch.len(), Ordering::Relaxed);
             if !batch.is_empty() {
@@ -117,6 +123,41 @@ impl Writer {
             }
         }
         false
+    }
+
+    /// While no one waits for the batch (every record in it was appended with
+    /// [`Durability::Async`](crate::Durability::Async)), keeps gathering for up to
+    /// `async_linger`, so that async records cost one fsync per many instead of one per
+    /// few: the writer would otherwise sync as fast as the disk allows, each batch
+    /// holding what arrived during the last sync. It sleeps rather than waiting on the
+    /// queue, because a writer waiting on the queue is woken by every record sent (a
+    /// cross-thread wake-up each); a durable append wakes it through `lingering`
+    /// instead, and a durable record, a full batch or a close ends the wait at once.
+    /// Returns whether a close request came.
+    fn linger(&self, rx: &mut mpsc::Receiver<Msg>, batch: &mut Vec<Entry>) -> bool {
+        if self.async_linger.is_zero() {
+            return false;
+        }
+        let until = Instant::now() + self.async_linger;
+        // Set before looking at the queue, so that a durable append either is seen by
+        // the next `collect` or sees the flag and wakes this thread.
+        self.lingering.store(true, Ordering::SeqCst);
+        let mut seen = batch.len();
+        let closing = loop {
+            if self.collect(rx, batch) {
+                break true;
+            }
+            // A close (`AuditLog::close` wakes this thread) is seen by `collect`.
+            let durable = batch[seen..].iter().any(|e| e.reply.is_some());
+            seen = batch.len();
+            let now = Instant::now();
+            if durable || batch.len() >= self.max_batch || now >= until {
+                break false;
+            }
+            std::thread::park_timeout(until - now);
+        };
+        self.lingering.store(false, Ordering::SeqCst);
+        closing
     }
 
     /// Waits for the next message, or for the moment a pending checkpoint is due.

@@ -237,3 +237,59 @@ async fn commit_interval_gathers_records_into_one_batch() {
     log.close().await.expect("close");
     assert_eq!(*counts.committed.lock().expect("lock"), vec![1, 10]);
 }
+
+/// Async records arriving a millisecond apart: without lingering the writer would sync
+/// each on its own (it is idle between them); with it they share a few batches.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn async_records_are_gathered_into_few_batches() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut cfg = config(dir.path());
+    cfg.async_linger = Duration::from_millis(500);
+    let counts = Counts::new();
+    let log = AuditLog::open(cfg, Some(counts.clone())).expect("open");
+    for i in 0..40 {
+        log.append(decision(i), Durability::Async)
+            .await
+            .expect("append");
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    }
+    log.close().await.expect("close");
+    let batches = counts.committed.lock().expect("lock").clone();
+    assert_eq!(batches.iter().sum::<usize>(), 40);
+    assert!(batches.len() <= 3, "40 async records took {batches:?}");
+}
+
+/// A durable append does not wait out the async linger, and neither does closing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn durable_appends_and_close_cut_the_async_linger_short() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut cfg = config(dir.path());
+    // Far longer than the test's patience below: only a wake-up gets past it.
+    cfg.async_linger = Duration::from_secs(60);
+    let path = cfg.path.clone();
+    let log = AuditLog::open(cfg, None).expect("open");
+    let patience = Duration::from_secs(20);
+    for round in 0..3 {
+        log.append(decision(2 * round), Durability::Async)
+            .await
+            .expect("append");
+        let seq = tokio::time::timeout(
+            patience,
+            log.append(decision(2 * round + 1), Durability::Durable),
+        )
+        .await
+        .expect("the durable append woke the lingering writer")
+        .expect("append");
+        assert_eq!(seq, Some(2 * round + 2));
+    }
+    log.append(decision(6), Durability::Async)
+        .await
+        .expect("append");
+    tokio::time::timeout(patience, log.close())
+        .await
+        .expect("close woke the lingering writer")
+        .expect("close");
+    let v = verify(&path, Some(&[key().public()])).expect("verify");
+    assert!(v.is_intact(), "{v}");
+    assert_eq!(v.records, 7);
+}
