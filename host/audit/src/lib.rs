@@ -32,7 +32,7 @@
 //! Table `records` holds one row per record: `seq` (1, 2, 3, ... with no gaps), `kind`
 //! (`decision`, `approval`, `credential`, `admin`, `shadow`), `at_micros` (unix
 //! microseconds, set by the caller), `principal`, `outcome`, `policy_set`, `decision_id`
-//! (text or NULL), `body` (compact JSON text), `prev_hash` and `hash` (32-byte blobs). A
+//! (text or NULL), `body` (JSON text as appended), `prev_hash` and `hash` (32-byte blobs). A
 //! record's hash is
 //!
 //! ```text
@@ -96,7 +96,10 @@
 //! ([`AuditConfig::queue_capacity`]) feeds it. It takes every record already queued (up
 //! to [`AuditConfig::max_batch`]), writes them in one transaction, commits, and only then
 //! answers: a [`Durability::Durable`] append returns the record's seq after its commit
-//! is on disk, a [`Durability::Async`] one as soon as the record is queued. Both wait
+//! is on disk, a [`Durability::Async`] one as soon as the record is queued. A batch in
+//! which no one waits (async records only) gathers for up to
+//! [`AuditConfig::async_linger`] (10 ms) first, so async records share fsyncs; a
+//! durable append or a close cuts that short. Both wait
 //! while the queue is full: records are never dropped. A batch that fails is rolled back
 //! whole and the chain head stays where it was; every durable append in it gets
 //! [`AuditError::WriteFailed`] (the server fails the request closed), async ones are
@@ -124,7 +127,9 @@
 //! it falls with batch size: with [`AuditConfig::min_commit_interval`] at 1 ms (batches
 //! of 40) it is about 8 us, with async appends about 7 us. A durable append also waits
 //! for a commit, 0.2 to 0.3 ms here: in a closed loop of few clients that latency, more
-//! than the CPU, is what caps throughput. Verification reads 200,000 records in 0.2 s.
+//! than the CPU, is what caps throughput. On this machine's virtual disk a flush is the
+//! cost, not SQLite: one `write` + `fdatasync` per batch to a plain file measured no
+//! faster in the server (`docs/performance.md`). Verification reads 200,000 records in 0.2 s.
 
 mod chain;
 mod clock;
