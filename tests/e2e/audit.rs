@@ -423,3 +423,99 @@ async fn a_vote_that_cannot_be_audited_does_not_count() {
         .expect("recorded");
     assert_eq!(a.state(), pb::ApprovalState::Approved);
 }
+
+/// Polls `check` every 100 ms for up to 20 s (ten token refresh periods).
+async fn eventually<F, Fut>(what: &str, mut check: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    for _ in 0..200 {
+        if check().await {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("not within 20 s: {what}");
+}
+
+/// `arbiter token` changes are admin acts: the running server records each one, and a
+/// new token authenticates only once its addition is on record; a removed token stops
+/// working and its removal is recorded.
+#[tokio::test(flavor = "multi_thread")]
+async fn token_changes_are_recorded_before_they_count() {
+    use arbiter::auth;
+    use arbiter_store::{SqliteStore, StateStore as _, TokenEntry};
+
+    let data = tempfile::tempdir().expect("tempdir");
+    let dir = data.path().to_path_buf();
+    let mut config = test_config(&dir);
+    config.anonymous_roles = Vec::new();
+    let server = TestServer::start_config(config, data).await;
+    let db = server.audit_db();
+    let store = SqliteStore::open(&dir.join("state.db")).expect("state");
+    let token = auth::new_token().expect("token");
+    let entry = TokenEntry {
+        sha256: auth::token_hash(&token),
+        id: "gateway-7".into(),
+        kind: "service".into(),
+        roles: vec!["enforcer".into()],
+        created_micros: arbiter_store::now_micros(),
+    };
+    let url = server.url.clone();
+    let authenticates = move || {
+        let (url, token) = (url.clone(), token.clone());
+        async move {
+            let mut client = AuthorizerClient::new(channel(&url).await);
+            let r = client.authorize(bearer(&token, normal_request())).await;
+            match r {
+                Ok(_) => true,
+                Err(s) if s.code() == Code::Unauthenticated => false,
+                Err(s) => panic!("unexpected {s:?}"),
+            }
+        }
+    };
+    let records = |outcome: &str| {
+        let filter = arbiter_audit::Filter {
+            kind: Some(arbiter_audit::Kind::Admin),
+            outcome: Some(outcome.into()),
+            ..arbiter_audit::Filter::default()
+        };
+        arbiter_audit::query(&db, &filter).expect("query")
+    };
+
+    // While the log cannot be written the new token is not let in.
+    break_audit_log(&db);
+    store.add_token(&entry).expect("add");
+    tokio::time::sleep(auth::REFRESH * 3).await;
+    assert!(
+        !authenticates().await,
+        "a token not on record authenticated"
+    );
+    assert!(records("token-added").is_empty());
+
+    mend_audit_log(&db);
+    eventually("the recorded token authenticates", || authenticates()).await;
+    let added = records("token-added");
+    assert_eq!(added.len(), 1, "{added:?}");
+    let body = added[0].record.body_value();
+    assert_eq!(
+        added[0].record.principal.as_deref(),
+        Some(arbiter::tokens::ACTOR)
+    );
+    assert_eq!(body["token_for"], "gateway-7");
+    assert_eq!(body["roles"], serde_json::json!(["enforcer"]));
+    assert_eq!(body["token_sha256_prefix"], entry.sha256[..12]);
+
+    assert_eq!(store.remove_tokens("gateway-7").expect("remove"), 1);
+    eventually("the removed token stops working", || async {
+        !authenticates().await
+    })
+    .await;
+    eventually("the removal is recorded", || async {
+        records("token-removed").len() == 1
+    })
+    .await;
+    let (code, out) = verify(&dir);
+    assert_eq!(code, 0, "{out}");
+}

@@ -179,8 +179,14 @@ impl Authenticator {
         }
     }
 
-    /// Re-reads the tokens of the state database.
+    /// Re-reads the tokens of the state database, all of them. The server uses
+    /// [`crate::tokens::refresh`] instead, which lets in only tokens on record.
     pub fn refresh(&self, store: &dyn StateStore) -> Result<usize, arbiter_store::StoreError> {
+        Ok(self.replace(store.tokens()?))
+    }
+
+    /// Makes `entries` the stored tokens that authenticate; returns how many are valid.
+    pub fn replace(&self, entries: Vec<TokenEntry>) -> usize {
         let mut map = HashMap::new();
         for TokenEntry {
             sha256,
@@ -188,7 +194,7 @@ impl Authenticator {
             kind,
             roles,
             ..
-        } in store.tokens()?
+        } in entries
         {
             match caller_of(&sha256, &id, &kind, &roles) {
                 Ok(c) => {
@@ -199,7 +205,7 @@ impl Authenticator {
         }
         let n = map.len();
         self.stored.store(Arc::new(map));
-        Ok(n)
+        n
     }
 
     /// Whether any token exists (config or state database).

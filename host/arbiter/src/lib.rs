@@ -17,6 +17,7 @@ pub mod records;
 pub mod server;
 pub mod sets;
 pub mod shadow;
+pub mod tokens;
 pub mod watch;
 
 /// Generated protobuf and gRPC code for `arbiter.v1`.

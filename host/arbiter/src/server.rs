@@ -155,6 +155,13 @@ pub async fn start(config: &Config) -> anyhow::Result<Running> {
         .max_decoding_message_size(crate::loader::MAX_UPLOAD_BYTES + 1024 * 1024);
     let audit = proto::audit_server::AuditServer::new(AuditService::new(app.clone()))
         .max_encoding_message_size(MAX_TRANSPORT_BYTES);
+    // Before serving: from here on only tokens on record authenticate.
+    if let Err(e) = crate::tokens::refresh(&app).await {
+        tracing::warn!(
+            error = format!("{e:#}"),
+            "cannot record the caller tokens; tokens not on record do not authenticate yet"
+        );
+    }
     let refresher = spawn_token_refresher(app.clone());
     let watcher = config
         .watch_dir
@@ -328,17 +335,19 @@ async fn start_metrics(
     ))
 }
 
-/// Picks up tokens created or removed with `arbiter token` while the server runs.
+/// Picks up (and records) tokens created or removed with `arbiter token` while the
+/// server runs.
 fn spawn_token_refresher(app: Arc<App>) -> JoinHandle<()> {
     tokio::spawn(async move {
         let mut tick = tokio::time::interval(auth::REFRESH);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             tick.tick().await;
-            let a = app.clone();
-            let refreshed = tokio::task::spawn_blocking(move || a.auth.refresh(&*a.store)).await;
-            if let Ok(Err(e)) = refreshed {
-                tracing::warn!(error = %e, "cannot re-read caller tokens; keeping the previous ones");
+            if let Err(e) = crate::tokens::refresh(&app).await {
+                tracing::warn!(
+                    error = format!("{e:#}"),
+                    "cannot re-read or record the caller tokens; trying again shortly"
+                );
             }
         }
     })

@@ -117,6 +117,11 @@ pub trait StateStore: Send + Sync + std::fmt::Debug {
     fn add_token(&self, token: &TokenEntry) -> Result<(), StoreError>;
     /// Removes the token entries of caller `id`; returns how many.
     fn remove_tokens(&self, id: &str) -> Result<usize, StoreError>;
+    /// The token entries whose addition the audit log has recorded (including removed
+    /// ones whose removal it has not recorded yet).
+    fn audited_tokens(&self) -> Result<Vec<TokenEntry>, StoreError>;
+    /// Notes that the audit log recorded `token`'s addition (`true`) or removal.
+    fn set_token_audited(&self, token: &TokenEntry, audited: bool) -> Result<(), StoreError>;
 
     /// Credential signing keys, oldest first.
     fn signing_keys(&self) -> Result<Vec<SigningKeyInfo>, StoreError>;

@@ -64,6 +64,16 @@ const MIGRATIONS: &[&str] = &[
         created_micros INTEGER NOT NULL,
         retired_micros INTEGER
     );",
+    // 2: the stored tokens whose addition the audit log has recorded. A running server
+    // compares `tokens` with this table to audit what `arbiter token` changed (also
+    // while it was down), and only a token recorded here authenticates.
+    "CREATE TABLE audited_tokens (
+        sha256 TEXT PRIMARY KEY,
+        id TEXT NOT NULL,
+        kind TEXT NOT NULL,
+        roles TEXT NOT NULL,
+        created_micros INTEGER NOT NULL
+    );",
 ];
 
 /// The newest schema this build knows.

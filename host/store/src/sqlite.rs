@@ -28,6 +28,39 @@ pub struct SqliteStore {
 }
 
 impl SqliteStore {
+    /// The token entries of `table` (`tokens` or `audited_tokens`, same columns).
+    fn token_rows(&self, table: &'static str) -> Result<Vec<TokenEntry>, StoreError> {
+        let conn = self.conn();
+        let mut stmt = conn.prepare_cached(&format!(
+            "SELECT sha256, id, kind, roles, created_micros FROM {table} ORDER BY created_micros"
+        ))?;
+        let rows = stmt
+            .query_map([], |r| {
+                Ok((
+                    r.get::<_, String>(0)?,
+                    r.get::<_, String>(1)?,
+                    r.get::<_, String>(2)?,
+                    r.get::<_, String>(3)?,
+                    r.get::<_, i64>(4)?,
+                ))
+            })?
+            .collect::<Result<Vec<_>, _>>()?;
+        // A row that does not parse is left out (its token then proves nothing) rather
+        // than failing every other token's refresh.
+        Ok(rows
+            .into_iter()
+            .filter_map(|(sha256, id, kind, roles, created_micros)| {
+                Some(TokenEntry {
+                    roles: json(&roles, "token roles", &id).ok()?,
+                    sha256,
+                    id,
+                    kind,
+                    created_micros,
+                })
+            })
+            .collect())
+    }
+
     /// Opens (creating with mode 0600 and migrating as needed) the database at `path`.
     pub fn open(path: &Path) -> Result<Self, StoreError> {
         create_private(path)?;
@@ -453,35 +486,24 @@ impl StateStore for SqliteStore {
     }
 
     fn tokens(&self) -> Result<Vec<TokenEntry>, StoreError> {
+        self.token_rows("tokens")
+    }
+
+    fn audited_tokens(&self) -> Result<Vec<TokenEntry>, StoreError> {
+        self.token_rows("audited_tokens")
+    }
+
+    fn set_token_audited(&self, t: &TokenEntry, audited: bool) -> Result<(), StoreError> {
         let conn = self.conn();
-        let mut stmt = conn.prepare_cached(
-            "SELECT sha256, id, kind, roles, created_micros FROM tokens ORDER BY created_micros",
-        )?;
-        let rows = stmt
-            .query_map([], |r| {
-                Ok((
-                    r.get::<_, String>(0)?,
-                    r.get::<_, String>(1)?,
-                    r.get::<_, String>(2)?,
-                    r.get::<_, String>(3)?,
-                    r.get::<_, i64>(4)?,
-                ))
-            })?
-            .collect::<Result<Vec<_>, _>>()?;
-        // A row that does not parse is left out (its token then proves nothing) rather
-        // than failing every other token's refresh.
-        Ok(rows
-            .into_iter()
-            .filter_map(|(sha256, id, kind, roles, created_micros)| {
-                Some(TokenEntry {
-                    roles: json(&roles, "token roles", &id).ok()?,
-                    sha256,
-                    id,
-                    kind,
-                    created_micros,
-                })
-            })
-            .collect())
+        if audited {
+            conn.execute(
+                "INSERT OR REPLACE INTO audited_tokens (sha256, id, kind, roles, created_micros) VALUES (?1, ?2, ?3, ?4, ?5)",
+                params![t.sha256, t.id, t.kind, to_json(&t.roles), t.created_micros],
+            )?;
+        } else {
+            conn.execute("DELETE FROM audited_tokens WHERE sha256 = ?1", [&t.sha256])?;
+        }
+        Ok(())
     }
 
     fn add_token(&self, t: &TokenEntry) -> Result<(), StoreError> {

@@ -125,8 +125,9 @@ fn create(c: CreateArgs) -> anyhow::Result<i32> {
     })?;
     println!("{token}");
     eprintln!(
-        "token for `{}` stored; it is shown only now. Use it with --token or ARBITER_TOKEN",
-        c.id
+        "token for `{}` stored; it is shown only now. Use it with --token or ARBITER_TOKEN. A running server records it in its audit log and accepts it within {} s",
+        c.id,
+        auth::REFRESH.as_secs()
     );
     Ok(0)
 }

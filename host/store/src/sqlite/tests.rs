@@ -264,3 +264,26 @@ fn a_database_from_the_future_is_refused() {
     let e = SqliteStore::open(&path).expect_err("refused").to_string();
     assert!(e.contains("schema version 99"), "{e}");
 }
+
+#[test]
+fn audited_tokens_are_noted_apart_from_the_tokens() {
+    let (_dir, s) = store();
+    let t = TokenEntry {
+        sha256: "h1".into(),
+        id: "gateway".into(),
+        kind: "service".into(),
+        roles: vec!["enforcer".into()],
+        created_micros: 1,
+    };
+    s.add_token(&t).expect("add");
+    assert!(s.audited_tokens().expect("read").is_empty());
+    s.set_token_audited(&t, true).expect("note");
+    s.set_token_audited(&t, true)
+        .expect("noting twice is harmless");
+    assert_eq!(s.audited_tokens().expect("read"), vec![t.clone()]);
+    // Removing the token leaves the note until its removal is recorded too.
+    assert_eq!(s.remove_tokens("gateway").expect("remove"), 1);
+    assert_eq!(s.audited_tokens().expect("read"), vec![t.clone()]);
+    s.set_token_audited(&t, false).expect("unnote");
+    assert!(s.audited_tokens().expect("read").is_empty());
+}

@@ -1,0 +1,100 @@
+//! Caller tokens made with `arbiter token` are admin acts, so they go on record: the
+//! server compares the state database's tokens with the ones the audit log has
+//! recorded (table `audited_tokens`), records each difference as an admin record
+//! (`token-added`, `token-removed`, actor [`ACTOR`]) and lets a new token authenticate
+//! only once its record is written. A change made while the server was down is
+//! recorded when it starts. A removed token stops working at once, recorded or not.
+
+use std::collections::HashSet;
+
+use anyhow::Context as _;
+use arbiter_core::PrincipalKind;
+use arbiter_store::TokenEntry;
+use serde_json::json;
+
+use crate::app::App;
+use crate::auth::Caller;
+
+/// Who the records name as the actor: whoever ran `arbiter token` with write access to
+/// the data directory, which the server cannot tell apart.
+pub const ACTOR: &str = "local:arbiter-token";
+
+/// How much of a token's SHA-256 a record shows: enough to tell tokens apart, too
+/// little to look one up by.
+const HASH_PREFIX: usize = 12;
+
+/// Re-reads the stored tokens, records what changed, and hands the authenticator the
+/// tokens that are on record. Returns how many stored tokens authenticate.
+pub async fn refresh(app: &App) -> anyhow::Result<usize> {
+    let store = app.store.clone();
+    let (current, audited) = tokio::task::spawn_blocking(move || {
+        Ok::<_, arbiter_store::StoreError>((store.tokens()?, store.audited_tokens()?))
+    })
+    .await
+    .context("the token reader stopped")?
+    .context("cannot read the caller tokens from the state database")?;
+    if app.audit.is_none() {
+        return Ok(app.auth.replace(current));
+    }
+    let on_record: HashSet<String> = audited.iter().map(|t| t.sha256.clone()).collect();
+    let present: HashSet<String> = current.iter().map(|t| t.sha256.clone()).collect();
+    let mut usable = Vec::with_capacity(current.len());
+    let mut failed = None;
+    for token in current {
+        if !on_record.contains(&token.sha256) {
+            if let Err(e) = note(app, &token, true).await {
+                failed = Some(e);
+                continue;
+            }
+        }
+        usable.push(token);
+    }
+    for token in audited.iter().filter(|t| !present.contains(&t.sha256)) {
+        if let Err(e) = note(app, token, false).await {
+            failed = Some(e);
+        }
+    }
+    let n = app.auth.replace(usable);
+    match failed {
+        // The others are retried at the next refresh; the new tokens stay unusable.
+        Some(e) => Err(e),
+        None => Ok(n),
+    }
+}
+
+/// Records `token`'s addition or removal, then notes in the state database that it
+/// is on record.
+async fn note(app: &App, token: &TokenEntry, added: bool) -> anyhow::Result<()> {
+    let actor = Caller {
+        id: ACTOR.into(),
+        kind: PrincipalKind::Human,
+        roles: Vec::new(),
+        authenticated: false,
+    };
+    let what = if added {
+        "token-added"
+    } else {
+        "token-removed"
+    };
+    let detail = json!({
+        "token_for": token.id,
+        "kind": token.kind,
+        "roles": token.roles,
+        "token_sha256_prefix": token.sha256.get(..HASH_PREFIX).unwrap_or(&token.sha256),
+        "created_micros": token.created_micros,
+    });
+    app.record_admin_act(&actor, what, detail)
+        .await
+        .map_err(|e| {
+            anyhow::anyhow!(
+                "cannot record that a caller token was {}: {e}",
+                if added { "added" } else { "removed" }
+            )
+        })?;
+    let store = app.store.clone();
+    let token = token.clone();
+    tokio::task::spawn_blocking(move || store.set_token_audited(&token, added))
+        .await
+        .context("the token writer stopped")?
+        .context("cannot note an audited caller token in the state database")
+}
