@@ -41,11 +41,11 @@ pub async fn refresh(app: &App) -> anyhow::Result<usize> {
     let mut usable = Vec::with_capacity(current.len());
     let mut failed = None;
     for token in current {
-        if !on_record.contains(&token.sha256) {
-            if let Err(e) = note(app, &token, true).await {
-                failed = Some(e);
-                continue;
-            }
+        if !on_record.contains(&token.sha256)
+            && let Err(e) = note(app, &token, true).await
+        {
+            failed = Some(e);
+            continue;
         }
         usable.push(token);
     }
