@@ -495,7 +495,7 @@ async fn token_changes_are_recorded_before_they_count() {
     assert!(records("token-added").is_empty());
 
     mend_audit_log(&db);
-    eventually("the recorded token authenticates", || authenticates()).await;
+    eventually("the recorded token authenticates", &authenticates).await;
     let added = records("token-added");
     assert_eq!(added.len(), 1, "{added:?}");
     let body = added[0].record.body_value();
