@@ -461,6 +461,40 @@ async fn approvals_keep_separation_of_duties_and_count_each_human_once() {
         code(authz.authorize(bearer(&t.gateway, unknown)).await).0,
         Code::NotFound
     );
+
+    // Every refused redemption is on record, with the caller and why.
+    let refused = arbiter_audit::query(
+        &server.audit_db(),
+        &arbiter_audit::Filter {
+            kind: Some(arbiter_audit::Kind::Approval),
+            outcome: Some("redemption-refused".into()),
+            ..arbiter_audit::Filter::default()
+        },
+    )
+    .expect("query");
+    let reasons: Vec<String> = refused
+        .iter()
+        .map(|r| {
+            r.record.body_value()["reason"]
+                .as_str()
+                .unwrap_or("")
+                .to_owned()
+        })
+        .collect();
+    assert_eq!(reasons.len(), 5, "{reasons:#?}");
+    for (reason, expected) in
+        reasons
+            .iter()
+            .zip(["1 of 2", "different request", "", "rejected", "no approval"])
+    {
+        assert!(reason.contains(expected), "{reason} lacks {expected}");
+    }
+    assert!(
+        refused
+            .iter()
+            .all(|r| r.record.principal.as_deref() == Some("gateway")),
+        "{refused:?}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -943,4 +977,87 @@ async fn another_spelling_of_an_id_is_the_same_person_and_a_redemption_cannot_ad
         .into_inner();
     assert_eq!(allowed.decision(), pb::Decision::Allow);
     assert!(allowed.credential.is_none());
+}
+
+/// Many gateways redeem one approval at once, each asking for a credential: exactly
+/// one gets it. A loser that got past the check before the winner consumed the
+/// approval had a credential issued (and recorded) for it; that credential is revoked
+/// before anyone sees it, and the revocation is on record, so every `issued` record
+/// but the winner's has its `revoked` record.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_raced_approval_gives_one_credential_and_the_others_are_revoked_on_record() {
+    let (server, t) = server().await;
+    let ch = channel(&server.url).await;
+    let mut authz = AuthorizerClient::new(ch.clone());
+    let mut approvals = ApprovalsClient::new(ch.clone());
+    let mut creds = CredentialsClient::new(ch.clone());
+    let mut request = identity_change("task-race", "arn:aws:iam::1:role/race");
+    request.credential = Some(pb::CredentialRequest {
+        lifetime_seconds: 60,
+    });
+    let id = hold(&mut authz, &t.gateway, request.clone()).await;
+    vote(&mut approvals, &t.alice, &id, true)
+        .await
+        .expect("approved");
+    request.approval_id = id;
+    let racers: Vec<_> = (0..16)
+        .map(|_| {
+            let (mut authz, r, token) = (authz.clone(), request.clone(), t.gateway.clone());
+            tokio::spawn(async move { authz.authorize(bearer(&token, r)).await })
+        })
+        .collect();
+    let mut winners = Vec::new();
+    for racer in racers {
+        match racer.await.expect("task") {
+            Ok(r) => winners.push(r.into_inner()),
+            Err(s) => assert_eq!(s.code(), Code::FailedPrecondition, "{s:?}"),
+        }
+    }
+    assert_eq!(winners.len(), 1, "{winners:?}");
+    let credential = winners[0]
+        .credential
+        .clone()
+        .expect("the winner's credential");
+
+    let events = |outcome: &str| {
+        arbiter_audit::query(
+            &server.audit_db(),
+            &arbiter_audit::Filter {
+                kind: Some(arbiter_audit::Kind::Credential),
+                outcome: Some(outcome.into()),
+                ..arbiter_audit::Filter::default()
+            },
+        )
+        .expect("query")
+        .into_iter()
+        .map(|r| {
+            let body = r.record.body_value();
+            (
+                body["credentials"][0].as_str().unwrap_or("").to_owned(),
+                body,
+            )
+        })
+        .collect::<Vec<_>>()
+    };
+    let issued = events("issued");
+    let revoked = events("revoked");
+    assert!(issued.iter().any(|(id, _)| *id == credential.id));
+    for (id, _) in issued.iter().filter(|(id, _)| *id != credential.id) {
+        let (_, body) = revoked
+            .iter()
+            .find(|(r, _)| r == id)
+            .unwrap_or_else(|| panic!("issued credential {id} is not revoked on record"));
+        assert!(
+            body["reason"]
+                .as_str()
+                .is_some_and(|r| r.contains("never handed out")),
+            "{body}"
+        );
+    }
+    assert_eq!(revoked.len(), issued.len() - 1, "{revoked:?}");
+    assert!(
+        introspect(&mut creds, &t.gateway, &credential.token)
+            .await
+            .active
+    );
 }

@@ -126,12 +126,21 @@ impl Authorizer {
         // An approval is checked before evaluation (digest, state, expiry) and
         // consumed after it, only when the re-evaluation allows.
         let approval = match &a.approval_id {
-            Some(id) => Some(
-                self.app
+            Some(id) => {
+                let checked = self
+                    .app
                     .approvals
                     .check(id, &a.request, a.credential, set.identity())
-                    .await?,
-            ),
+                    .await;
+                match checked {
+                    Ok(approval) => Some(approval),
+                    Err(e) => {
+                        self.record_refused_redemption(caller, id, &a.request, &e)
+                            .await;
+                        return Err(e);
+                    }
+                }
+            }
             None => None,
         };
         let span = tracing::debug_span!(
@@ -223,7 +232,8 @@ impl Authorizer {
                     )
                     .await;
                 if let Err(e) = recorded {
-                    self.revoke_quietly(&issued.id).await;
+                    self.revoke_unhanded(caller, &issued.id, d, "its issue could not be recorded")
+                        .await;
                     return Err(e);
                 }
                 Some(issued)
@@ -236,7 +246,13 @@ impl Authorizer {
                 Ok(c) => c,
                 Err(e) => {
                     if let Some(issued) = &issued {
-                        self.revoke_quietly(&issued.id).await;
+                        self.revoke_unhanded(
+                            caller,
+                            &issued.id,
+                            d,
+                            "its approval was used by another request meanwhile",
+                        )
+                        .await;
                     }
                     return Err(e);
                 }
@@ -254,11 +270,63 @@ impl Authorizer {
         Ok(())
     }
 
-    /// Revokes a credential that must not escape; logs if even that fails.
-    async fn revoke_quietly(&self, id: &str) {
+    /// Revokes a credential that must not escape, and records that (`why` it was never
+    /// handed out); logs if either fails. The request fails either way.
+    async fn revoke_unhanded(
+        &self,
+        caller: &Caller,
+        id: &str,
+        d: &arbiter_core::Decision,
+        why: &str,
+    ) {
         let (creds, key) = (self.app.credentials.clone(), id.to_string());
         if let Err(e) = blocking(move || creds.revoke(&key)).await {
             tracing::error!(credential = id, error = %e, "cannot revoke a credential that was never handed out");
+            return;
+        }
+        let recorded = self
+            .app
+            .record_credential_event(
+                caller,
+                "revoked",
+                serde_json::json!({
+                    "credentials": [id],
+                    "decision_id": d.id,
+                    "reason": format!("never handed out: {why}"),
+                }),
+            )
+            .await;
+        if let Err(e) = recorded {
+            tracing::warn!(credential = id, error = %e, "revoked a credential that was never handed out, but cannot record that");
+        }
+    }
+
+    /// Records that `caller` presented approval `id` and it was refused (`e` says why),
+    /// so that attempts to replay or stretch an approval are on record. The request is
+    /// refused either way; a record that cannot be written is logged.
+    async fn record_refused_redemption(
+        &self,
+        caller: &Caller,
+        id: &str,
+        request: &arbiter_core::Request,
+        e: &ApiError,
+    ) {
+        let body = serde_json::json!({
+            "approval_id": id,
+            "reason": e.to_string(),
+            "principal": request.principal.id,
+            "action": request.action.name,
+            "request_digest": hex::encode(request.digest()),
+        });
+        let r = crate::records::event(
+            arbiter_audit::Kind::Approval,
+            &caller.id,
+            "redemption-refused",
+            None,
+            body,
+        );
+        if let Err(err) = self.app.append(r, arbiter_audit::Durability::Durable).await {
+            tracing::warn!(approval = id, error = %err, "cannot record a refused approval redemption");
         }
     }
 }
