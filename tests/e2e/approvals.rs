@@ -776,14 +776,61 @@ async fn an_expired_approval_cannot_be_used_or_voted_on() {
     vote(&mut approvals, &t.alice, &id, true)
         .await
         .expect("approved in time");
+    let mut stream = approvals
+        .watch_approvals(bearer(
+            &t.carol,
+            pb::WatchApprovalsRequest {
+                include_pending: false,
+            },
+        ))
+        .await
+        .expect("watch")
+        .into_inner();
     tokio::time::sleep(Duration::from_millis(3200)).await;
-    r.approval_id = id;
+    r.approval_id = id.clone();
     let (c, m) = code(authz.authorize(bearer(&t.gateway, r)).await);
     assert_eq!(c, Code::FailedPrecondition);
     assert!(m.contains("expired"), "{m}");
     let (c, m) = code(vote(&mut approvals, &t.alice, &late, true).await);
     assert_eq!(c, Code::FailedPrecondition);
     assert!(m.contains("expired"), "{m}");
+
+    // Watchers hear of both expiries (the approved-but-unused one too), and both are
+    // approval steps on record.
+    let mut expired = vec![next_event(&mut stream).await, next_event(&mut stream).await];
+    expired.sort_by(|a, b| a.id.cmp(&b.id));
+    let mut ids = vec![id, late];
+    ids.sort();
+    assert_eq!(
+        expired.iter().map(|a| a.id.clone()).collect::<Vec<_>>(),
+        ids
+    );
+    assert!(
+        expired
+            .iter()
+            .all(|a| a.state() == pb::ApprovalState::Expired),
+        "{expired:?}"
+    );
+    let records = arbiter_audit::query(
+        &server.audit_db(),
+        &arbiter_audit::Filter {
+            kind: Some(arbiter_audit::Kind::Approval),
+            outcome: Some("expired".into()),
+            ..arbiter_audit::Filter::default()
+        },
+    )
+    .expect("query");
+    let mut recorded: Vec<String> = records
+        .iter()
+        .map(|r| {
+            r.record.body_value()["approval_id"]
+                .as_str()
+                .unwrap_or("")
+                .to_owned()
+        })
+        .collect();
+    recorded.sort();
+    assert_eq!(recorded, ids);
 }
 
 #[tokio::test(flavor = "multi_thread")]

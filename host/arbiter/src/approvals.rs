@@ -24,6 +24,34 @@ pub const DEFAULT_TTL: Duration = Duration::from_secs(60 * 60);
 pub const WATCH_BUFFER: usize = 1024;
 /// Longest vote comment.
 pub const MAX_COMMENT_BYTES: usize = 4096;
+/// How often lapsed approvals are looked for: an expiry reaches watchers and the audit
+/// log within about this long (it takes effect at once regardless: expiry is derived
+/// from the clock wherever an approval is read).
+pub const EXPIRY_SWEEP: Duration = Duration::from_secs(1);
+/// Lapsed approvals recorded per sweep at most, so one sweep stays short; a backlog
+/// (after downtime) clears over a few sweeps.
+const SWEEP_BATCH: usize = 256;
+/// Who expiry records name as the actor.
+pub const EXPIRY_ACTOR: &str = "arbiter";
+
+/// Records every lapsed approval as `expired`: the audit record first, then the
+/// stored state and the watch event. Stops at the first record that cannot be written
+/// (the next sweep tries again).
+pub async fn sweep_expired(app: &crate::app::App) -> Result<usize, ApiError> {
+    let store = app.store.clone();
+    let lapsed = blocking(move || Ok(store.lapsed_approvals(now_micros(), SWEEP_BATCH)?)).await?;
+    let n = lapsed.len();
+    for a in lapsed {
+        app.record_approval(EXPIRY_ACTOR, &a, "expired", serde_json::Value::Null)
+            .await?;
+        let store = app.store.clone();
+        let id = a.new.id.clone();
+        if blocking(move || Ok(store.mark_expired(&id, now_micros())?)).await? {
+            app.approvals.publish(&a);
+        }
+    }
+    Ok(n)
+}
 
 /// The approval desk: creates, lists, decides and redeems approvals.
 #[derive(Debug, Clone)]
@@ -67,7 +95,8 @@ impl ApprovalDesk {
         self.events.subscribe()
     }
 
-    fn publish(&self, a: &Approval) {
+    /// Tells watchers of `a`'s new state.
+    pub fn publish(&self, a: &Approval) {
         self.remember(a);
         // No watcher is not an error.
         let _ = self.events.send(a.clone());

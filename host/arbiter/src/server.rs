@@ -163,6 +163,7 @@ pub async fn start(config: &Config) -> anyhow::Result<Running> {
         );
     }
     let refresher = spawn_token_refresher(app.clone());
+    let sweeper = spawn_expiry_sweeper(app.clone());
     let watcher = config
         .watch_dir
         .clone()
@@ -193,6 +194,7 @@ pub async fn start(config: &Config) -> anyhow::Result<Running> {
             .serve_with_incoming_shutdown(incoming, async move {
                 let _ = stopped.await;
                 refresher.abort();
+                sweeper.abort();
                 if let Some(w) = &watcher {
                     w.abort();
                 }
@@ -348,6 +350,21 @@ fn spawn_token_refresher(app: Arc<App>) -> JoinHandle<()> {
                     error = format!("{e:#}"),
                     "cannot re-read or record the caller tokens; trying again shortly"
                 );
+            }
+        }
+    })
+}
+
+/// Records approvals whose time ran out as `expired` (audit record, watch event, stored
+/// state), so that expiry is an approval step on record like the others.
+fn spawn_expiry_sweeper(app: Arc<App>) -> JoinHandle<()> {
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(crate::approvals::EXPIRY_SWEEP);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tick.tick().await;
+            if let Err(e) = crate::approvals::sweep_expired(&app).await {
+                tracing::warn!(error = %e, "cannot record expired approvals; trying again shortly");
             }
         }
     })

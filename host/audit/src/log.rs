@@ -236,7 +236,10 @@ impl AuditLog {
             None => Ok(None),
             Some(answer) => {
                 // The writer may be sleeping to gather async records; this one has a
-                // waiter. (SeqCst pairs with the writer's store before it looks.)
+                // waiter. The fence orders the send before the load, against the
+                // writer's store before it looks at the queue: one of the two sees
+                // the other (and the sleep is bounded by the linger regardless).
+                std::sync::atomic::fence(Ordering::SeqCst);
                 if self.shared.lingering.load(Ordering::SeqCst) {
                     self.shared.writer.unpark();
                 }

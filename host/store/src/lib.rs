@@ -88,6 +88,12 @@ pub trait StateStore: Send + Sync + std::fmt::Debug {
     /// Takes back `approver`'s vote (it could not be audited): the approval's state is
     /// recomputed from the votes that remain. Nothing changes once it was consumed.
     fn retract_vote(&self, id: &str, approver: &str, now_micros: i64) -> Result<(), StoreError>;
+    /// Approvals whose time ran out while pending or approved (so `expired` is only
+    /// derived from the clock, not stored yet), oldest expiry first, at most `limit`.
+    fn lapsed_approvals(&self, now_micros: i64, limit: usize) -> Result<Vec<Approval>, StoreError>;
+    /// Stores `expired` as the state of lapsed approval `id`; `false` when it is not
+    /// (any longer) pending or approved and past its expiry.
+    fn mark_expired(&self, id: &str, now_micros: i64) -> Result<bool, StoreError>;
     /// Marks an approved, unexpired approval as used by `decision_id`. `false` when it
     /// is not (any longer) approved: single use is enforced here, atomically.
     fn consume_approval(

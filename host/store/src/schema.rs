@@ -66,14 +66,16 @@ const MIGRATIONS: &[&str] = &[
     );",
     // 2: the stored tokens whose addition the audit log has recorded. A running server
     // compares `tokens` with this table to audit what `arbiter token` changed (also
-    // while it was down), and only a token recorded here authenticates.
+    // while it was down), and only a token recorded here authenticates. And an index
+    // for the server's sweep of approvals that lapsed (recorded, then stored expired).
     "CREATE TABLE audited_tokens (
         sha256 TEXT PRIMARY KEY,
         id TEXT NOT NULL,
         kind TEXT NOT NULL,
         roles TEXT NOT NULL,
         created_micros INTEGER NOT NULL
-    );",
+    );
+    CREATE INDEX approvals_open ON approvals (state, expires_micros);",
 ];
 
 /// The newest schema this build knows.

@@ -368,6 +368,34 @@ impl StateStore for SqliteStore {
             .collect()
     }
 
+    fn lapsed_approvals(&self, now: i64, limit: usize) -> Result<Vec<Approval>, StoreError> {
+        let conn = self.conn();
+        let mut stmt = conn.prepare_cached(&format!(
+            "SELECT {APPROVAL_COLUMNS} FROM approvals
+             WHERE state IN ('pending', 'approved') AND expires_micros <= ?1
+             ORDER BY expires_micros LIMIT ?2"
+        ))?;
+        let rows = stmt
+            .query_map(
+                params![now, i64::try_from(limit).unwrap_or(i64::MAX)],
+                approval_row,
+            )?
+            .collect::<Result<Vec<_>, _>>()?;
+        drop(stmt);
+        rows.into_iter()
+            .map(|row| finish(&conn, row, now))
+            .collect()
+    }
+
+    fn mark_expired(&self, id: &str, now: i64) -> Result<bool, StoreError> {
+        let n = self.conn().execute(
+            "UPDATE approvals SET state = 'expired', updated_micros = ?2
+             WHERE id = ?1 AND state IN ('pending', 'approved') AND expires_micros <= ?2",
+            params![id, now],
+        )?;
+        Ok(n == 1)
+    }
+
     fn vote(&self, id: &str, vote: &Vote, now: i64) -> Result<VoteOutcome, StoreError> {
         let mut conn = self.conn();
         let tx = conn.transaction()?;

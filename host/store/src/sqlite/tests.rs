@@ -287,3 +287,39 @@ fn audited_tokens_are_noted_apart_from_the_tokens() {
     s.set_token_audited(&t, false).expect("unnote");
     assert!(s.audited_tokens().expect("read").is_empty());
 }
+
+#[test]
+fn lapsed_approvals_are_found_until_marked_expired() {
+    let (_d, s) = store();
+    s.create_approval(&approval("a1", 1)).expect("create");
+    s.create_approval(&approval("a2", 1)).expect("create");
+    s.vote("a2", &vote("alice", true), 2_000).expect("vote");
+    assert!(s.lapsed_approvals(9_999, 10).expect("sweep").is_empty());
+    let lapsed = s.lapsed_approvals(10_000, 10).expect("sweep");
+    let ids: Vec<&str> = lapsed.iter().map(|a| a.new.id.as_str()).collect();
+    assert_eq!(ids.len(), 2, "{ids:?}");
+    assert!(lapsed.iter().all(|a| a.state == ApprovalState::Expired));
+    assert!(!s.mark_expired("a1", 9_999).expect("not yet"));
+    assert!(s.mark_expired("a1", 10_000).expect("mark"));
+    assert!(!s.mark_expired("a1", 10_000).expect("once"));
+    let lapsed = s.lapsed_approvals(10_000, 10).expect("sweep");
+    assert_eq!(lapsed.len(), 1);
+    assert_eq!(lapsed[0].new.id, "a2");
+    assert_eq!(
+        s.approval("a1", 10_000)
+            .expect("read")
+            .expect("exists")
+            .state,
+        ApprovalState::Expired
+    );
+    // A consumed approval never lapses.
+    s.create_approval(&approval("a3", 1)).expect("create");
+    s.vote("a3", &vote("alice", true), 2_000).expect("vote");
+    assert!(s.consume_approval("a3", "d", 3_000).expect("consume"));
+    assert!(
+        s.lapsed_approvals(20_000, 10)
+            .expect("sweep")
+            .iter()
+            .all(|a| a.new.id != "a3")
+    );
+}
