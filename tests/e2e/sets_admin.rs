@@ -790,3 +790,70 @@ async fn a_change_that_cannot_be_audited_is_undone_and_unknown_sets_are_not_foun
         tonic::Code::NotFound
     );
 }
+
+/// Loading past the version limit unloads the oldest versions, but never the one a
+/// rollback would go back to, and the load's admin record lists what it unloaded.
+#[tokio::test(flavor = "multi_thread")]
+async fn pruning_keeps_the_rollback_target_and_is_on_record() {
+    let f = fixture().await;
+    let mut admin = PolicyAdminClient::new(channel(&f.server.url).await);
+    load(&mut admin, &f.admin, &f.v2, pb::Activation::Enforce)
+        .await
+        .expect("v2 enforced");
+    // 1.0.0 (now the rollback target), 2.0.0 (enforced) and 16 more: two too many.
+    let extra = arbiter::sets::MAX_VERSIONS;
+    for i in 0..extra {
+        let dir = set_dir(f.root.path(), &format!("3.{i}.0"), "");
+        load(
+            &mut admin,
+            &f.admin,
+            &bundle(&dir, Some(&f.key)),
+            pb::Activation::None,
+        )
+        .await
+        .expect("loaded");
+    }
+    let s = status(&mut admin, &f.admin).await;
+    let loaded: Vec<&str> = s.versions.iter().map(|v| v.version.as_str()).collect();
+    assert_eq!(loaded.len(), arbiter::sets::MAX_VERSIONS, "{loaded:?}");
+    assert!(loaded.contains(&"1.0.0"), "{loaded:?}");
+    assert!(
+        !loaded.contains(&"3.0.0") && !loaded.contains(&"3.1.0"),
+        "{loaded:?}"
+    );
+
+    let records = arbiter_audit::query(
+        &f.server.audit_db(),
+        &arbiter_audit::Filter {
+            kind: Some(arbiter_audit::Kind::Admin),
+            outcome: Some("load".into()),
+            ..arbiter_audit::Filter::default()
+        },
+    )
+    .expect("query");
+    let mut unloaded: Vec<String> = records
+        .iter()
+        .flat_map(|r| {
+            r.record.body_value()["unloaded"]
+                .as_array()
+                .cloned()
+                .unwrap_or_default()
+        })
+        .map(|v| v["version"].as_str().unwrap_or("").to_owned())
+        .collect();
+    unloaded.sort();
+    assert_eq!(unloaded, ["3.0.0", "3.1.0"]);
+
+    let back = admin
+        .rollback_set(bearer(
+            &f.admin,
+            pb::RollbackSetRequest {
+                name: "reference".into(),
+                version: String::new(),
+            },
+        ))
+        .await
+        .expect("rollback")
+        .into_inner();
+    assert_eq!(enforced(&back), "1.0.0");
+}

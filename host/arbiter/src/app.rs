@@ -235,6 +235,19 @@ impl App {
         let before = self.sets.snapshot();
         let result = change();
         let mut record = record;
+        // A load past the version limit unloads old versions: that is part of the act.
+        let after = self.sets.snapshot().loaded();
+        let unloaded: Vec<serde_json::Value> = before
+            .loaded()
+            .into_iter()
+            .filter(|v| !after.contains(v))
+            .map(|(set, version, digest)| {
+                serde_json::json!({ "set": set, "version": version, "digest": digest })
+            })
+            .collect();
+        if !unloaded.is_empty() {
+            record["unloaded"] = unloaded.into();
+        }
         let act = match &result {
             Ok(()) => act.to_string(),
             Err(why) => {

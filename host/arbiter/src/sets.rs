@@ -434,8 +434,10 @@ fn previous_enforced(named: &Named) -> Option<Arc<Version>> {
         })
 }
 
-/// Keeps at most [`MAX_VERSIONS`], never dropping the enforced or shadow version.
+/// Keeps at most [`MAX_VERSIONS`], dropping the oldest loaded first but never the
+/// enforced version, the shadow, or the one `rollback` would go back to.
 fn prune(named: &mut Named) {
+    let rollback_target = previous_enforced(named);
     while named.versions.len() > MAX_VERSIONS {
         let Some(i) = named.versions.iter().rposition(|v| {
             !Arc::ptr_eq(v, &named.enforced)
@@ -443,9 +445,26 @@ fn prune(named: &mut Named) {
                     .shadow
                     .as_ref()
                     .is_some_and(|s| Arc::ptr_eq(&s.version, v))
+                && !rollback_target.as_ref().is_some_and(|t| Arc::ptr_eq(t, v))
         }) else {
             return;
         };
         named.versions.remove(i);
+    }
+}
+
+impl Snapshot {
+    /// Every loaded version, as (set name, version, digest).
+    pub fn loaded(&self) -> Vec<(String, String, String)> {
+        self.0
+            .names
+            .iter()
+            .flat_map(|(name, named)| {
+                named.versions.iter().map(move |v| {
+                    let id = v.set.identity();
+                    (name.clone(), id.version.clone(), id.digest.clone())
+                })
+            })
+            .collect()
     }
 }
