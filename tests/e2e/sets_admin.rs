@@ -463,6 +463,16 @@ async fn bad_bundles_are_refused_with_their_reason_and_the_active_set_keeps_serv
     )
     .expect("query");
     assert_eq!(refused.len(), 7);
+    // ... naming each refused upload by its hash.
+    for ((what, path, _), record) in refusals.iter().zip(&refused) {
+        use sha2::Digest as _;
+        let sent = hex::encode(sha2::Sha256::digest(std::fs::read(path).expect("bundle")));
+        assert_eq!(
+            record.record.body_value()["bundle_sha256"],
+            sent.as_str(),
+            "{what}"
+        );
+    }
     // And a good signed bundle still loads.
     let s = load(&mut admin, &f.admin, &signed, pb::Activation::Enforce)
         .await

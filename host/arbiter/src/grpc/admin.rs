@@ -173,12 +173,16 @@ impl pb::policy_admin_server::PolicyAdmin for AdminService {
         let activation = pb::Activation::try_from(activation).map_err(|_| {
             ApiError::field("activation", format!("{activation} is not an activation"))
         })?;
-        let (source, origin) = match source {
+        // An upload is named by its hash in the records, so a refused bundle can be
+        // matched to the file that was sent.
+        let (source, origin, upload_sha256) = match source {
             Some(pb::load_set_request::Source::Bundle(b)) => {
-                (Source::Bundle(b), "upload".to_string())
+                use sha2::Digest as _;
+                let digest = hex::encode(sha2::Sha256::digest(&b));
+                (Source::Bundle(b), "upload".to_string(), Some(digest))
             }
             Some(pb::load_set_request::Source::Path(p)) if !p.is_empty() => {
-                (Source::Reference(p.clone()), p)
+                (Source::Reference(p.clone()), p, None)
             }
             _ => {
                 return Err(
@@ -194,7 +198,11 @@ impl pb::policy_admin_server::PolicyAdmin for AdminService {
                     .record_admin_act(
                         &caller,
                         "load-refused",
-                        serde_json::json!({ "origin": origin, "refused": why }),
+                        serde_json::json!({
+                            "origin": origin,
+                            "bundle_sha256": upload_sha256,
+                            "refused": why,
+                        }),
                     )
                     .await?;
                 return Err(
@@ -215,6 +223,7 @@ impl pb::policy_admin_server::PolicyAdmin for AdminService {
         let id = v.set.identity().clone();
         let detail = serde_json::json!({
             "version": id.version, "digest": id.digest, "origin": origin,
+            "bundle_sha256": upload_sha256,
             "signer": v.signer, "enforce": enforce, "shadow": shadow,
         });
         let sets = self.app.sets.clone();
