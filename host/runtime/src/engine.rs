@@ -37,9 +37,12 @@ const TABLES_PER_COMPONENT: u32 = 8;
 const KEEP_RESIDENT_BYTES: usize = 256 << 10;
 /// The same for tables.
 const TABLE_KEEP_RESIDENT_BYTES: usize = 64 << 10;
-/// Memory beyond the resident part is returned to the kernel in batches of this many
-/// instances, so one TLB shootdown covers many instances.
-const DECOMMIT_BATCH: usize = 32;
+/// Memory beyond the resident part is returned to the kernel when each instance ends,
+/// not in batches: a small plugin fits in the resident part and has nothing to give
+/// back, while a batch held the grown memory of up to `batch - 1` finished instances
+/// (each up to its memory limit) until it filled. Batching 32 measured no faster
+/// here and peaked 60 MiB higher in the hostile soak (docs/performance.md).
+const DECOMMIT_BATCH: usize = 1;
 /// How often the epoch advances: the granularity of every deadline.
 pub const EPOCH_TICK: Duration = Duration::from_millis(1);
 /// Wasm stack per instance: deep enough for interpreters (Python, QuickJS), bounded
