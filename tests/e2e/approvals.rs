@@ -1108,3 +1108,99 @@ async fn a_raced_approval_gives_one_credential_and_the_others_are_revoked_on_rec
             .active
     );
 }
+
+/// `[state] keep_days`: approvals closed longer ago than that are deleted from the
+/// state database (at start, then hourly), after an admin record says how many; an
+/// approval still open, or closed more recently, stays.
+#[tokio::test(flavor = "multi_thread")]
+async fn old_closed_approvals_are_purged_on_record() {
+    let data = tempfile::tempdir().expect("tempdir");
+    let mut config = test_config(data.path());
+    let t = with_tokens(&mut config);
+    config.state_keep = Some(Duration::from_secs(86_400));
+    let (old, recent, open);
+    {
+        let running = arbiter::server::start(&config).await.expect("starts");
+        let ch = channel(&format!("http://{}", running.local_addr)).await;
+        let mut authz = AuthorizerClient::new(ch.clone());
+        let mut approvals = ApprovalsClient::new(ch.clone());
+        let mut ids = Vec::new();
+        for (task, role) in [("task-30", "arn:role/p"), ("task-31", "arn:role/q")] {
+            let id = hold(&mut authz, &t.gateway, identity_change(task, role)).await;
+            vote(&mut approvals, &t.alice, &id, false)
+                .await
+                .expect("rejected");
+            ids.push(id);
+        }
+        open = hold(
+            &mut authz,
+            &t.gateway,
+            identity_change("task-32", "arn:role/r"),
+        )
+        .await;
+        (old, recent) = (ids[0].clone(), ids[1].clone());
+        running.shutdown().await.expect("stops");
+    }
+    // `old` closed two days ago, as far as the state database knows.
+    rusqlite::Connection::open(data.path().join("state.db"))
+        .expect("state")
+        .execute(
+            "UPDATE approvals SET updated_micros = updated_micros - 2 * 86400000000 WHERE id = ?1",
+            [&old],
+        )
+        .expect("backdate");
+
+    let running = arbiter::server::start(&config).await.expect("restarts");
+    let ch = channel(&format!("http://{}", running.local_addr)).await;
+    let approvals = ApprovalsClient::new(ch.clone());
+    let get = |id: String| {
+        let mut approvals = approvals.clone();
+        let token = t.alice.clone();
+        async move {
+            approvals
+                .get_approval(bearer(&token, pb::GetApprovalRequest { id }))
+                .await
+                .map(|r| r.into_inner())
+        }
+    };
+    let mut purged = false;
+    for _ in 0..100 {
+        if get(old.clone())
+            .await
+            .is_err_and(|s| s.code() == Code::NotFound)
+        {
+            purged = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(purged, "the approval closed two days ago is still there");
+    assert!(get(recent.clone()).await.is_ok());
+    assert!(get(open.clone()).await.is_ok());
+    let records = arbiter_audit::query(
+        &data.path().join("audit.db"),
+        &arbiter_audit::Filter {
+            kind: Some(arbiter_audit::Kind::Admin),
+            outcome: Some("state-purged".into()),
+            ..arbiter_audit::Filter::default()
+        },
+    )
+    .expect("query");
+    assert_eq!(records.len(), 1, "{records:?}");
+    assert_eq!(records[0].record.body_value()["approvals"], 1);
+    // The purged approval's own records stay in the audit log.
+    let steps = arbiter_audit::query(
+        &data.path().join("audit.db"),
+        &arbiter_audit::Filter {
+            kind: Some(arbiter_audit::Kind::Approval),
+            ..arbiter_audit::Filter::default()
+        },
+    )
+    .expect("query");
+    assert!(
+        steps
+            .iter()
+            .any(|r| r.record.body_value()["approval_id"] == old.as_str())
+    );
+    running.shutdown().await.expect("stops");
+}

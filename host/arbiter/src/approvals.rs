@@ -34,6 +34,55 @@ const SWEEP_BATCH: usize = 256;
 /// Who expiry records name as the actor.
 pub const EXPIRY_ACTOR: &str = "arbiter";
 
+/// How often closed approvals and expired credentials past `[state] keep_days` are
+/// deleted (also once at start).
+pub const PURGE_EVERY: Duration = Duration::from_secs(60 * 60);
+
+/// Deletes approvals closed, and credentials expired, more than `keep` ago, after
+/// recording how many as an admin act `state-purged` (their own records stay in the
+/// audit log). Returns (approvals, credentials) deleted.
+pub async fn purge_old(app: &crate::app::App, keep: Duration) -> Result<(usize, usize), ApiError> {
+    let keep_micros = i64::try_from(keep.as_micros()).unwrap_or(i64::MAX);
+    let approvals_before = now_micros().saturating_sub(keep_micros);
+    let credentials_before = approvals_before / 1_000_000;
+    let store = app.store.clone();
+    let (approvals, credentials) =
+        blocking(move || Ok(store.purgeable(approvals_before, credentials_before)?)).await?;
+    if approvals == 0 && credentials == 0 {
+        return Ok((0, 0));
+    }
+    let actor = Caller {
+        id: EXPIRY_ACTOR.into(),
+        kind: PrincipalKind::Service,
+        roles: Vec::new(),
+        authenticated: false,
+    };
+    app.record_admin_act(
+        &actor,
+        "state-purged",
+        serde_json::json!({
+            "approvals": approvals,
+            "approvals_closed_before_micros": approvals_before,
+            "credentials": credentials,
+            "credentials_expired_before": credentials_before,
+        }),
+    )
+    .await?;
+    let store = app.store.clone();
+    blocking(move || {
+        store.purge_closed_approvals(approvals_before)?;
+        store.purge_expired_credentials(credentials_before)?;
+        Ok(())
+    })
+    .await?;
+    tracing::info!(
+        approvals,
+        credentials,
+        "purged old approvals and credentials from the state database"
+    );
+    Ok((approvals, credentials))
+}
+
 /// Records every lapsed approval as `expired`: the audit record first, then the
 /// stored state and the watch event. Stops at the first record that cannot be written
 /// (the next sweep tries again).

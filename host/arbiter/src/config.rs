@@ -54,6 +54,8 @@ pub struct RawConfig {
     pub auth: Option<RawAuth>,
     /// Human approval settings.
     pub approvals: Option<RawApprovals>,
+    /// `[state]`.
+    pub state: Option<RawState>,
     /// Just-in-time credential settings.
     pub credentials: Option<RawCredentials>,
     /// Prometheus endpoint, `IP:port` or `off`.
@@ -103,6 +105,19 @@ pub struct RawApprovals {
     /// Seconds an approval stays open and usable.
     pub ttl_secs: Option<u64>,
 }
+
+/// `[state]`: the state database (`<data_dir>/state.db`).
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawState {
+    /// Days closed approvals and expired credentials are kept; 0 keeps them forever.
+    pub keep_days: Option<u64>,
+}
+
+/// How long closed approvals and expired credentials stay in the state database by
+/// default: a quarter of evidence at hand for the approvers' tools, while the audit log
+/// keeps every record of them for good.
+pub const DEFAULT_KEEP_DAYS: u64 = 90;
 
 /// `[credentials]`.
 #[derive(Debug, Default, Deserialize)]
@@ -194,6 +209,9 @@ pub struct Config {
     pub anonymous_roles: Vec<Role>,
     /// How long approvals stay open.
     pub approval_ttl: Duration,
+    /// How long closed approvals and expired credentials stay in the state database
+    /// (`None`: forever).
+    pub state_keep: Option<Duration>,
     /// Credential settings.
     pub credentials: CredentialConfig,
     /// Where Prometheus metrics are served; `None` is off.
@@ -324,6 +342,14 @@ impl Config {
                 "config [approvals] ttl_secs = {s} is out of range: use 60 (a minute) to 604800 (a week)"
             ),
         };
+        let state_keep = match raw.state.unwrap_or_default().keep_days {
+            Some(0) => None,
+            Some(d @ 1..=36_500) => Some(Duration::from_secs(d * 86_400)),
+            Some(d) => anyhow::bail!(
+                "config [state] keep_days = {d} is out of range: use 1 to 36500 days, or 0 to keep closed approvals and expired credentials forever"
+            ),
+            None => Some(Duration::from_secs(DEFAULT_KEEP_DAYS * 86_400)),
+        };
         let credentials = credential_config(raw.credentials.unwrap_or_default())?;
         let metrics_listen = crate::metrics::parse_listen(
             args.metrics_listen
@@ -347,6 +373,7 @@ impl Config {
             tokens,
             anonymous_roles,
             approval_ttl,
+            state_keep,
             credentials,
             listen,
             data_dir,
@@ -478,6 +505,24 @@ mod tests {
         assert_eq!(c.policy_sets, ["builtin:reference"]);
         assert_eq!(c.log_format, LogFormat::Text);
         assert_eq!(c.wasm_stack_bytes, arbiter_runtime::MAX_WASM_STACK);
+    }
+
+    #[test]
+    fn state_keep_days_default_forever_and_range() {
+        let resolve = |text: &str| {
+            Config::resolve(
+                Some((Path::new("c.toml"), raw(text))),
+                &ServeArgs::default(),
+            )
+        };
+        let c = resolve("").expect("default");
+        assert_eq!(c.state_keep, Some(Duration::from_secs(90 * 86_400)));
+        let c = resolve("[state]\nkeep_days = 0").expect("forever");
+        assert_eq!(c.state_keep, None);
+        let c = resolve("[state]\nkeep_days = 7").expect("a week");
+        assert_eq!(c.state_keep, Some(Duration::from_secs(7 * 86_400)));
+        let e = resolve("[state]\nkeep_days = 40000").expect_err("too long");
+        assert!(e.to_string().contains("[state] keep_days = 40000"), "{e}");
     }
 
     #[test]

@@ -163,7 +163,7 @@ pub async fn start(config: &Config) -> anyhow::Result<Running> {
         );
     }
     let refresher = spawn_token_refresher(app.clone());
-    let sweeper = spawn_expiry_sweeper(app.clone());
+    let sweeper = spawn_expiry_sweeper(app.clone(), config.state_keep);
     let watcher = config
         .watch_dir
         .clone()
@@ -356,15 +356,28 @@ fn spawn_token_refresher(app: Arc<App>) -> JoinHandle<()> {
 }
 
 /// Records approvals whose time ran out as `expired` (audit record, watch event, stored
-/// state), so that expiry is an approval step on record like the others.
-fn spawn_expiry_sweeper(app: Arc<App>) -> JoinHandle<()> {
+/// state), so that expiry is an approval step on record like the others; and, with
+/// `keep` set, purges what closed or expired longer ago than that, at start and then
+/// every [`crate::approvals::PURGE_EVERY`].
+fn spawn_expiry_sweeper(app: Arc<App>, keep: Option<std::time::Duration>) -> JoinHandle<()> {
     tokio::spawn(async move {
         let mut tick = tokio::time::interval(crate::approvals::EXPIRY_SWEEP);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut purged: Option<tokio::time::Instant> = None;
         loop {
             tick.tick().await;
             if let Err(e) = crate::approvals::sweep_expired(&app).await {
                 tracing::warn!(error = %e, "cannot record expired approvals; trying again shortly");
+            }
+            let Some(keep) = keep else { continue };
+            if purged.is_some_and(|at| at.elapsed() < crate::approvals::PURGE_EVERY) {
+                continue;
+            }
+            match crate::approvals::purge_old(&app, keep).await {
+                Ok(_) => purged = Some(tokio::time::Instant::now()),
+                Err(e) => {
+                    tracing::warn!(error = %e, "cannot purge old approvals and credentials; trying again shortly")
+                }
             }
         }
     })

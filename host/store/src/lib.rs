@@ -94,6 +94,20 @@ pub trait StateStore: Send + Sync + std::fmt::Debug {
     /// Stores `expired` as the state of lapsed approval `id`; `false` when it is not
     /// (any longer) pending or approved and past its expiry.
     fn mark_expired(&self, id: &str, now_micros: i64) -> Result<bool, StoreError>;
+    /// How many approvals and credentials the two purges below would delete. With
+    /// cutoffs in the past the answer cannot change before they run: what closed or
+    /// expired before then stays so.
+    fn purgeable(
+        &self,
+        approvals_before_micros: i64,
+        credentials_before_secs: i64,
+    ) -> Result<(usize, usize), StoreError>;
+    /// Deletes approvals closed (rejected, consumed, or stored as expired) before
+    /// `before_micros`, with their votes; returns how many approvals.
+    fn purge_closed_approvals(&self, before_micros: i64) -> Result<usize, StoreError>;
+    /// Deletes credentials that expired before `before_secs` (unix seconds); returns
+    /// how many.
+    fn purge_expired_credentials(&self, before_secs: i64) -> Result<usize, StoreError>;
     /// Marks an approved, unexpired approval as used by `decision_id`. `false` when it
     /// is not (any longer) approved: single use is enforced here, atomically.
     fn consume_approval(

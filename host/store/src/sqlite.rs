@@ -27,6 +27,9 @@ pub struct SqliteStore {
     conn: Mutex<Connection>,
 }
 
+/// Approvals closed before `?1` (unix microseconds): what purging deletes.
+const CLOSED_BEFORE: &str = "state IN ('rejected', 'consumed', 'expired') AND updated_micros < ?1";
+
 impl SqliteStore {
     /// The token entries of `table` (`tokens` or `audited_tokens`, same columns).
     fn token_rows(&self, table: &'static str) -> Result<Vec<TokenEntry>, StoreError> {
@@ -385,6 +388,46 @@ impl StateStore for SqliteStore {
         rows.into_iter()
             .map(|row| finish(&conn, row, now))
             .collect()
+    }
+
+    fn purgeable(&self, approvals: i64, credentials: i64) -> Result<(usize, usize), StoreError> {
+        let conn = self.conn();
+        let count = |sql: &str, cutoff: i64| -> Result<usize, StoreError> {
+            let n: i64 = conn.query_row(sql, [cutoff], |r| r.get(0))?;
+            Ok(usize::try_from(n).unwrap_or(0))
+        };
+        Ok((
+            count(
+                &format!("SELECT count(*) FROM approvals WHERE {CLOSED_BEFORE}"),
+                approvals,
+            )?,
+            count(
+                "SELECT count(*) FROM credentials WHERE expires_at < ?1",
+                credentials,
+            )?,
+        ))
+    }
+
+    fn purge_closed_approvals(&self, before: i64) -> Result<usize, StoreError> {
+        let mut conn = self.conn();
+        let tx = conn.transaction()?;
+        const CLOSED: &str = CLOSED_BEFORE;
+        tx.execute(
+            &format!(
+                "DELETE FROM votes WHERE approval_id IN (SELECT id FROM approvals WHERE {CLOSED})"
+            ),
+            [before],
+        )?;
+        let n = tx.execute(&format!("DELETE FROM approvals WHERE {CLOSED}"), [before])?;
+        tx.commit()?;
+        Ok(n)
+    }
+
+    fn purge_expired_credentials(&self, before_secs: i64) -> Result<usize, StoreError> {
+        Ok(self.conn().execute(
+            "DELETE FROM credentials WHERE expires_at < ?1",
+            [before_secs],
+        )?)
     }
 
     fn mark_expired(&self, id: &str, now: i64) -> Result<bool, StoreError> {

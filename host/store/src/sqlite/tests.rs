@@ -323,3 +323,39 @@ fn lapsed_approvals_are_found_until_marked_expired() {
             .all(|a| a.new.id != "a3")
     );
 }
+
+#[test]
+fn purging_removes_only_closed_approvals_and_expired_credentials_before_the_cutoff() {
+    let (_d, s) = store();
+    for id in ["open", "rejected", "consumed", "lapsed"] {
+        s.create_approval(&approval(id, 1)).expect("create");
+    }
+    s.vote("rejected", &vote("bob", false), 2_000)
+        .expect("vote");
+    s.vote("consumed", &vote("bob", true), 2_000).expect("vote");
+    assert!(s.consume_approval("consumed", "d", 3_000).expect("consume"));
+    assert!(s.mark_expired("lapsed", 10_000).expect("mark"));
+    // Closed at 2,000 (rejected), 3,000 (consumed) and 10,000 (expired).
+    assert_eq!(s.purgeable(3_000, 0).expect("count"), (1, 0));
+    assert_eq!(s.purge_closed_approvals(3_000).expect("purge"), 1);
+    assert!(s.approval("rejected", 4_000).expect("read").is_none());
+    assert_eq!(s.purge_closed_approvals(20_000).expect("purge"), 2);
+    // The open one stays, even long after its expiry (it is recorded first).
+    assert!(s.approval("open", 20_000).expect("read").is_some());
+    let votes: i64 = s
+        .conn()
+        .query_row("SELECT count(*) FROM votes", [], |r| r.get(0))
+        .expect("count");
+    assert_eq!(votes, 0);
+
+    s.insert_credential(&credential("c1", "t1"))
+        .expect("insert");
+    let expires = s
+        .credential("c1")
+        .expect("read")
+        .expect("exists")
+        .expires_at;
+    assert_eq!(s.purge_expired_credentials(expires).expect("purge"), 0);
+    assert_eq!(s.purge_expired_credentials(expires + 1).expect("purge"), 1);
+    assert!(s.credential("c1").expect("read").is_none());
+}
