@@ -3,7 +3,7 @@
 //! separation of duties; the enforcement point re-submits the same request with the
 //! approval id and it is allowed once.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -111,6 +111,27 @@ pub struct ApprovalDesk {
     /// Pending approvals by (request digest, set): an agent retrying a held action is
     /// answered from memory instead of a database round trip on a blocking thread.
     open: Arc<Mutex<OpenApprovals>>,
+    /// Approvals some request is redeeming right now. Another request presenting the
+    /// same one meanwhile is refused at once instead of racing it, which would have a
+    /// credential signed for it only to be revoked (single use itself is enforced by
+    /// the database, across replicas too).
+    redeeming: Arc<Mutex<HashSet<String>>>,
+}
+
+/// Held while a request redeems an approval; see [`ApprovalDesk::redeeming`].
+#[derive(Debug)]
+pub struct Redemption {
+    id: String,
+    redeeming: Arc<Mutex<HashSet<String>>>,
+}
+
+impl Drop for Redemption {
+    fn drop(&mut self) {
+        self.redeeming
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(&self.id);
+    }
 }
 
 /// (request digest, set name) to (approval id, expiry in unix microseconds).
@@ -136,6 +157,7 @@ impl ApprovalDesk {
             ttl,
             events: broadcast::channel(WATCH_BUFFER).0,
             open: Arc::default(),
+            redeeming: Arc::default(),
         }
     }
 
@@ -214,8 +236,35 @@ impl ApprovalDesk {
     }
 
     /// Checks that approval `id` may authorise `request` on `set`: approved, unexpired,
-    /// unused, same digest. The caller then re-evaluates and [`Self::consume`]s on allow.
+    /// unused, same digest, and no other request redeeming it right now. The caller
+    /// then re-evaluates and [`Self::consume`]s on allow, holding the [`Redemption`]
+    /// until then.
     pub async fn check(
+        &self,
+        id: &str,
+        request: &Request,
+        credential: Option<Option<Duration>>,
+        set: &SetIdentity,
+    ) -> Result<(Approval, Redemption), ApiError> {
+        if !self
+            .redeeming
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(id.to_string())
+        {
+            return Err(ApiError::FailedPrecondition(format!(
+                "approval `{id}` is being used by another request right now; approvals are single-use"
+            )));
+        }
+        let redemption = Redemption {
+            id: id.to_string(),
+            redeeming: Arc::clone(&self.redeeming),
+        };
+        let approval = self.check_stored(id, request, credential, set).await?;
+        Ok((approval, redemption))
+    }
+
+    async fn check_stored(
         &self,
         id: &str,
         request: &Request,

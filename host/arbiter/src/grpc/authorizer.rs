@@ -125,7 +125,9 @@ impl Authorizer {
         }
         // An approval is checked before evaluation (digest, state, expiry) and
         // consumed after it, only when the re-evaluation allows.
-        let approval = match &a.approval_id {
+        // The redemption is held to the end of this call: no other request redeems
+        // the same approval meanwhile.
+        let (approval, _redemption) = match &a.approval_id {
             Some(id) => {
                 let checked = self
                     .app
@@ -133,7 +135,7 @@ impl Authorizer {
                     .check(id, &a.request, a.credential, set.identity())
                     .await;
                 match checked {
-                    Ok(approval) => Some(approval),
+                    Ok((approval, redemption)) => (Some(approval), Some(redemption)),
                     Err(e) => {
                         self.record_refused_redemption(caller, id, &a.request, &e)
                             .await;
@@ -141,7 +143,7 @@ impl Authorizer {
                     }
                 }
             }
-            None => None,
+            None => (None, None),
         };
         let span = tracing::debug_span!(
             "decide",
