@@ -246,6 +246,8 @@ impl ApprovalDesk {
         credential: Option<Option<Duration>>,
         set: &SetIdentity,
     ) -> Result<(Approval, Redemption), ApiError> {
+        // Checked first, so that only a request the approval covers can hold it...
+        self.check_stored(id, request, credential, set).await?;
         if !self
             .redeeming
             .lock()
@@ -260,6 +262,8 @@ impl ApprovalDesk {
             id: id.to_string(),
             redeeming: Arc::clone(&self.redeeming),
         };
+        // ... and again once held: a redemption that ended between the two (and used
+        // the approval) is seen now, not after a credential was signed.
         let approval = self.check_stored(id, request, credential, set).await?;
         Ok((approval, redemption))
     }
