@@ -519,3 +519,49 @@ async fn token_changes_are_recorded_before_they_count() {
     let (code, out) = verify(&dir);
     assert_eq!(code, 0, "{out}");
 }
+
+/// Someone who can rewrite the data directory can cut the newest records together with
+/// the checkpoints covering them, and the log alone then verifies. A copy of every
+/// checkpoint kept elsewhere (`[audit] checkpoint_copy`) still catches it.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_checkpoint_copy_catches_a_truncation_that_took_the_checkpoints_too() {
+    let data = tempfile::tempdir().expect("tempdir");
+    let elsewhere = tempfile::tempdir().expect("tempdir");
+    let copy = elsewhere.path().join("checkpoints.jsonl");
+    let mut config = test_config(data.path());
+    config.audit.as_mut().expect("audit on").checkpoint_copy = Some(copy.clone());
+    let running = arbiter::server::start(&config).await.expect("starts");
+    let mut client =
+        AuthorizerClient::new(channel(&format!("http://{}", running.local_addr)).await);
+    for v in vectors().iter().take(40) {
+        client
+            .authorize(arbiter::grpc::encode::request(&v.request))
+            .await
+            .expect("decides");
+    }
+    running.shutdown().await.expect("stops");
+    let dir = data.path();
+    let copy_arg = copy.display().to_string();
+    let (code, out, err) = audit_cli(dir, &["verify", "--checkpoints", &copy_arg]);
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(out.contains("OK against the copy"), "{out}");
+
+    // Cut the last ten records and every checkpoint that covered them.
+    let conn = rusqlite::Connection::open(dir.join("audit.db")).expect("open");
+    let head: i64 = conn
+        .query_row("SELECT max(seq) FROM records", [], |r| r.get(0))
+        .expect("head");
+    conn.execute("DELETE FROM records WHERE seq > ?1", [head - 10])
+        .expect("truncate");
+    conn.execute("DELETE FROM checkpoints WHERE seq > ?1", [head - 10])
+        .expect("drop checkpoints");
+    drop(conn);
+    let (code, out, _) = audit_cli(dir, &["verify"]);
+    assert_eq!(code, 0, "the log alone cannot see this: {out}");
+    let (code, out, err) = audit_cli(dir, &["verify", "--checkpoints", &copy_arg]);
+    assert_eq!(code, 1, "{out}{err}");
+    assert!(
+        out.contains("is gone, but checkpoint") && out.contains("truncated?"),
+        "{out}"
+    );
+}

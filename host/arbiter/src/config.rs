@@ -84,6 +84,9 @@ pub struct RawAudit {
     /// `context.source_ip`, `principal.attributes.email`, `intent.justification`.
     #[serde(default)]
     pub redact: Vec<String>,
+    /// A file, outside the data directory, where every signed checkpoint is also
+    /// appended; `arbiter audit verify --checkpoints FILE` compares the log with it.
+    pub checkpoint_copy: Option<PathBuf>,
 }
 
 /// `[auth]`: bearer tokens and what callers without one may do.
@@ -233,6 +236,8 @@ pub struct AuditSettings {
     pub queue_capacity: usize,
     /// Request field paths to redact.
     pub redact: Vec<String>,
+    /// Where checkpoints are also appended, if anywhere.
+    pub checkpoint_copy: Option<PathBuf>,
 }
 
 /// The parts of a request a redaction path may start with.
@@ -260,7 +265,7 @@ impl Config {
                 let raw: RawConfig = toml::from_str(&text).map_err(|e| {
                     let line = e.span().map_or(0, |s| text[..s.start].matches('\n').count() + 1);
                     anyhow::anyhow!(
-                        "{}:{line}: {}\nhint: valid keys are listen, data_dir, policy_sets, default_set, log_format, capacity, wasm_stack_kib, metrics_listen, trusted_keys, watch_dir, [limits], [auth], [approvals], [credentials], [audit]",
+                        "{}:{line}: {}\nhint: valid keys are listen, data_dir, policy_sets, default_set, log_format, capacity, wasm_stack_kib, metrics_listen, trusted_keys, watch_dir, [limits], [auth], [approvals], [credentials], [audit], [state]",
                         path.display(),
                         e.message()
                     )
@@ -357,8 +362,11 @@ impl Config {
                 .or(raw.metrics_listen.as_deref())
                 .unwrap_or(crate::metrics::DEFAULT_METRICS_LISTEN),
         )?;
-        let audit = audit_settings(raw.audit.unwrap_or_default(), args.no_audit)?;
         let relative = |p: PathBuf| base.as_ref().map_or(p.clone(), |b| b.join(&p));
+        let mut audit = audit_settings(raw.audit.unwrap_or_default(), args.no_audit)?;
+        if let Some(a) = &mut audit {
+            a.checkpoint_copy = a.checkpoint_copy.take().map(relative);
+        }
         let trusted_keys = if args.trusted_keys.is_empty() {
             raw.trusted_keys.into_iter().map(relative).collect()
         } else {
@@ -420,6 +428,7 @@ fn audit_settings(raw: RawAudit, off: bool) -> anyhow::Result<Option<AuditSettin
         checkpoint_every: Duration::from_secs(checkpoint_secs),
         queue_capacity,
         redact: raw.redact,
+        checkpoint_copy: raw.checkpoint_copy,
     }))
 }
 
@@ -505,6 +514,20 @@ mod tests {
         assert_eq!(c.policy_sets, ["builtin:reference"]);
         assert_eq!(c.log_format, LogFormat::Text);
         assert_eq!(c.wasm_stack_bytes, arbiter_runtime::MAX_WASM_STACK);
+    }
+
+    #[test]
+    fn the_checkpoint_copy_is_relative_to_the_config_file() {
+        let c = Config::resolve(
+            Some((
+                Path::new("/etc/arbiter/arbiter.toml"),
+                raw("[audit]\ncheckpoint_copy = \"witness/cp.jsonl\""),
+            )),
+            &ServeArgs::default(),
+        )
+        .expect("resolves");
+        let copy = c.audit.and_then(|a| a.checkpoint_copy);
+        assert_eq!(copy, Some(PathBuf::from("/etc/arbiter/witness/cp.jsonl")));
     }
 
     #[test]

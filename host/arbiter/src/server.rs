@@ -306,7 +306,23 @@ fn open_audit(
     audit.checkpoint_every = settings.checkpoint_every;
     audit.queue_capacity = std::num::NonZeroUsize::new(settings.queue_capacity)
         .context("the audit queue capacity must be at least 1")?;
-    AuditLog::open(audit, Some(Arc::new(AuditMetrics(metrics))))
+    let copy = match &settings.checkpoint_copy {
+        None => None,
+        Some(path) => {
+            let file = std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(path)
+                .with_context(|| {
+                    format!(
+                        "cannot open the audit checkpoint copy `{}` ([audit] checkpoint_copy) for appending",
+                        path.display()
+                    )
+                })?;
+            Some((path.clone(), std::sync::Mutex::new(file)))
+        }
+    };
+    AuditLog::open(audit, Some(Arc::new(AuditMetrics { metrics, copy })))
         .context("cannot open the audit log")
 }
 

@@ -31,6 +31,11 @@ pub enum AuditCommand {
         /// without, the keys recorded in the log itself are used.
         #[arg(long = "pubkey")]
         pubkeys: Vec<PathBuf>,
+        /// The checkpoint copy kept off the machine (`[audit] checkpoint_copy`): every
+        /// checkpoint in it must still match the log, which catches a truncation that
+        /// also removed the checkpoints inside the log.
+        #[arg(long = "checkpoints")]
+        checkpoints: Option<PathBuf>,
     },
     /// Prints the last records as JSON lines; `--follow` keeps printing new ones.
     Tail {
@@ -107,7 +112,10 @@ pub async fn run(args: AuditArgs) -> anyhow::Result<i32> {
         );
     }
     match args.command {
-        AuditCommand::Verify { pubkeys } => {
+        AuditCommand::Verify {
+            pubkeys,
+            checkpoints,
+        } => {
             let keys = pubkeys
                 .iter()
                 .map(|p| PublicKey::load(p))
@@ -121,7 +129,11 @@ pub async fn run(args: AuditArgs) -> anyhow::Result<i32> {
                     "note: checked against the keys recorded in the log itself; pass --pubkey with a copy of keys/audit.pub kept elsewhere to rule out a re-signed log"
                 );
             }
-            Ok(if v.is_intact() { 0 } else { 1 })
+            let copies_agree = match &checkpoints {
+                Some(file) => compare_copies(&path, file)?,
+                None => true,
+            };
+            Ok(if v.is_intact() && copies_agree { 0 } else { 1 })
         }
         AuditCommand::Tail {
             lines,
@@ -184,4 +196,60 @@ pub async fn run(args: AuditArgs) -> anyhow::Result<i32> {
             Ok(0)
         }
     }
+}
+
+/// One line of a checkpoint copy.
+#[derive(serde::Deserialize)]
+struct CopiedCheckpoint {
+    number: u64,
+    seq: u64,
+    hash: String,
+}
+
+/// Checks every checkpoint in the copy `file` against the log at `path`: the record it
+/// covers must still be there with the same hash. Prints the outcome; `false` when the
+/// log disagrees with its copy.
+fn compare_copies(path: &std::path::Path, file: &std::path::Path) -> anyhow::Result<bool> {
+    let text = std::fs::read_to_string(file)
+        .with_context(|| format!("cannot read the checkpoint copy `{}`", file.display()))?;
+    let mut checked = 0usize;
+    for (i, line) in text
+        .lines()
+        .enumerate()
+        .filter(|(_, l)| !l.trim().is_empty())
+    {
+        let at = format!("{}:{}", file.display(), i + 1);
+        let copy: CopiedCheckpoint = serde_json::from_str(line).with_context(|| {
+            format!("{at}: not a checkpoint line; expected {{\"number\", \"seq\", \"hash\"}} as `[audit] checkpoint_copy` writes them")
+        })?;
+        let found = arbiter_audit::query(
+            path,
+            &Filter {
+                after_seq: Some(copy.seq.saturating_sub(1)),
+                limit: 1,
+                ..Filter::default()
+            },
+        )?;
+        let broken = match found.first() {
+            Some(r) if r.seq == copy.seq && hex::encode(r.hash) == copy.hash => None,
+            Some(r) if r.seq == copy.seq => Some(format!(
+                "record {} does not match checkpoint {} copied to {at} (rewritten?)",
+                copy.seq, copy.number
+            )),
+            _ => Some(format!(
+                "record {} is gone, but checkpoint {} copied to {at} covers it (truncated?)",
+                copy.seq, copy.number
+            )),
+        };
+        if let Some(why) = broken {
+            println!("BROKEN against the copy: {why}");
+            return Ok(false);
+        }
+        checked += 1;
+    }
+    println!(
+        "OK against the copy: {checked} checkpoints in `{}` match the log",
+        file.display()
+    );
+    Ok(true)
 }
