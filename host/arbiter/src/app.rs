@@ -51,14 +51,14 @@ pub struct App {
 /// Feeds the audit writer's batches into the metrics, and appends each signed
 /// checkpoint to `[audit] checkpoint_copy` when set.
 #[derive(Debug)]
-pub struct AuditMetrics {
+pub struct AuditObserver {
     /// The server's metrics.
     pub metrics: Arc<Metrics>,
     /// The checkpoint copy file, opened for appending.
     pub copy: Option<(std::path::PathBuf, std::sync::Mutex<std::fs::File>)>,
 }
 
-impl arbiter_audit::Observer for AuditMetrics {
+impl arbiter_audit::Observer for AuditObserver {
     fn committed(&self, records: usize, latency: std::time::Duration) {
         self.metrics.audit_committed(records, latency);
     }

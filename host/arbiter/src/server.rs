@@ -14,7 +14,7 @@ use tonic::transport::server::TcpIncoming;
 use arbiter_audit::{AuditConfig, AuditLog};
 use arbiter_store::{SqliteStore, StateStore};
 
-use crate::app::{App, AuditMetrics};
+use crate::app::{App, AuditObserver};
 use crate::approvals::ApprovalDesk;
 use crate::auth::{self, Authenticator};
 use crate::config::{AuditSettings, Config};
@@ -322,7 +322,7 @@ fn open_audit(
             Some((path.clone(), std::sync::Mutex::new(file)))
         }
     };
-    AuditLog::open(audit, Some(Arc::new(AuditMetrics { metrics, copy })))
+    AuditLog::open(audit, Some(Arc::new(AuditObserver { metrics, copy })))
         .context("cannot open the audit log")
 }
 

@@ -150,7 +150,7 @@ pub use log::{
     AuditConfig, AuditLog, DEFAULT_ASYNC_LINGER, DEFAULT_CHECKPOINT_EVERY, DEFAULT_MAX_BATCH,
     DEFAULT_MIN_COMMIT_INTERVAL, DEFAULT_QUEUE_CAPACITY, Observer,
 };
-pub use query::{DEFAULT_LIMIT, Filter, query};
+pub use query::{DEFAULT_LIMIT, Filter, query, record_hashes};
 pub use record::{Durability, Kind, Record, StoredRecord, UnknownKind};
 pub use report::{Broken, Verification, Why};
 pub use verify::verify;

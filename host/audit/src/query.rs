@@ -1,10 +1,11 @@
 //! Reading records back: the filters behind the CLI, the admin API and `tail -f`-style
 //! following (`after_seq` set to the last seq seen).
 
+use std::collections::HashMap;
 use std::path::Path;
 
-use rusqlite::Row;
 use rusqlite::types::Value;
+use rusqlite::{OptionalExtension as _, Row};
 
 use serde_json::value::RawValue;
 
@@ -123,6 +124,32 @@ pub fn query(path: &Path, filter: &Filter) -> Result<Vec<StoredRecord>, AuditErr
     let mut found = Vec::new();
     while let Some(row) = rows.next().map_err(AuditError::db(path))? {
         found.push(decode(row, path)?);
+    }
+    Ok(found)
+}
+
+/// The stored hash of each record in `seqs` that the log at `path` still has (a seq
+/// missing from the answer is not in the log), read through one read-only connection:
+/// what comparing the log with checkpoints copied off the machine needs.
+pub fn record_hashes(path: &Path, seqs: &[u64]) -> Result<HashMap<u64, Hash>, AuditError> {
+    let conn = schema::open_for_reading(path)?;
+    let mut stmt = conn
+        .prepare("SELECT hash FROM records WHERE seq = ?1")
+        .map_err(AuditError::db(path))?;
+    let mut found = HashMap::with_capacity(seqs.len());
+    for &seq in seqs {
+        let bytes: Option<Vec<u8>> = stmt
+            .query_row([i64::try_from(seq).unwrap_or(i64::MAX)], |r| r.get(0))
+            .optional()
+            .map_err(AuditError::db(path))?;
+        if let Some(bytes) = bytes {
+            let hash = Hash::try_from(bytes.as_slice()).map_err(|_| AuditError::Corrupt {
+                path: path.to_path_buf(),
+                seq,
+                column: "hash",
+            })?;
+            found.insert(seq, hash);
+        }
     }
     Ok(found)
 }

@@ -29,6 +29,8 @@ pub struct SqliteStore {
 
 /// Approvals closed before `?1` (unix microseconds): what purging deletes.
 const CLOSED_BEFORE: &str = "state IN ('rejected', 'consumed', 'expired') AND updated_micros < ?1";
+/// Credentials expired before `?1` (unix seconds): what purging deletes.
+const EXPIRED_BEFORE: &str = "expires_at < ?1";
 
 impl SqliteStore {
     /// The token entries of `table` (`tokens` or `audited_tokens`, same columns).
@@ -402,7 +404,7 @@ impl StateStore for SqliteStore {
                 approvals,
             )?,
             count(
-                "SELECT count(*) FROM credentials WHERE expires_at < ?1",
+                &format!("SELECT count(*) FROM credentials WHERE {EXPIRED_BEFORE}"),
                 credentials,
             )?,
         ))
@@ -411,21 +413,23 @@ impl StateStore for SqliteStore {
     fn purge_closed_approvals(&self, before: i64) -> Result<usize, StoreError> {
         let mut conn = self.conn();
         let tx = conn.transaction()?;
-        const CLOSED: &str = CLOSED_BEFORE;
         tx.execute(
             &format!(
-                "DELETE FROM votes WHERE approval_id IN (SELECT id FROM approvals WHERE {CLOSED})"
+                "DELETE FROM votes WHERE approval_id IN (SELECT id FROM approvals WHERE {CLOSED_BEFORE})"
             ),
             [before],
         )?;
-        let n = tx.execute(&format!("DELETE FROM approvals WHERE {CLOSED}"), [before])?;
+        let n = tx.execute(
+            &format!("DELETE FROM approvals WHERE {CLOSED_BEFORE}"),
+            [before],
+        )?;
         tx.commit()?;
         Ok(n)
     }
 
     fn purge_expired_credentials(&self, before_secs: i64) -> Result<usize, StoreError> {
         Ok(self.conn().execute(
-            "DELETE FROM credentials WHERE expires_at < ?1",
+            &format!("DELETE FROM credentials WHERE {EXPIRED_BEFORE}"),
             [before_secs],
         )?)
     }
