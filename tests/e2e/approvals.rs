@@ -463,15 +463,11 @@ async fn approvals_keep_separation_of_duties_and_count_each_human_once() {
     );
 
     // Every refused redemption is on record, with the caller and why.
-    let refused = arbiter_audit::query(
+    let refused = audit_records(
         &server.audit_db(),
-        &arbiter_audit::Filter {
-            kind: Some(arbiter_audit::Kind::Approval),
-            outcome: Some("redemption-refused".into()),
-            ..arbiter_audit::Filter::default()
-        },
-    )
-    .expect("query");
+        arbiter_audit::Kind::Approval,
+        "redemption-refused",
+    );
     let reasons: Vec<String> = refused
         .iter()
         .map(|r| {
@@ -811,15 +807,7 @@ async fn an_expired_approval_cannot_be_used_or_voted_on() {
             .all(|a| a.state() == pb::ApprovalState::Expired),
         "{expired:?}"
     );
-    let records = arbiter_audit::query(
-        &server.audit_db(),
-        &arbiter_audit::Filter {
-            kind: Some(arbiter_audit::Kind::Approval),
-            outcome: Some("expired".into()),
-            ..arbiter_audit::Filter::default()
-        },
-    )
-    .expect("query");
+    let records = audit_records(&server.audit_db(), arbiter_audit::Kind::Approval, "expired");
     let mut recorded: Vec<String> = records
         .iter()
         .map(|r| {
@@ -1065,24 +1053,16 @@ async fn a_raced_approval_gives_one_credential_and_signs_no_other() {
         .expect("the winner's credential");
 
     let events = |outcome: &str| {
-        arbiter_audit::query(
-            &server.audit_db(),
-            &arbiter_audit::Filter {
-                kind: Some(arbiter_audit::Kind::Credential),
-                outcome: Some(outcome.into()),
-                ..arbiter_audit::Filter::default()
-            },
-        )
-        .expect("query")
-        .into_iter()
-        .map(|r| {
-            let body = r.record.body_value();
-            (
-                body["credentials"][0].as_str().unwrap_or("").to_owned(),
-                body,
-            )
-        })
-        .collect::<Vec<_>>()
+        audit_records(&server.audit_db(), arbiter_audit::Kind::Credential, outcome)
+            .into_iter()
+            .map(|r| {
+                let body = r.record.body_value();
+                (
+                    body["credentials"][0].as_str().unwrap_or("").to_owned(),
+                    body,
+                )
+            })
+            .collect::<Vec<_>>()
     };
     let issued = events("issued");
     assert_eq!(issued.len(), 1, "{issued:?}");
@@ -1163,15 +1143,11 @@ async fn old_closed_approvals_are_purged_on_record() {
     assert!(purged, "the approval closed two days ago is still there");
     assert!(get(recent.clone()).await.is_ok());
     assert!(get(open.clone()).await.is_ok());
-    let records = arbiter_audit::query(
+    let records = audit_records(
         &data.path().join("audit.db"),
-        &arbiter_audit::Filter {
-            kind: Some(arbiter_audit::Kind::Admin),
-            outcome: Some("state-purged".into()),
-            ..arbiter_audit::Filter::default()
-        },
-    )
-    .expect("query");
+        arbiter_audit::Kind::Admin,
+        "state-purged",
+    );
     assert_eq!(records.len(), 1, "{records:?}");
     assert_eq!(records[0].record.body_value()["approvals"], 1);
     // The purged approval's own records stay in the audit log.

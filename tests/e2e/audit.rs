@@ -475,14 +475,7 @@ async fn token_changes_are_recorded_before_they_count() {
             }
         }
     };
-    let records = |outcome: &str| {
-        let filter = arbiter_audit::Filter {
-            kind: Some(arbiter_audit::Kind::Admin),
-            outcome: Some(outcome.into()),
-            ..arbiter_audit::Filter::default()
-        };
-        arbiter_audit::query(&db, &filter).expect("query")
-    };
+    let records = |outcome: &str| audit_records(&db, arbiter_audit::Kind::Admin, outcome);
 
     // While the log cannot be written the new token is not let in.
     break_audit_log(&db);

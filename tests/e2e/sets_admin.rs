@@ -453,15 +453,7 @@ async fn bad_bundles_are_refused_with_their_reason_and_the_active_set_keeps_serv
     assert_eq!(status.versions.len(), 1);
     // Each refusal is an audited admin act.
     let db = f.server.audit_db();
-    let refused = arbiter_audit::query(
-        &db,
-        &arbiter_audit::Filter {
-            kind: Some(arbiter_audit::Kind::Admin),
-            outcome: Some("load-refused".into()),
-            ..Default::default()
-        },
-    )
-    .expect("query");
+    let refused = audit_records(&db, arbiter_audit::Kind::Admin, "load-refused");
     assert_eq!(refused.len(), 7);
     // ... naming each refused upload by its hash.
     for ((what, path, _), record) in refusals.iter().zip(&refused) {
@@ -832,15 +824,7 @@ async fn pruning_keeps_the_rollback_target_and_is_on_record() {
         "{loaded:?}"
     );
 
-    let records = arbiter_audit::query(
-        &f.server.audit_db(),
-        &arbiter_audit::Filter {
-            kind: Some(arbiter_audit::Kind::Admin),
-            outcome: Some("load".into()),
-            ..arbiter_audit::Filter::default()
-        },
-    )
-    .expect("query");
+    let records = audit_records(&f.server.audit_db(), arbiter_audit::Kind::Admin, "load");
     let mut unloaded: Vec<String> = records
         .iter()
         .flat_map(|r| {

@@ -249,3 +249,17 @@ impl Drop for ServerProcess {
         let _ = self.child.wait();
     }
 }
+
+/// The records of the audit log at `db` of `kind` with `outcome`, oldest first.
+pub fn audit_records(
+    db: &Path,
+    kind: arbiter_audit::Kind,
+    outcome: &str,
+) -> Vec<arbiter_audit::StoredRecord> {
+    let filter = arbiter_audit::Filter {
+        kind: Some(kind),
+        outcome: Some(outcome.into()),
+        ..arbiter_audit::Filter::default()
+    };
+    arbiter_audit::query(db, &filter).expect("query the audit log")
+}
