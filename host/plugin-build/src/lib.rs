@@ -97,3 +97,33 @@ pub fn built() -> &'static Path {
 pub fn plugin(name: &str) -> PathBuf {
     built().join(format!("{}.wasm", name.replace('-', "_")))
 }
+
+/// The hand-written fixture `plugins/fixtures/wat/<name>.wat` as a policy component:
+/// the module, with the host's WIT (`wit/`, world `policy`) embedded, encoded as a
+/// component exactly as `wasm-tools component embed` + `component new` would.
+#[cfg(feature = "wat")]
+pub fn wat_component(name: &str) -> Result<Vec<u8>, String> {
+    let root = repo_root();
+    let path = root
+        .join("plugins/fixtures/wat")
+        .join(format!("{name}.wat"));
+    let mut module = wat::parse_file(&path).map_err(|e| format!("{}: {e}", path.display()))?;
+    let mut resolve = wit_parser::Resolve::default();
+    let (package, _) = resolve
+        .push_dir(root.join("wit"))
+        .map_err(|e| format!("the WIT in `wit/`: {e}"))?;
+    let world = resolve
+        .select_world(&[package], Some("policy"))
+        .map_err(|e| format!("the `policy` world: {e}"))?;
+    wit_component::embed_component_metadata(
+        &mut module,
+        &resolve,
+        world,
+        wit_component::StringEncoding::UTF8,
+    )
+    .map_err(|e| format!("embedding the WIT into {name}: {e}"))?;
+    wit_component::ComponentEncoder::default()
+        .module(&module)
+        .and_then(|e| e.validate(true).encode())
+        .map_err(|e| format!("encoding {name} as a component: {e}"))
+}

@@ -9,6 +9,7 @@
 //! classified [`arbiter_core::Failure`]; nothing a plugin does escapes as an error.
 
 mod bindings;
+mod breaker;
 mod cache;
 mod convert;
 mod engine;
@@ -17,6 +18,7 @@ mod plugin;
 mod sandbox;
 mod set;
 
+pub use breaker::{FIRST_BACKOFF, MAX_BACKOFF, Quarantine};
 pub use cache::create_private_dir;
 pub use engine::{
     MAX_WASM_STACK, POOL_INSTANCES, Runtime, RuntimeConfig, RuntimeError, WASM_STACK_RANGE,

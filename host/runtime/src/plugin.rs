@@ -1,19 +1,26 @@
 //! One loaded plugin: compiled once, pre-instantiated, run in a fresh instance for
 //! every evaluation.
 
-use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
 
 use arbiter_core::{FailureKind, Instances, PluginOutcome, PluginSpec, Verdict};
 use wasmtime::{Store, Trap};
 
 use crate::bindings::{Policy, PolicyPre, wit};
+use crate::breaker::{Admit, Breaker, Quarantine};
 use crate::cache::CacheOutcome;
-use crate::sandbox::{self, SetData, Tripped};
+use crate::sandbox::{self, Meter, SetData, Tripped};
 use crate::{Runtime, convert};
 
 /// Longest failure detail kept (trap messages can carry long backtraces).
 const MAX_DETAIL: usize = 2048;
+/// The bound on one whole evaluation (instantiation included), as a multiple of the
+/// plugin's deadline. The epoch enforces the deadline on running wasm code; this also
+/// stops a plugin that waits inside a host call (a WASI sleep or poll), where no epoch
+/// reaches it.
+const WALL_FACTOR: u32 = 2;
 
 /// What a plugin says about itself, and how it is doing.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -38,6 +45,13 @@ pub struct PluginStatus {
     pub consecutive_failures: u32,
     /// Whether the plugin is quarantined (fails closed without running).
     pub quarantined: bool,
+    /// Why, and when it is retried, while quarantined.
+    pub quarantine: Option<Quarantine>,
+    /// How many times it has been quarantined since the set was loaded.
+    pub quarantines: u64,
+    /// Timeouts that were the host's overload, not the plugin's fault (denied, not
+    /// counted toward quarantine).
+    pub overload_timeouts: u64,
 }
 
 pub(crate) struct LoadedPlugin {
@@ -49,8 +63,8 @@ pub(crate) struct LoadedPlugin {
     cache: CacheOutcome,
     evaluations: AtomicU64,
     failures: AtomicU64,
-    consecutive: AtomicU32,
-    quarantined: AtomicBool,
+    overload_timeouts: AtomicU64,
+    breaker: Breaker,
     /// Idle warm instances (`instances = "pooled"` only).
     warm: Mutex<Vec<Warm>>,
     /// For returning the idle-instance budget when the plugin is dropped.
@@ -79,7 +93,15 @@ enum Stop {
     Wasm(wasmtime::Error),
     Configure(String),
     Output(String),
+    /// It ran past its deadline (the epoch interrupted it, or the host's clock says so
+    /// after the call returned: the epoch may have been late).
     Deadline,
+    /// The wall-clock bound ([`WALL_FACTOR`]) passed.
+    WallClock,
+    /// It returned normally after the host refused a memory or table grow (or its
+    /// host-call budget ran out): the verdict of a plugin that broke a limit is not
+    /// accepted.
+    Limit(Tripped),
 }
 
 impl LoadedPlugin {
@@ -114,7 +136,8 @@ impl LoadedPlugin {
             )))
         })?;
         let settings = convert::attributes(&spec.settings);
-        let mut store = sandbox::new_store(&rt.inner.engine, spec.limits, data.clone());
+        let mut store =
+            sandbox::new_store(&rt.inner.engine, spec.limits, data.clone(), Meter::new());
         let deadline = spec.limits.deadline;
         let run = async {
             let policy = pre.instantiate_async(&mut store).await?;
@@ -134,6 +157,7 @@ impl LoadedPlugin {
             Ok(r) => r.map_err(PrepareError::Trap)?,
         };
         configured.map_err(PrepareError::Configure)?;
+        let breaker = Breaker::new(spec.limits.quarantine_after);
         Ok(Self {
             spec,
             digest,
@@ -143,8 +167,8 @@ impl LoadedPlugin {
             cache,
             evaluations: AtomicU64::new(0),
             failures: AtomicU64::new(0),
-            consecutive: AtomicU32::new(0),
-            quarantined: AtomicBool::new(false),
+            overload_timeouts: AtomicU64::new(0),
+            breaker,
             warm: Mutex::new(Vec::new()),
             runtime: rt.inner.clone(),
         })
@@ -155,39 +179,66 @@ impl LoadedPlugin {
     pub async fn evaluate(&self, request: &wit::Request, data: &SetData) -> PluginOutcome {
         self.evaluations.fetch_add(1, Ordering::Relaxed);
         let limits = self.spec.limits;
-        if self.quarantined.load(Ordering::Relaxed) {
+        let admit = self.breaker.admit();
+        if admit == Admit::Refuse {
             self.failures.fetch_add(1, Ordering::Relaxed);
+            let q = self.breaker.quarantine();
             return PluginOutcome::failed(
                 FailureKind::Quarantined,
                 format!(
-                    "quarantined after {} consecutive failures; reload the set or release the plugin",
-                    limits.quarantine_after
+                    "quarantined after {} consecutive failures (last: {}); retried by itself in {:?}, or release it",
+                    limits.quarantine_after,
+                    q.as_ref().map_or("unknown", |q| q.cause.as_str()),
+                    q.as_ref().map_or(Duration::ZERO, |q| q.retry_in),
                 ),
             );
         }
+        let meter = Meter::new();
         let (result, tripped) = match self.spec.instances {
-            Instances::Fresh => self.run_fresh(request, data).await,
-            Instances::Pooled => self.run_pooled(request, data).await,
+            Instances::Fresh => self.run_fresh(request, data, &meter).await,
+            Instances::Pooled => self.run_pooled(request, data, &meter).await,
         };
+        let (elapsed, busy) = (meter.elapsed(), meter.busy());
+        let result = result.and_then(|v| match broke_limit(tripped, elapsed, &limits) {
+            None => Ok(v),
+            Some(stop) => Err(stop),
+        });
         match result {
             Ok(v) => {
-                self.consecutive.store(0, Ordering::Relaxed);
+                if self.breaker.success(admit) {
+                    tracing::warn!(plugin = %self.spec.name, "plugin passed its trial evaluation: quarantine lifted");
+                }
                 PluginOutcome::Verdict(v)
             }
             Err(stop) => {
                 self.failures.fetch_add(1, Ordering::Relaxed);
                 let outcome = classify(stop, tripped, &limits);
-                if let PluginOutcome::Failed(f) = &outcome {
-                    tracing::warn!(plugin = %self.spec.name, kind = %f.kind, detail = %f.detail, "plugin failed");
+                let PluginOutcome::Failed(f) = &outcome else {
+                    return outcome;
+                };
+                // A timeout in which the plugin itself ran for less than its deadline,
+                // without waiting in a host call, is time it spent waiting for a CPU.
+                let overload = f.kind == FailureKind::Timeout
+                    && busy < limits.deadline
+                    && !meter.waited_in_host();
+                tracing::warn!(plugin = %self.spec.name, kind = %f.kind, detail = %f.detail, busy_micros = busy.as_micros() as u64, overload, "plugin failed");
+                if overload {
+                    self.overload_timeouts.fetch_add(1, Ordering::Relaxed);
+                    // The host could not give the plugin its time: not the plugin's
+                    // fault, so it does not count toward quarantine.
+                    self.breaker.inconclusive(admit);
+                    return outcome;
                 }
-                let in_a_row = self.consecutive.fetch_add(1, Ordering::Relaxed) + 1;
-                if in_a_row >= limits.quarantine_after
-                    && !self.quarantined.swap(true, Ordering::Relaxed)
-                {
+                let (in_a_row, opened) = self
+                    .breaker
+                    .failure(admit, || format!("{}: {}", f.kind, f.detail));
+                if opened {
                     tracing::error!(
                         plugin = %self.spec.name,
                         failures_in_a_row = in_a_row,
-                        "plugin quarantined: it fails closed without running until its set is reloaded or it is released"
+                        kind = %f.kind,
+                        retry_in_ms = self.breaker.backoff().as_millis() as u64,
+                        "plugin quarantined: it fails closed without running until a trial evaluation succeeds after the back-off, or it is released"
                     );
                 }
                 outcome
@@ -195,19 +246,26 @@ impl LoadedPlugin {
         }
     }
 
-    /// A fresh instance: instantiate, configure, evaluate, drop.
+    /// A fresh instance: instantiate, configure, evaluate, drop. The deadline counts
+    /// from `configure` on: instantiation is the host's work.
     async fn run_fresh(
         &self,
         request: &wit::Request,
         data: &SetData,
+        meter: &Arc<Meter>,
     ) -> (Result<Verdict, Stop>, Tripped) {
         let limits = self.spec.limits;
-        let mut store = sandbox::new_store(&self.runtime.engine, limits, data.clone());
-        let run = async {
+        let mut store =
+            sandbox::new_store(&self.runtime.engine, limits, data.clone(), meter.clone());
+        let run = meter.measure(async {
             let policy = self.instantiate(&mut store).await?;
-            evaluate_in(&policy, &mut store, request, &limits).await
-        };
-        let result = with_deadline(limits.deadline, run).await;
+            meter.restart();
+            self.configure(&policy, &mut store).await?;
+            let verdict = evaluate_in(&policy, &mut store, request, &limits).await;
+            meter.stop();
+            verdict
+        });
+        let result = with_wall_clock(limits.deadline, run).await;
         let tripped = store.data().tripped;
         store.data().log.flush_to_tracing(&self.spec.name);
         (result, tripped)
@@ -215,12 +273,13 @@ impl LoadedPlugin {
 
     /// A warm instance from the plugin's pool (or a new one), returned to the pool
     /// after a successful evaluation unless it has served `recycle_after` evaluations
-    /// or the process-wide budget of idle instances is spent. A failed instance is
-    /// dropped: it may be in any state.
+    /// or the process-wide budget of idle instances is spent. A failed instance, or one
+    /// that broke a limit, is dropped: it may be in any state.
     async fn run_pooled(
         &self,
         request: &wit::Request,
         data: &SetData,
+        meter: &Arc<Meter>,
     ) -> (Result<Verdict, Stop>, Tripped) {
         let limits = self.spec.limits;
         let warm = self
@@ -234,27 +293,37 @@ impl LoadedPlugin {
                 (w.store, Some(w.policy), w.uses)
             }
             None => (
-                sandbox::new_store(&self.runtime.engine, limits, data.clone()),
+                sandbox::new_store(&self.runtime.engine, limits, data.clone(), meter.clone()),
                 None,
                 0,
             ),
         };
-        store.data_mut().begin_evaluation();
+        store.data_mut().begin_evaluation(meter.clone());
         store.set_epoch_deadline(1);
-        let run = async {
+        let run = meter.measure(async {
             let policy = match policy {
-                Some(p) => p,
-                None => self.instantiate(&mut store).await?,
+                Some(p) => {
+                    meter.restart();
+                    p
+                }
+                None => {
+                    let p = self.instantiate(&mut store).await?;
+                    meter.restart();
+                    self.configure(&p, &mut store).await?;
+                    p
+                }
             };
-            let verdict = evaluate_in(&policy, &mut store, request, &limits).await?;
-            Ok((verdict, policy))
-        };
-        let result = with_deadline(limits.deadline, run).await;
+            let verdict = evaluate_in(&policy, &mut store, request, &limits).await;
+            meter.stop();
+            Ok((verdict?, policy))
+        });
+        let result = with_wall_clock(limits.deadline, run).await;
         let tripped = store.data().tripped;
         store.data().log.flush_to_tracing(&self.spec.name);
         match result {
             Ok((verdict, policy)) => {
-                if uses + 1 < self.spec.recycle_after && self.runtime.take_warm_slot() {
+                let clean = broke_limit(tripped, meter.elapsed(), &limits).is_none();
+                if clean && uses + 1 < self.spec.recycle_after && self.runtime.take_warm_slot() {
                     let warm = Warm {
                         store,
                         policy,
@@ -271,26 +340,31 @@ impl LoadedPlugin {
         }
     }
 
-    /// A new instance, configured with the plugin's settings.
+    /// A new instance.
     async fn instantiate(&self, store: &mut Store<sandbox::StoreState>) -> Result<Policy, Stop> {
-        let policy = self
-            .pre
+        self.pre
             .instantiate_async(&mut *store)
             .await
-            .map_err(Stop::Instantiate)?;
+            .map_err(Stop::Instantiate)
+    }
+
+    /// Hands a new instance the plugin's settings.
+    async fn configure(
+        &self,
+        policy: &Policy,
+        store: &mut Store<sandbox::StoreState>,
+    ) -> Result<(), Stop> {
         policy
             .arbiter_policy_evaluator()
             .call_configure(&mut *store, &self.settings)
             .await
             .map_err(Stop::Wasm)?
-            .map_err(Stop::Configure)?;
-        Ok(policy)
+            .map_err(Stop::Configure)
     }
 
     /// Lifts a quarantine; returns whether the plugin was quarantined.
     pub fn release(&self) -> bool {
-        self.consecutive.store(0, Ordering::Relaxed);
-        let was = self.quarantined.swap(false, Ordering::Relaxed);
+        let was = self.breaker.release();
         if was {
             tracing::warn!(plugin = %self.spec.name, "plugin released from quarantine");
         }
@@ -298,6 +372,7 @@ impl LoadedPlugin {
     }
 
     pub fn status(&self) -> PluginStatus {
+        let quarantine = self.breaker.quarantine();
         PluginStatus {
             name: self.spec.name.clone(),
             described_name: self.description.name.clone(),
@@ -307,8 +382,11 @@ impl LoadedPlugin {
             cache_hit: self.cache == CacheOutcome::Hit,
             evaluations: self.evaluations.load(Ordering::Relaxed),
             failures: self.failures.load(Ordering::Relaxed),
-            consecutive_failures: self.consecutive.load(Ordering::Relaxed),
-            quarantined: self.quarantined.load(Ordering::Relaxed),
+            consecutive_failures: self.breaker.consecutive(),
+            quarantined: quarantine.is_some(),
+            quarantine,
+            quarantines: self.breaker.times(),
+            overload_timeouts: self.overload_timeouts.load(Ordering::Relaxed),
         }
     }
 }
@@ -327,15 +405,28 @@ async fn evaluate_in(
     convert::verdict(verdict, limits).map_err(Stop::Output)
 }
 
-/// The epoch deadline stops wasm code; this timeout also stops a plugin that waits
-/// inside a host call (a WASI sleep or poll).
-async fn with_deadline<T>(
-    deadline: std::time::Duration,
+/// The epoch deadline stops wasm code that runs too long; this wall-clock bound also
+/// stops a plugin that waits inside a host call (a WASI sleep or poll), and gives up on
+/// an evaluation the saturated host could not finish in time.
+async fn with_wall_clock<T>(
+    deadline: Duration,
     run: impl Future<Output = Result<T, Stop>>,
 ) -> Result<T, Stop> {
-    tokio::time::timeout(deadline, run)
+    tokio::time::timeout(deadline.saturating_mul(WALL_FACTOR), run)
         .await
-        .unwrap_or(Err(Stop::Deadline))
+        .unwrap_or(Err(Stop::WallClock))
+}
+
+/// No verdict is accepted from a plugin that broke a limit during the evaluation: a
+/// refused memory or table grow it survived, or a deadline it passed without the epoch
+/// interrupting it in time.
+fn broke_limit(tripped: Tripped, elapsed: Duration, limits: &arbiter_core::Limits) -> Option<Stop> {
+    match tripped {
+        Tripped::Memory | Tripped::Table | Tripped::HostCalls => Some(Stop::Limit(tripped)),
+        Tripped::Deadline => Some(Stop::Deadline),
+        Tripped::None if elapsed > limits.deadline => Some(Stop::Deadline),
+        Tripped::None => None,
+    }
 }
 
 fn classify(stop: Stop, tripped: Tripped, limits: &arbiter_core::Limits) -> PluginOutcome {
@@ -344,6 +435,41 @@ fn classify(stop: Stop, tripped: Tripped, limits: &arbiter_core::Limits) -> Plug
             return PluginOutcome::failed(
                 FailureKind::Timeout,
                 format!("ran past its deadline of {:?}", limits.deadline),
+            );
+        }
+        Stop::WallClock => {
+            return PluginOutcome::failed(
+                FailureKind::Timeout,
+                format!(
+                    "did not finish within {:?} of wall-clock time ({}x its deadline of {:?})",
+                    limits.deadline.saturating_mul(WALL_FACTOR),
+                    WALL_FACTOR,
+                    limits.deadline
+                ),
+            );
+        }
+        Stop::Limit(Tripped::Table) => {
+            return PluginOutcome::failed(
+                FailureKind::TableLimit,
+                format!(
+                    "tried to grow a table past its limit of {} elements; a verdict returned after a refused grow is not accepted",
+                    limits.max_table_elements
+                ),
+            );
+        }
+        Stop::Limit(Tripped::HostCalls) => {
+            return PluginOutcome::failed(
+                FailureKind::HostCallLimit,
+                format!("made more than {} host calls", limits.max_host_calls),
+            );
+        }
+        Stop::Limit(_) => {
+            return PluginOutcome::failed(
+                FailureKind::MemoryLimit,
+                format!(
+                    "tried to grow past its memory limit of {} MiB; a verdict returned after a refused grow is not accepted",
+                    limits.memory_bytes >> 20
+                ),
             );
         }
         Stop::Configure(m) => return PluginOutcome::failed(FailureKind::Configure, truncate(m)),

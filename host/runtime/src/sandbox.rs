@@ -4,7 +4,8 @@
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
-use std::time::Instant;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::{Duration, Instant};
 
 use arbiter_core::Limits;
 use wasmtime::component::ResourceTable;
@@ -37,7 +38,127 @@ pub struct StoreState {
     pub log: GuestLog,
     pub tripped: Tripped,
     host_calls: u32,
-    started: Instant,
+    meter: Arc<Meter>,
+}
+
+/// The clocks of one evaluation, started by [`Meter::restart`] once the instance
+/// exists (so they cover `configure` plus `evaluate`, not instantiation):
+///
+/// - `elapsed`: wall-clock time since the start. The deadline is on this: the epoch
+///   callback interrupts past it, and the host checks it again after the call returns,
+///   so a late or missed epoch tick can delay an interrupt but never lets a verdict that
+///   came too late through.
+/// - `busy`: the time spent inside `poll` of the evaluation, i.e. the plugin's own
+///   execution. A timeout with little execution time is the host's overload (the
+///   evaluation waited for a CPU), not the plugin's fault, and does not count toward
+///   quarantine.
+#[derive(Debug)]
+pub struct Meter {
+    origin: Instant,
+    /// Start of the evaluation (nanoseconds since `origin`).
+    started: AtomicU64,
+    /// When `evaluate` returned (nanoseconds since `origin`), or [`IDLE`].
+    finished: AtomicU64,
+    /// Nanoseconds of execution in finished slices.
+    busy: AtomicU64,
+    /// Start of the running slice (nanoseconds since `origin`), or [`IDLE`].
+    slice: AtomicU64,
+    /// Set by the epoch callback when it asks the plugin to yield, so that a `Pending`
+    /// that follows is known to be voluntary.
+    yielded: AtomicBool,
+    /// The plugin returned `Pending` on its own: it waited inside a host call (a WASI
+    /// sleep or poll), which is the plugin's doing, not the host's.
+    waited: AtomicBool,
+}
+
+const IDLE: u64 = u64::MAX;
+
+impl Meter {
+    pub fn new() -> Arc<Self> {
+        Arc::new(Self {
+            origin: Instant::now(),
+            started: AtomicU64::new(0),
+            finished: AtomicU64::new(IDLE),
+            busy: AtomicU64::new(0),
+            slice: AtomicU64::new(IDLE),
+            yielded: AtomicBool::new(false),
+            waited: AtomicBool::new(false),
+        })
+    }
+
+    fn now(&self) -> u64 {
+        u64::try_from(self.origin.elapsed().as_nanos()).unwrap_or(IDLE - 1)
+    }
+
+    /// Starts both clocks from zero now (called from inside the plugin's future, once
+    /// the instance exists).
+    pub fn restart(&self) {
+        let now = self.now();
+        self.started.store(now, Ordering::Relaxed);
+        self.finished.store(IDLE, Ordering::Relaxed);
+        self.busy.store(0, Ordering::Relaxed);
+        self.waited.store(false, Ordering::Relaxed);
+        if self.slice.load(Ordering::Relaxed) != IDLE {
+            self.slice.store(now, Ordering::Relaxed);
+        }
+    }
+
+    /// Marks the moment the plugin's last call returned.
+    pub fn stop(&self) {
+        self.finished.store(self.now(), Ordering::Relaxed);
+    }
+
+    /// Wall-clock time from the start until now, or until [`Meter::stop`].
+    pub fn elapsed(&self) -> Duration {
+        let end = match self.finished.load(Ordering::Relaxed) {
+            IDLE => self.now(),
+            at => at,
+        };
+        Duration::from_nanos(end.saturating_sub(self.started.load(Ordering::Relaxed)))
+    }
+
+    /// Execution time so far, including the running slice.
+    pub fn busy(&self) -> Duration {
+        let mut nanos = self.busy.load(Ordering::Relaxed);
+        let slice = self.slice.load(Ordering::Relaxed);
+        if slice != IDLE {
+            nanos += self.now().saturating_sub(slice);
+        }
+        Duration::from_nanos(nanos)
+    }
+
+    /// Whether the plugin waited inside a host call at some point.
+    pub fn waited_in_host(&self) -> bool {
+        self.waited.load(Ordering::Relaxed)
+    }
+
+    fn enter(&self) {
+        self.yielded.store(false, Ordering::Relaxed);
+        self.slice.store(self.now(), Ordering::Relaxed);
+    }
+
+    fn leave(&self, pending: bool) {
+        let start = self.slice.swap(IDLE, Ordering::Relaxed);
+        if start != IDLE {
+            self.busy
+                .fetch_add(self.now().saturating_sub(start), Ordering::Relaxed);
+        }
+        if pending && !self.yielded.load(Ordering::Relaxed) {
+            self.waited.store(true, Ordering::Relaxed);
+        }
+    }
+
+    /// Runs `run`, counting the time spent inside its `poll` as execution time.
+    pub async fn measure<T>(&self, run: impl Future<Output = T>) -> T {
+        let mut run = std::pin::pin!(run);
+        std::future::poll_fn(|cx| {
+            self.enter();
+            let poll = run.as_mut().poll(cx);
+            self.leave(poll.is_pending());
+            poll
+        })
+        .await
+    }
 }
 
 impl WasiView for StoreState {
@@ -52,8 +173,8 @@ impl WasiView for StoreState {
 impl StoreState {
     /// Resets the per-evaluation counters of a reused instance: its deadline starts
     /// now, and its host-call budget and trip record are fresh.
-    pub fn begin_evaluation(&mut self) {
-        self.started = Instant::now();
+    pub fn begin_evaluation(&mut self, meter: Arc<Meter>) {
+        self.meter = meter;
         self.host_calls = 0;
         self.tripped = Tripped::None;
     }
@@ -73,10 +194,16 @@ impl StoreState {
 
 /// Builds a store for one evaluation of one plugin: deny-all WASI (no preopens, no
 /// network, no environment, no arguments, closed stdin), stdout and stderr captured
-/// into the capped guest log, the memory limiter, and the wall-clock deadline enforced
-/// through epoch interruption. While the plugin runs past a tick it yields to the
-/// executor, so a slow plugin delays only its own request.
-pub fn new_store(engine: &wasmtime::Engine, limits: Limits, data: SetData) -> Store<StoreState> {
+/// into the capped guest log, the memory limiter, and the deadline (see [`Meter`])
+/// enforced through epoch interruption. While the
+/// plugin runs past a tick it yields to the executor, so a slow plugin delays only its
+/// own request.
+pub fn new_store(
+    engine: &wasmtime::Engine,
+    limits: Limits,
+    data: SetData,
+    meter: Arc<Meter>,
+) -> Store<StoreState> {
     let log = GuestLog::new(limits.max_log_bytes);
     let wasi = WasiCtx::builder()
         .stdout(CappedOutput::new(log.clone(), "stdout"))
@@ -91,7 +218,7 @@ pub fn new_store(engine: &wasmtime::Engine, limits: Limits, data: SetData) -> St
         log,
         tripped: Tripped::None,
         host_calls: 0,
-        started: Instant::now(),
+        meter,
     };
     let mut store = Store::new(engine, state);
     store.limiter(|s| s);
@@ -99,10 +226,11 @@ pub fn new_store(engine: &wasmtime::Engine, limits: Limits, data: SetData) -> St
     store.set_epoch_deadline(1);
     store.epoch_deadline_callback(|mut ctx| {
         let state = ctx.data_mut();
-        if state.started.elapsed() >= state.limits.deadline {
+        if state.meter.elapsed() >= state.limits.deadline {
             state.tripped = Tripped::Deadline;
             Ok(UpdateDeadline::Interrupt)
         } else {
+            state.meter.yielded.store(true, Ordering::Relaxed);
             Ok(UpdateDeadline::Yield(1))
         }
     });
@@ -129,6 +257,18 @@ impl ResourceLimiter for StoreState {
             self.tripped = Tripped::Memory;
         }
         Ok(allowed)
+    }
+
+    /// A grow the limiter allowed but the engine could not carry out (past the pooling
+    /// allocator's slot or the memory's declared maximum) is a broken limit too.
+    fn memory_grow_failed(&mut self, _error: wasmtime::Error) -> wasmtime::Result<()> {
+        self.tripped = Tripped::Memory;
+        Ok(())
+    }
+
+    fn table_grow_failed(&mut self, _error: wasmtime::Error) -> wasmtime::Result<()> {
+        self.tripped = Tripped::Table;
+        Ok(())
     }
 
     fn table_growing(
