@@ -78,6 +78,8 @@ pub struct Metrics {
     plugin_seconds: Family<PluginLabel, Histogram, fn() -> Histogram>,
     plugin_failures: Family<FailureLabel, Counter>,
     quarantined: Family<PluginLabel, Gauge>,
+    quarantines: Family<PluginLabel, Gauge>,
+    overload_timeouts: Family<PluginLabel, Gauge>,
     audit_queue: Gauge,
     audit_write_seconds: Histogram,
     audit_records: Counter,
@@ -106,6 +108,8 @@ impl Metrics {
             plugin_seconds: Family::new_with_constructor(latency),
             plugin_failures: Family::default(),
             quarantined: Family::default(),
+            quarantines: Family::default(),
+            overload_timeouts: Family::default(),
             audit_queue: Gauge::default(),
             audit_write_seconds: latency(),
             audit_records: Counter::default(),
@@ -142,6 +146,16 @@ impl Metrics {
             "plugin_quarantined",
             "1 while a plugin is quarantined (fails closed without running)",
             m.quarantined.clone(),
+        );
+        r.register(
+            "plugin_quarantines",
+            "Times a plugin has been quarantined since its set version was loaded (it is retried by itself with back-off)",
+            m.quarantines.clone(),
+        );
+        r.register(
+            "plugin_overload_timeouts",
+            "Timeouts of a plugin that were the host's overload (it waited for a CPU): denied, not counted toward quarantine",
+            m.overload_timeouts.clone(),
         );
         r.register(
             "audit_queue_depth",
@@ -228,14 +242,22 @@ impl Metrics {
         }
     }
 
-    /// Sets whether a plugin is quarantined (refreshed at every scrape).
-    pub fn quarantined(&self, set: &str, plugin: &str, yes: bool) {
+    /// A plugin's quarantine state and overload count (refreshed at every scrape).
+    pub fn plugin_health(&self, set: &str, status: &arbiter_runtime::PluginStatus) {
+        let label = PluginLabel {
+            set: set.to_string(),
+            plugin: status.name.clone(),
+        };
+        let gauge = |n: u64| i64::try_from(n).unwrap_or(i64::MAX);
         self.quarantined
-            .get_or_create(&PluginLabel {
-                set: set.to_string(),
-                plugin: plugin.to_string(),
-            })
-            .set(i64::from(yes));
+            .get_or_create(&label)
+            .set(i64::from(status.quarantined));
+        self.quarantines
+            .get_or_create(&label)
+            .set(gauge(status.quarantines));
+        self.overload_timeouts
+            .get_or_create(&label)
+            .set(gauge(status.overload_timeouts));
     }
 
     /// The audit queue depth (refreshed at every scrape).

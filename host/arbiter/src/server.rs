@@ -342,7 +342,7 @@ async fn start_metrics(
         }
         for set in refresh_app.sets.all() {
             for status in set.plugin_status() {
-                m.quarantined(&set.identity().name, &status.name, status.quarantined);
+                m.plugin_health(&set.identity().name, &status);
             }
         }
     });

@@ -117,7 +117,9 @@ fn to_json(s: &pb::SetStatus) -> serde_json::Value {
             "plugins": v.plugins.iter().map(|p| serde_json::json!({
                 "name": p.name, "sha256": p.sha256, "evaluations": p.evaluations,
                 "failures": p.failures, "consecutive_failures": p.consecutive_failures,
-                "quarantined": p.quarantined,
+                "quarantined": p.quarantined, "quarantine_cause": p.quarantine_cause,
+                "quarantine_retry_in_ms": p.quarantine_retry_in_ms,
+                "quarantines": p.quarantines, "overload_timeouts": p.overload_timeouts,
             })).collect::<Vec<_>>(),
         })).collect::<Vec<_>>(),
         "shadow_compared": s.shadow_compared,
@@ -133,11 +135,16 @@ fn print(s: &pb::SetStatus, json: bool) {
     }
     println!("{}{}", s.name, if s.default { " (default)" } else { "" });
     for v in &s.versions {
-        let quarantined: Vec<&str> = v
+        let quarantined: Vec<String> = v
             .plugins
             .iter()
             .filter(|p| p.quarantined)
-            .map(|p| p.name.as_str())
+            .map(|p| {
+                format!(
+                    "{} (retried in {} ms; {})",
+                    p.name, p.quarantine_retry_in_ms, p.quarantine_cause
+                )
+            })
             .collect();
         println!(
             "  {:<9} {:<12} {}  {}{}{}",

@@ -88,6 +88,16 @@ fn version(v: &Version, state: pb::SetState) -> pb::SetVersion {
                 failures: p.failures,
                 consecutive_failures: p.consecutive_failures,
                 quarantined: p.quarantined,
+                quarantine_cause: p
+                    .quarantine
+                    .as_ref()
+                    .map(|q| q.cause.clone())
+                    .unwrap_or_default(),
+                quarantine_retry_in_ms: p.quarantine.as_ref().map_or(0, |q| {
+                    u64::try_from(q.retry_in.as_millis()).unwrap_or(u64::MAX)
+                }),
+                quarantines: p.quarantines,
+                overload_timeouts: p.overload_timeouts,
                 described_name: p.described_name,
                 described_version: p.described_version,
             })
