@@ -285,6 +285,17 @@ async fn an_identity_change_is_held_approved_by_a_human_and_gets_a_credential_un
     assert_eq!(active.decision_id, allowed.decision_id);
     assert_eq!(active.id, credential.id);
 
+    // The CLI introspects it in every documented form (the JWT once clashed with the
+    // global `--token`, so none of these worked).
+    for out in cli_introspect(&server.url, &t.gateway, &credential.token).await {
+        let (code, stdout, stderr) = out;
+        assert_eq!(code, Some(0), "{stderr}");
+        let json: serde_json::Value = serde_json::from_str(stdout.trim()).expect("json");
+        assert_eq!(json["active"], true, "{json}");
+        assert_eq!(json["jti"], credential.id.as_str());
+        assert_eq!(json["sub"], AGENT);
+    }
+
     // Verifiable offline with the published keys.
     let jwks = creds
         .get_jwks(pb::GetJwksRequest {})
@@ -311,11 +322,70 @@ async fn an_identity_change_is_held_approved_by_a_human_and_gets_a_credential_un
         .expect("complete")
         .into_inner();
     assert_eq!(done.revoked, std::slice::from_ref(&credential.id));
+    // Inactive now: the CLI says so and exits 1.
+    for (code, stdout, stderr) in cli_introspect(&server.url, &t.gateway, &credential.token).await {
+        assert_eq!(code, Some(1), "{stderr}");
+        assert_eq!(stdout.trim(), r#"{"active":false}"#);
+    }
     assert!(
         !introspect(&mut creds, &t.gateway, &credential.token)
             .await
             .active
     );
+}
+
+/// `arbiter credentials introspect` in each documented form: `--token T JWT`, the
+/// token before the subcommand, the token from `ARBITER_TOKEN`, and the JWT from stdin
+/// (`-`). Returns each run's exit code, stdout and stderr.
+async fn cli_introspect(url: &str, token: &str, jwt: &str) -> Vec<(Option<i32>, String, String)> {
+    let (url, token, jwt) = (url.to_string(), token.to_string(), jwt.to_string());
+    tokio::task::spawn_blocking(move || {
+        use std::io::Write as _;
+        let run = |args: &[&str], env_token: bool, stdin: Option<&str>| {
+            let mut cmd = Command::new(BIN);
+            cmd.args(args)
+                .args(["--server", &url])
+                .env_remove("ARBITER_TOKEN");
+            if env_token {
+                cmd.env("ARBITER_TOKEN", &token);
+            }
+            cmd.stdin(std::process::Stdio::piped())
+                .stdout(std::process::Stdio::piped())
+                .stderr(std::process::Stdio::piped());
+            let mut child = cmd.spawn().expect("runs");
+            let mut input = child.stdin.take().expect("stdin");
+            if let Some(text) = stdin {
+                input.write_all(text.as_bytes()).expect("writes stdin");
+            }
+            drop(input);
+            let out = child.wait_with_output().expect("waits");
+            (
+                out.status.code(),
+                String::from_utf8_lossy(&out.stdout).to_string(),
+                String::from_utf8_lossy(&out.stderr).to_string(),
+            )
+        };
+        vec![
+            run(
+                &["credentials", "introspect", "--token", &token, &jwt],
+                false,
+                None,
+            ),
+            run(
+                &["credentials", "--token", &token, "introspect", &jwt],
+                false,
+                None,
+            ),
+            run(&["credentials", "introspect", &jwt], true, None),
+            run(
+                &["credentials", "introspect", "-"],
+                true,
+                Some(&format!("{jwt}\n")),
+            ),
+        ]
+    })
+    .await
+    .expect("cli")
 }
 
 /// Checks an EdDSA JWT against a JWKS document, as a resource server would.

@@ -26,8 +26,10 @@ pub struct CredentialsArgs {
 pub enum CredentialsCommand {
     /// Whether a credential is active (prints RFC 7662-style JSON; exit 1 if inactive).
     Introspect {
-        /// The credential (JWT); `-` reads it from stdin.
-        token: String,
+        /// The credential (JWT); `-` reads it from stdin. Named `jwt`, not `token`:
+        /// `--token` is the caller's own bearer token.
+        #[arg(value_name = "JWT")]
+        jwt: String,
     },
     /// Revokes one credential by id.
     Revoke {
@@ -68,13 +70,13 @@ pub async fn run(args: CredentialsArgs) -> anyhow::Result<i32> {
     }
     let mut client = CredentialsClient::new(args.client.connect().await?);
     match args.command {
-        CredentialsCommand::Introspect { token } => {
-            let token = if token == "-" {
+        CredentialsCommand::Introspect { jwt } => {
+            let token = if jwt == "-" {
                 std::io::read_to_string(std::io::stdin())?
                     .trim()
                     .to_string()
             } else {
-                token
+                jwt
             };
             let r = client
                 .introspect(pb::IntrospectRequest { token })

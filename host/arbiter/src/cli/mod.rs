@@ -53,3 +53,93 @@ pub enum Command {
     /// Create an Ed25519 key pair (for signing bundles).
     Keygen(keygen::KeygenArgs),
 }
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory as _;
+
+    /// A positional argument with the id of a flag that reaches it (its own or a global
+    /// one from a parent) makes clap read one as the other: `credentials introspect`
+    /// once took the JWT for `--token`. Walks every subcommand.
+    #[test]
+    fn no_positional_argument_shares_an_id_with_a_flag() {
+        fn walk(cmd: &clap::Command, inherited: &[String], path: &str, clashes: &mut Vec<String>) {
+            let mut flags: Vec<String> = inherited.to_vec();
+            flags.extend(
+                cmd.get_arguments()
+                    .filter(|a| !a.is_positional())
+                    .map(|a| a.get_id().to_string()),
+            );
+            for a in cmd.get_arguments().filter(|a| a.is_positional()) {
+                if flags.iter().any(|f| f == a.get_id().as_str()) {
+                    clashes.push(format!("{path}: `{}`", a.get_id()));
+                }
+            }
+            let globals: Vec<String> = flags
+                .iter()
+                .filter(|f| {
+                    inherited.contains(f)
+                        || cmd
+                            .get_arguments()
+                            .any(|a| a.get_id().as_str() == f.as_str() && a.is_global_set())
+                })
+                .cloned()
+                .collect();
+            for sub in cmd.get_subcommands() {
+                walk(
+                    sub,
+                    &globals,
+                    &format!("{path} {}", sub.get_name()),
+                    clashes,
+                );
+            }
+        }
+        let mut clashes = Vec::new();
+        walk(&super::Cli::command(), &[], "arbiter", &mut clashes);
+        assert!(
+            clashes.is_empty(),
+            "positional arguments named like a flag: {clashes:?}"
+        );
+    }
+
+    #[test]
+    fn introspect_takes_the_jwt_and_the_token_apart() {
+        use clap::Parser as _;
+        for argv in [
+            &[
+                "arbiter",
+                "credentials",
+                "introspect",
+                "--token",
+                "T",
+                "J.W.T",
+            ][..],
+            &[
+                "arbiter",
+                "credentials",
+                "--token",
+                "T",
+                "introspect",
+                "J.W.T",
+            ][..],
+            &[
+                "arbiter",
+                "credentials",
+                "introspect",
+                "J.W.T",
+                "--token",
+                "T",
+            ][..],
+        ] {
+            let cli = super::Cli::try_parse_from(argv).expect("parses");
+            let super::Command::Credentials(c) = cli.command else {
+                panic!("credentials");
+            };
+            assert_eq!(c.client.token.as_deref(), Some("T"), "{argv:?}");
+            assert!(
+                matches!(&c.command, super::credentials::CredentialsCommand::Introspect { jwt } if jwt == "J.W.T"),
+                "{argv:?}"
+            );
+        }
+    }
+}
