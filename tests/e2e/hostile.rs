@@ -56,6 +56,25 @@ const HOSTILE: &[(&str, &str, &str, &str)] = &[
         "behaviour = \"log-flood\"",
         "host-call-limit",
     ),
+    // Break a limit, survive it, and answer allow: never accepted.
+    (
+        "grow-then-allow",
+        "memory_mib = 16",
+        "behaviour = \"grow-then-allow\"",
+        "memory-limit",
+    ),
+    (
+        "grow-catch-allow",
+        "memory_mib = 16",
+        "behaviour = \"grow-catch-allow\"",
+        "memory-limit",
+    ),
+    (
+        "slow-allow",
+        "deadline_ms = 20",
+        "behaviour = \"slow\"\nslow_ms = 30",
+        "timeout",
+    ),
 ];
 
 #[tokio::test(flavor = "multi_thread")]
@@ -176,4 +195,118 @@ async fn the_client_deadline_is_honoured() {
         started.elapsed()
     );
     assert!(client.authorize(normal_request()).await.is_ok());
+}
+
+/// A valid request of about 256 KiB (60 more context attributes, each a list of 64
+/// strings of 68 bytes), within every documented limit.
+fn large_request() -> pb::AuthorizeRequest {
+    let mut r = normal_request();
+    let item = "x".repeat(68);
+    for a in 0..60 {
+        r.context.insert(
+            format!("bulk-{a}"),
+            pb::Value {
+                kind: Some(pb::value::Kind::Strings(pb::StringList {
+                    values: vec![item.clone(); 64],
+                })),
+            },
+        );
+    }
+    r
+}
+
+/// A burst of large valid requests, 256 in flight, pushes evaluations past their
+/// deadline while the host is saturated: that is the host's overload, not the plugin's
+/// fault. Once the burst is over, decisions are correct again without any operator
+/// action (before the fix, the reference plugin stayed quarantined and every decision
+/// was a deny until `arbiter sets release`). A tight deadline (3 ms) makes sure the
+/// burst really times evaluations out on any machine.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_burst_of_valid_traffic_never_leaves_the_server_denying_everyone() {
+    let server = ServerProcess::start_with_config(
+        &["builtin:reference".to_string()],
+        Some("[limits]\ndeadline_ms = 3\n"),
+    )
+    .await;
+    let channel = server.channel().await;
+    let large = large_request();
+    let burst_started = Instant::now();
+    let mut burst = tokio::task::JoinSet::new();
+    for _ in 0..256 {
+        let mut client = arbiter::proto::authorizer_client::AuthorizerClient::new(channel.clone())
+            .max_encoding_message_size(8 << 20);
+        let r = large.clone();
+        burst.spawn(async move {
+            let mut failed = 0u32;
+            for _ in 0..4 {
+                match client.authorize(r.clone()).await {
+                    Ok(d) => {
+                        let d = d.into_inner();
+                        if d.reasons.iter().any(|r| r.code == "plugin-failure") {
+                            failed += 1;
+                        }
+                    }
+                    Err(s) => assert!(
+                        matches!(s.code(), Code::ResourceExhausted | Code::Unavailable),
+                        "{s:?}"
+                    ),
+                }
+            }
+            failed
+        });
+    }
+    let mut failed_in_burst = 0;
+    while let Some(n) = burst.join_next().await {
+        failed_in_burst += n.expect("joins");
+    }
+    let burst_took = burst_started.elapsed();
+    assert!(
+        failed_in_burst > 0,
+        "the burst never pushed an evaluation past its deadline: it tests nothing"
+    );
+
+    // Ordinary traffic: every vector without an approval, until one whole round is
+    // correct (bounded), then three more rounds that must all be correct.
+    let normal: Vec<_> = vectors().into_iter().filter(|v| !v.approved).collect();
+    let mut client = server.client().await;
+    let round = |mut client: arbiter::proto::authorizer_client::AuthorizerClient<_>| {
+        let normal = &normal;
+        async move {
+            let mut wrong = 0;
+            for v in normal {
+                let d = client
+                    .authorize(arbiter::grpc::encode::request(&v.request))
+                    .await
+                    .expect("ordinary request answered")
+                    .into_inner();
+                if arbiter::grpc::encode::outcome_of(d.decision) != Some(v.expected) {
+                    wrong += 1;
+                }
+            }
+            wrong
+        }
+    };
+    let recovery = Instant::now();
+    let mut rounds = 0;
+    loop {
+        rounds += 1;
+        if round(client.clone()).await == 0 {
+            break;
+        }
+        assert!(
+            recovery.elapsed() < Duration::from_secs(30),
+            "decisions still wrong 30 s after the burst: the server stayed broken"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let recovered_in = recovery.elapsed();
+    for _ in 0..3 {
+        assert_eq!(round(client.clone()).await, 0, "wrong again after recovery");
+    }
+    client = server.client().await;
+    assert!(client.authorize(normal_request()).await.is_ok());
+    println!(
+        "burst: 1024 requests of {} KiB, 256 in flight, {burst_took:?}, {failed_in_burst} plugin failures; a whole round of the vectors correct after {recovered_in:?} ({rounds} round(s))",
+        prost::Message::encoded_len(&large) / 1024
+    );
 }

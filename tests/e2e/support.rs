@@ -183,6 +183,11 @@ pub struct ServerProcess {
 
 impl ServerProcess {
     pub async fn start(sets: &[String]) -> Self {
+        Self::start_with_config(sets, None).await
+    }
+
+    /// Like [`ServerProcess::start`], with a config file holding `config` (TOML).
+    pub async fn start_with_config(sets: &[String], config: Option<&str>) -> Self {
         let data = tempfile::tempdir().expect("tempdir");
         let port = std::net::TcpListener::bind("127.0.0.1:0")
             .expect("bind")
@@ -201,6 +206,11 @@ impl ServerProcess {
         .arg(data.path());
         for s in sets {
             cmd.args(["--policy-set", s]);
+        }
+        if let Some(config) = config {
+            let file = data.path().join("arbiter-test.toml");
+            std::fs::write(&file, config).expect("config file");
+            cmd.arg("--config").arg(file);
         }
         let child = cmd
             .env("ARBITER_LOG", "error")
@@ -229,6 +239,14 @@ impl ServerProcess {
         AuthorizerClient::connect(self.url.clone())
             .await
             .expect("client connects")
+    }
+
+    pub async fn channel(&self) -> Channel {
+        Channel::from_shared(self.url.clone())
+            .expect("url")
+            .connect()
+            .await
+            .expect("connects")
     }
 
     /// Resident memory of the server process, in KiB.

@@ -1,7 +1,8 @@
 //! `arbiter-load --soak`: hostile and normal plugins under concurrent load for a fixed
 //! time. Normal decisions must stay correct and the server's resident memory bounded
 //! while a fifth of the traffic goes to plugins that loop, sleep, trap, blow their
-//! stack, bomb memory, flood output and the log.
+//! stack, bomb memory, flood output and the log, or break a limit (memory, table,
+//! deadline) and then answer allow, which must never be accepted.
 
 use std::path::Path;
 use std::sync::Arc;
@@ -37,7 +38,28 @@ const HOSTILE: &[(&str, &str, &str)] = &[
         "deadline_ms = 10000",
         "behaviour = \"print-flood\"",
     ),
+    // Plugins that break a limit and then answer allow: each must be a deny.
+    (
+        "grow-then-allow",
+        "memory_mib = 16",
+        "behaviour = \"grow-then-allow\"",
+    ),
+    (
+        "grow-catch-allow",
+        "memory_mib = 16",
+        "behaviour = \"grow-catch-allow\"",
+    ),
+    (
+        "slow-allow",
+        "deadline_ms = 20",
+        "behaviour = \"slow\"\nslow_ms = 30",
+    ),
+    // Not misbehave: the hand-written `plugins/fixtures/wat/table-grow.wat`.
+    (TABLE_GROW, "", ""),
 ];
+
+/// The set whose plugin grows its table past the limit and then allows.
+const TABLE_GROW: &str = "table-grow";
 
 #[derive(Default)]
 struct Counts {
@@ -45,7 +67,17 @@ struct Counts {
     normal_wrong: AtomicU64,
     hostile_denied: AtomicU64,
     hostile_wrong: AtomicU64,
+    /// Allows answered by a set whose plugin broke a limit (must stay zero).
+    limit_breaker_allows: AtomicU64,
     errors: AtomicU64,
+}
+
+/// Whether a hostile set's plugin breaks a limit and then answers allow.
+fn breaks_a_limit_then_allows(hostile: &str) -> bool {
+    matches!(
+        hostile,
+        "grow-then-allow" | "grow-catch-allow" | "slow-allow" | TABLE_GROW
+    )
 }
 
 fn expected_for(hostile: &str) -> i32 {
@@ -61,10 +93,22 @@ pub fn hostile_sets(dir: &Path) -> anyhow::Result<Vec<String>> {
     let wasm = arbiter_plugin_build::build(&["misbehave"])
         .map_err(anyhow::Error::msg)?
         .join("misbehave.wasm");
+    let table_grow = arbiter_plugin_build::wat_component(TABLE_GROW).map_err(anyhow::Error::msg)?;
     let mut out = Vec::new();
     for (name, limits, settings) in HOSTILE {
         let set = dir.join(name);
         std::fs::create_dir_all(&set)?;
+        if *name == TABLE_GROW {
+            std::fs::write(set.join("table-grow.wasm"), &table_grow)?;
+            std::fs::write(
+                set.join("policy-set.toml"),
+                format!(
+                    "format = 1\nname = \"{name}\"\nversion = \"1\"\n[[plugins]]\nname = \"table-grow\"\npath = \"table-grow.wasm\"\nlimits = {{ quarantine_after = 1000000 }}\n"
+                ),
+            )?;
+            out.push(set.display().to_string());
+            continue;
+        }
         std::fs::copy(&wasm, set.join("misbehave.wasm"))?;
         // Quarantine out of reach: the soak keeps every hostile plugin running.
         let limits = if limits.is_empty() {
@@ -114,6 +158,11 @@ pub async fn run(
                         }
                         Ok(d) => {
                             let d = d.into_inner();
+                            if breaks_a_limit_then_allows(name)
+                                && d.decision == pb::Decision::Allow as i32
+                            {
+                                counts.limit_breaker_allows.fetch_add(1, Ordering::Relaxed);
+                            }
                             eprintln!(
                                 "hostile set `{name}` answered {} {:?}",
                                 d.decision,
@@ -155,16 +204,17 @@ pub async fn run(
         .unwrap_or(0);
     let peak = samples.iter().map(|s| s.1).max().unwrap_or(0);
     println!(
-        "| seconds | in flight | normal decisions (correct / wrong) | hostile decisions (as expected / not) | errors | RSS max first 10 s (MiB) | RSS max last 10 s (MiB) | RSS peak (MiB) |"
+        "| seconds | in flight | normal decisions (correct / wrong) | hostile decisions (as expected / not) | allows from plugins that broke a limit | errors | RSS max first 10 s (MiB) | RSS max last 10 s (MiB) | RSS peak (MiB) |"
     );
-    println!("| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |");
+    println!("| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |");
     println!(
-        "| {} | {in_flight} | {} / {} | {} / {} | {} | {:.1} | {:.1} | {:.1} |",
+        "| {} | {in_flight} | {} / {} | {} / {} | {} | {} | {:.1} | {:.1} | {:.1} |",
         duration.as_secs(),
         c(&counts.normal_ok),
         c(&counts.normal_wrong),
         c(&counts.hostile_denied),
         c(&counts.hostile_wrong),
+        c(&counts.limit_breaker_allows),
         c(&counts.errors),
         first as f64 / 1024.0,
         last as f64 / 1024.0,
