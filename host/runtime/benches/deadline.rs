@@ -1,0 +1,131 @@
+//! How closely a plugin's deadline holds under load, and that no late verdict gets
+//! through: the margin by which timeouts overshoot `deadline_ms` at 1, 16 and 64
+//! evaluations in flight, on a tokio runtime with as many worker threads as cores (as
+//! the server runs).
+//!
+//! - `loop`: a plugin that never returns (the `misbehave` fixture's `loop`), deadline
+//!   50 ms. Every evaluation must be a `timeout`; the table gives the plugin's
+//!   wall-clock time (instantiation included) minus the deadline.
+//! - `slow-allow`: busy for 60 ms, then allow, against the same 50 ms deadline. Every
+//!   evaluation must be a `timeout`; an accepted allow is counted (it must be zero).
+//!
+//! Run: `cargo bench -p arbiter-runtime --bench deadline` (`BENCH_EVALUATIONS=64` for
+//! a smoke run; the default is 320 per level).
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use arbiter_core::{FailureKind, Limits, PluginOutcome, Request};
+use arbiter_runtime::{PolicySet, Runtime, RuntimeConfig, SetSource};
+use hdrhistogram::Histogram;
+
+const DEADLINE_MS: u64 = 50;
+const LEVELS: [usize; 3] = [1, 16, 64];
+
+fn evaluations() -> usize {
+    std::env::var("BENCH_EVALUATIONS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(320)
+}
+
+async fn misbehave(rt: &Runtime, settings: &str) -> Arc<PolicySet> {
+    let bytes = std::fs::read(arbiter_plugin_build::plugin("misbehave"))
+        .unwrap_or_else(|e| panic!("the misbehave fixture is built: {e}"));
+    let mut files = BTreeMap::new();
+    files.insert("misbehave.wasm".to_string(), bytes);
+    let manifest = format!(
+        "format = 1\nname = \"bench\"\nversion = \"1\"\n[[plugins]]\nname = \"misbehave\"\npath = \"misbehave.wasm\"\nlimits = {{ deadline_ms = {DEADLINE_MS}, quarantine_after = 1000000 }}\n[plugins.settings]\n{settings}\n"
+    );
+    let set = PolicySet::load(
+        rt,
+        SetSource::Files {
+            origin: "bench".into(),
+            manifest,
+            files,
+        },
+        Limits::default(),
+    )
+    .await
+    .unwrap_or_else(|e| panic!("the misbehave set loads: {e}"));
+    Arc::new(set)
+}
+
+/// Runs `n` evaluations, `in_flight` at a time; returns the overshoot histogram (us),
+/// the number of timeouts and the number of accepted allows.
+async fn run(set: Arc<PolicySet>, n: usize, in_flight: usize) -> (Histogram<u64>, usize, usize) {
+    let request: Request = serde_json::from_str(
+        r#"{"principal":{"id":"spiffe://t/agent/a","kind":"agent"},"action":{"name":"db:Query","privilege":"read"}}"#,
+    )
+    .unwrap_or_else(|e| panic!("request: {e}"));
+    let request = Arc::new(request);
+    let next = Arc::new(AtomicUsize::new(0));
+    let mut tasks = tokio::task::JoinSet::new();
+    for _ in 0..in_flight {
+        let (set, next, request) = (set.clone(), next.clone(), request.clone());
+        tasks.spawn(async move {
+            let mut out = Vec::new();
+            while next.fetch_add(1, Ordering::Relaxed) < n {
+                let d = set.decide(&request, false).await;
+                let p = &d.plugins[0];
+                out.push((p.elapsed, p.outcome.clone()));
+            }
+            out
+        });
+    }
+    let mut hist = Histogram::<u64>::new(3).unwrap_or_else(|e| panic!("histogram: {e}"));
+    let (mut timeouts, mut allows) = (0, 0);
+    let deadline = Duration::from_millis(DEADLINE_MS);
+    while let Some(done) = tasks.join_next().await {
+        for (elapsed, outcome) in done.unwrap_or_else(|e| panic!("task: {e}")) {
+            match outcome {
+                PluginOutcome::Failed(f) if f.kind == FailureKind::Timeout => {
+                    timeouts += 1;
+                    let over = elapsed.saturating_sub(deadline);
+                    let _ = hist.record(u64::try_from(over.as_micros()).unwrap_or(u64::MAX));
+                }
+                PluginOutcome::Verdict(_) => allows += 1,
+                PluginOutcome::Failed(_) => {}
+            }
+        }
+    }
+    (hist, timeouts, allows)
+}
+
+fn main() {
+    let n = evaluations();
+    let cores = std::thread::available_parallelism().map_or(2, |c| c.get());
+    let tokio = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(cores)
+        .enable_all()
+        .build()
+        .unwrap_or_else(|e| panic!("tokio: {e}"));
+    let rt = Runtime::new(RuntimeConfig::default()).unwrap_or_else(|e| panic!("runtime: {e}"));
+    tokio.block_on(async {
+        let looping = misbehave(&rt, "behaviour = \"loop\"").await;
+        let slow = misbehave(&rt, "behaviour = \"slow\"\nslow_ms = 60").await;
+        println!(
+            "deadline {DEADLINE_MS} ms, {n} evaluations per row, {cores} worker threads; overshoot = plugin wall-clock time (instantiation included) - deadline"
+        );
+        println!();
+        println!(
+            "| plugin | in flight | timeouts | allows accepted | overshoot p50 (us) | p99 (us) | max (us) | wall (s) |"
+        );
+        println!("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |");
+        for (name, set) in [("loop", &looping), ("slow-allow", &slow)] {
+            for in_flight in LEVELS {
+                let started = Instant::now();
+                let (hist, timeouts, allows) = run(set.clone(), n, in_flight).await;
+                println!(
+                    "| {name} | {in_flight} | {timeouts} | {allows} | {} | {} | {} | {:.1} |",
+                    hist.value_at_quantile(0.5),
+                    hist.value_at_quantile(0.99),
+                    hist.max(),
+                    started.elapsed().as_secs_f64()
+                );
+            }
+        }
+    });
+}
