@@ -99,6 +99,12 @@ pub(crate) struct Inner {
     pub cache_dir: Option<PathBuf>,
     stop: Arc<AtomicBool>,
     warm_slots: AtomicUsize,
+    /// Evaluations running plugin code at once ([`RUNNING_PER_CORE`] per core). The
+    /// others wait for a slot before their instance is made and their deadline
+    /// starts, instead of sharing the cores a tick at a time, where each evaluation
+    /// waited (in flight / cores) ticks between its turns and a timeout came that
+    /// much late.
+    pub running: tokio::sync::Semaphore,
 }
 
 impl Inner {
@@ -120,6 +126,11 @@ impl Drop for Inner {
         self.stop.store(true, Ordering::Relaxed);
     }
 }
+
+/// Evaluation slots per core: two, so that a plugin waiting in a host call (a WASI
+/// sleep, up to twice its deadline) does not leave a core idle, while a timeout
+/// still comes within about two epoch ticks of the deadline.
+pub const RUNNING_PER_CORE: usize = 2;
 
 /// The process's WebAssembly runtime. Cheap to clone.
 #[derive(Clone)]
@@ -155,6 +166,9 @@ impl Runtime {
                 cache_dir: config.cache_dir,
                 stop,
                 warm_slots: AtomicUsize::new(WARM_INSTANCES as usize),
+                running: tokio::sync::Semaphore::new(
+                    std::thread::available_parallelism().map_or(1, |n| n.get()) * RUNNING_PER_CORE,
+                ),
             }),
         })
     }

@@ -193,6 +193,8 @@ impl LoadedPlugin {
                 ),
             );
         }
+        // Never closed, so the permit is always granted.
+        let _running = self.runtime.running.acquire().await.ok();
         let meter = Meter::new();
         let (result, tripped) = match self.spec.instances {
             Instances::Fresh => self.run_fresh(request, data, &meter).await,
@@ -212,10 +214,20 @@ impl LoadedPlugin {
             }
             Err(stop) => {
                 self.failures.fetch_add(1, Ordering::Relaxed);
-                let outcome = classify(stop, tripped, &limits);
-                let PluginOutcome::Failed(f) = &outcome else {
+                let mut outcome = classify(stop, tripped, &limits);
+                let PluginOutcome::Failed(f) = &mut outcome else {
                     return outcome;
                 };
+                if f.kind == FailureKind::Timeout {
+                    // For operators (and the deadline bench): how long it ran by the
+                    // host's clock, and how much of that it was executing.
+                    f.detail.push_str(&format!(
+                        "; ran {} us, executing {} us",
+                        elapsed.as_micros(),
+                        busy.as_micros()
+                    ));
+                }
+                let f = &*f;
                 // A timeout in which the plugin itself ran for less than its deadline,
                 // without waiting in a host call, is time it spent waiting for a CPU.
                 let overload = f.kind == FailureKind::Timeout
