@@ -19,11 +19,11 @@ use crate::support::*;
 const BIN: &str = env!("CARGO_BIN_EXE_arbiter");
 const B64: base64::engine::GeneralPurpose = base64::engine::general_purpose::URL_SAFE_NO_PAD;
 
-pub const AGENT: &str = "spiffe://acme.org/agent/iam-bot";
-pub const BOB: &str = "bob@acme.org";
+pub(crate) const AGENT: &str = "spiffe://acme.org/agent/iam-bot";
+pub(crate) const BOB: &str = "bob@acme.org";
 
 /// Callers of the tests, each with its token.
-pub struct Tokens {
+pub(crate) struct Tokens {
     pub gateway: String,
     pub alice: String,
     pub bob: String,
@@ -35,7 +35,7 @@ pub struct Tokens {
 /// Tokens for a gateway (enforcer), humans alice, bob (the delegator) and carol
 /// (approvers), the agent itself (enforcer) and an admin; added to `config`, where
 /// callers without a token may do nothing.
-pub fn with_tokens(config: &mut arbiter::config::Config) -> Tokens {
+pub(crate) fn with_tokens(config: &mut arbiter::config::Config) -> Tokens {
     let mut add = |id: &str, kind: &str, roles: &[Role]| {
         let token = auth::new_token().expect("token");
         let roles: Vec<String> = roles.iter().map(|r| r.as_str().to_string()).collect();
@@ -57,7 +57,7 @@ pub fn with_tokens(config: &mut arbiter::config::Config) -> Tokens {
 }
 
 /// `message` with `authorization: Bearer token`.
-pub fn bearer<T>(token: &str, message: T) -> tonic::Request<T> {
+pub(crate) fn bearer<T>(token: &str, message: T) -> tonic::Request<T> {
     let mut r = tonic::Request::new(message);
     r.metadata_mut().insert(
         "authorization",
@@ -68,7 +68,7 @@ pub fn bearer<T>(token: &str, message: T) -> tonic::Request<T> {
 
 /// An agent, acting for bob, attaches a role policy: permitted (P5) but held for
 /// approval (G1) by the reference policy.
-pub fn identity_change(task: &str, resource: &str) -> pb::AuthorizeRequest {
+pub(crate) fn identity_change(task: &str, resource: &str) -> pb::AuthorizeRequest {
     let r: Request = serde_json::from_value(serde_json::json!({
         "principal": {"id": AGENT, "kind": "agent", "attributes": {"team": "security"}},
         "delegation": [{"id": BOB, "kind": "human", "attributes": {"team": "security"}}],
@@ -81,7 +81,7 @@ pub fn identity_change(task: &str, resource: &str) -> pb::AuthorizeRequest {
     arbiter::grpc::encode::request(&r)
 }
 
-pub async fn channel(url: &str) -> Channel {
+pub(crate) async fn channel(url: &str) -> Channel {
     Channel::from_shared(url.to_string())
         .expect("url")
         .connect()
@@ -91,7 +91,7 @@ pub async fn channel(url: &str) -> Channel {
 
 /// A human (`principal`, security team, MFA) schedules a prod key's deletion: an admin
 /// action the reference policy permits (P4) and holds for approval (G3).
-pub fn own_admin_action(principal: &str, key: &str, task: &str) -> pb::AuthorizeRequest {
+pub(crate) fn own_admin_action(principal: &str, key: &str, task: &str) -> pb::AuthorizeRequest {
     let r: Request = serde_json::from_value(serde_json::json!({
         "principal": {"id": principal, "kind": "human", "attributes": {"team": "security"}},
         "action": {"name": "kms:ScheduleKeyDeletion", "privilege": "admin"},
@@ -104,7 +104,7 @@ pub fn own_admin_action(principal: &str, key: &str, task: &str) -> pb::Authorize
 }
 
 /// Held, then returns the approval id.
-pub async fn hold(
+pub(crate) async fn hold(
     c: &mut AuthorizerClient<Channel>,
     token: &str,
     r: pb::AuthorizeRequest,
@@ -122,7 +122,7 @@ pub async fn hold(
     d.approval_id
 }
 
-pub async fn vote(
+pub(crate) async fn vote(
     a: &mut ApprovalsClient<Channel>,
     token: &str,
     id: &str,
@@ -389,7 +389,7 @@ async fn cli_introspect(url: &str, token: &str, jwt: &str) -> Vec<(Option<i32>, 
 }
 
 /// Checks an EdDSA JWT against a JWKS document, as a resource server would.
-pub fn verifies_offline(token: &str, jwks: &serde_json::Value) -> bool {
+pub(crate) fn verifies_offline(token: &str, jwks: &serde_json::Value) -> bool {
     let parts: Vec<&str> = token.split('.').collect();
     let header: serde_json::Value =
         serde_json::from_slice(&B64.decode(parts[0]).expect("b64")).expect("header");

@@ -12,13 +12,13 @@ use arbiter::proto::credentials_client::CredentialsClient;
 use crate::approvals::{bearer, channel, identity_change};
 
 /// The real binary on `data_dir` with tokens from a config file; killed on drop.
-pub struct Process {
+pub(crate) struct Process {
     pub child: std::process::Child,
     pub url: String,
 }
 
 impl Process {
-    pub async fn start(data_dir: &std::path::Path, config: &std::path::Path) -> Self {
+    pub(crate) async fn start(data_dir: &std::path::Path, config: &std::path::Path) -> Self {
         let port = std::net::TcpListener::bind("127.0.0.1:0")
             .expect("bind")
             .local_addr()
@@ -57,7 +57,7 @@ impl Process {
     }
 
     /// SIGKILL: no drain, no shutdown hooks.
-    pub fn kill9(mut self) {
+    pub(crate) fn kill9(mut self) {
         self.child.kill().expect("kill -9");
         self.child.wait().expect("reaped");
     }
@@ -71,7 +71,7 @@ impl Drop for Process {
 }
 
 /// Writes a config with a gateway (enforcer) and alice (approver); returns the tokens.
-pub fn config_with_tokens(path: &std::path::Path, extra: &str) -> (String, String) {
+pub(crate) fn config_with_tokens(path: &std::path::Path, extra: &str) -> (String, String) {
     let gateway = auth::new_token().expect("token");
     let alice = auth::new_token().expect("token");
     std::fs::write(

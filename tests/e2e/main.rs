@@ -1,6 +1,11 @@
 //! End-to-end tests: the real server on 127.0.0.1:0, a real tonic client, real
 //! plugins built from this repository, and the real `arbiter` binary.
 
+#![allow(
+    clippy::expect_used,
+    reason = "test code: a failed expectation is the test failing"
+)]
+
 mod approvals;
 mod audit;
 mod authorize;

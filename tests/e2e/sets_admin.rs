@@ -654,7 +654,7 @@ async fn rollback_restores_decisions_exactly_and_shadow_divergence_is_counted() 
 }
 
 /// `GET /metrics` with a bare HTTP/1.1 request (no HTTP client dependency for one call).
-pub async fn reqwest_metrics(addr: std::net::SocketAddr) -> String {
+pub(crate) async fn reqwest_metrics(addr: std::net::SocketAddr) -> String {
     use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
     let mut s = tokio::net::TcpStream::connect(addr).await.expect("connect");
     s.write_all(b"GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")

@@ -10,7 +10,7 @@ use arbiter_core::{Limits, Outcome, Request};
 use tonic::transport::Channel;
 
 /// A server on an ephemeral loopback port with its own data directory.
-pub struct TestServer {
+pub(crate) struct TestServer {
     pub running: Running,
     pub url: String,
     _data: tempfile::TempDir,
@@ -18,12 +18,12 @@ pub struct TestServer {
 
 impl TestServer {
     /// Serves `sets` (default: the built-in reference set).
-    pub async fn start(sets: &[&str]) -> Self {
+    pub(crate) async fn start(sets: &[&str]) -> Self {
         Self::start_with(sets, 64).await
     }
 
     /// Serves `sets` with `capacity` concurrent evaluations.
-    pub async fn start_with(sets: &[&str], capacity: u32) -> Self {
+    pub(crate) async fn start_with(sets: &[&str], capacity: u32) -> Self {
         let data = tempfile::tempdir().expect("tempdir");
         let policy_sets = if sets.is_empty() {
             vec!["builtin:reference".to_string()]
@@ -37,7 +37,7 @@ impl TestServer {
     }
 
     /// Serves `config` (from [`test_config`], adjusted), keeping `data` alive.
-    pub async fn start_config(config: Config, data: tempfile::TempDir) -> Self {
+    pub(crate) async fn start_config(config: Config, data: tempfile::TempDir) -> Self {
         let running = server::start(&config).await.expect("server starts");
         let url = format!("http://{}", running.local_addr);
         Self {
@@ -47,13 +47,13 @@ impl TestServer {
         }
     }
 
-    pub async fn client(&self) -> AuthorizerClient<Channel> {
+    pub(crate) async fn client(&self) -> AuthorizerClient<Channel> {
         AuthorizerClient::connect(self.url.clone())
             .await
             .expect("client connects")
     }
 
-    pub async fn channel(&self) -> Channel {
+    pub(crate) async fn channel(&self) -> Channel {
         Channel::from_shared(self.url.clone())
             .expect("url")
             .connect()
@@ -64,7 +64,7 @@ impl TestServer {
 
 impl TestServer {
     /// The server's audit log file.
-    pub fn audit_db(&self) -> PathBuf {
+    pub(crate) fn audit_db(&self) -> PathBuf {
         self.running
             .app
             .audit
@@ -77,7 +77,7 @@ impl TestServer {
 
 /// Makes every insert into the audit log at `db` fail, as a full disk would, from
 /// another connection; [`mend_audit_log`] undoes it.
-pub fn break_audit_log(db: &Path) {
+pub(crate) fn break_audit_log(db: &Path) {
     rusqlite::Connection::open(db)
         .expect("open")
         .execute_batch(
@@ -87,7 +87,7 @@ pub fn break_audit_log(db: &Path) {
 }
 
 /// Undoes [`break_audit_log`].
-pub fn mend_audit_log(db: &Path) {
+pub(crate) fn mend_audit_log(db: &Path) {
     rusqlite::Connection::open(db)
         .expect("open")
         .execute_batch("DROP TRIGGER full;")
@@ -95,7 +95,7 @@ pub fn mend_audit_log(db: &Path) {
 }
 
 /// The defaults of `arbiter serve`, on an ephemeral loopback port with `data_dir`.
-pub fn test_config(data_dir: &Path) -> Config {
+pub(crate) fn test_config(data_dir: &Path) -> Config {
     let args = ServeArgs {
         listen: Some("127.0.0.1:0".into()),
         metrics_listen: Some("127.0.0.1:0".into()),
@@ -109,18 +109,18 @@ pub fn test_config(data_dir: &Path) -> Config {
 }
 
 /// One public test vector.
-pub struct Vector {
+pub(crate) struct Vector {
     pub line: usize,
     pub request: Request,
     pub approved: bool,
     pub expected: Outcome,
 }
 
-pub fn vectors_path() -> PathBuf {
+pub(crate) fn vectors_path() -> PathBuf {
     arbiter_plugin_build::repo_root().join("tests/vectors/reference-public.jsonl")
 }
 
-pub fn vectors() -> Vec<Vector> {
+pub(crate) fn vectors() -> Vec<Vector> {
     let text = std::fs::read_to_string(vectors_path()).expect("vectors");
     text.lines()
         .enumerate()
@@ -139,7 +139,7 @@ pub fn vectors() -> Vec<Vector> {
 }
 
 /// A valid request for tests that only need "something normal".
-pub fn normal_request() -> pb::AuthorizeRequest {
+pub(crate) fn normal_request() -> pb::AuthorizeRequest {
     let r: Request = serde_json::from_str(
         r#"{"principal":{"id":"spiffe://acme.org/agent/deploy-bot","kind":"agent","attributes":{"team":"payments"}},
             "action":{"name":"db:Query","privilege":"read"},
@@ -152,12 +152,12 @@ pub fn normal_request() -> pb::AuthorizeRequest {
 }
 
 /// A set directory holding one `misbehave` plugin with the given settings.
-pub fn misbehave_set(dir: &Path, name: &str, settings: &str) -> PathBuf {
+pub(crate) fn misbehave_set(dir: &Path, name: &str, settings: &str) -> PathBuf {
     misbehave_set_with(dir, name, "deadline_ms = 5000", settings)
 }
 
 /// Like [`misbehave_set`], with the plugin's limits table written out.
-pub fn misbehave_set_with(dir: &Path, name: &str, limits: &str, settings: &str) -> PathBuf {
+pub(crate) fn misbehave_set_with(dir: &Path, name: &str, limits: &str, settings: &str) -> PathBuf {
     let set = dir.join(name);
     std::fs::create_dir_all(&set).expect("mkdir");
     std::fs::copy(
@@ -175,19 +175,19 @@ pub fn misbehave_set_with(dir: &Path, name: &str, limits: &str, settings: &str) 
 
 /// The real `arbiter serve` binary in its own process (for tests that measure the
 /// process, like its resident memory). Killed on drop.
-pub struct ServerProcess {
+pub(crate) struct ServerProcess {
     pub child: std::process::Child,
     pub url: String,
     _data: tempfile::TempDir,
 }
 
 impl ServerProcess {
-    pub async fn start(sets: &[String]) -> Self {
+    pub(crate) async fn start(sets: &[String]) -> Self {
         Self::start_with_config(sets, None).await
     }
 
     /// Like [`ServerProcess::start`], with a config file holding `config` (TOML).
-    pub async fn start_with_config(sets: &[String], config: Option<&str>) -> Self {
+    pub(crate) async fn start_with_config(sets: &[String], config: Option<&str>) -> Self {
         let data = tempfile::tempdir().expect("tempdir");
         let port = std::net::TcpListener::bind("127.0.0.1:0")
             .expect("bind")
@@ -235,13 +235,13 @@ impl ServerProcess {
         }
     }
 
-    pub async fn client(&self) -> AuthorizerClient<Channel> {
+    pub(crate) async fn client(&self) -> AuthorizerClient<Channel> {
         AuthorizerClient::connect(self.url.clone())
             .await
             .expect("client connects")
     }
 
-    pub async fn channel(&self) -> Channel {
+    pub(crate) async fn channel(&self) -> Channel {
         Channel::from_shared(self.url.clone())
             .expect("url")
             .connect()
@@ -250,7 +250,7 @@ impl ServerProcess {
     }
 
     /// Resident memory of the server process, in KiB.
-    pub fn rss_kib(&self) -> u64 {
+    pub(crate) fn rss_kib(&self) -> u64 {
         let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id()))
             .expect("proc status");
         status
@@ -269,7 +269,7 @@ impl Drop for ServerProcess {
 }
 
 /// The records of the audit log at `db` of `kind` with `outcome`, oldest first.
-pub fn audit_records(
+pub(crate) fn audit_records(
     db: &Path,
     kind: arbiter_audit::Kind,
     outcome: &str,

@@ -31,7 +31,7 @@ impl pb::authorizer_server::Authorizer for Noop {
     }
 }
 
-pub async fn serve(addr: SocketAddr) -> anyhow::Result<()> {
+pub(crate) async fn serve(addr: SocketAddr) -> anyhow::Result<()> {
     tonic::transport::Server::builder()
         .add_service(pb::authorizer_server::AuthorizerServer::new(Noop))
         .serve(addr)

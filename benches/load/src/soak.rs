@@ -89,7 +89,7 @@ fn expected_for(hostile: &str) -> i32 {
 }
 
 /// Writes one set directory per hostile behaviour and returns their paths.
-pub fn hostile_sets(dir: &Path) -> anyhow::Result<Vec<String>> {
+pub(crate) fn hostile_sets(dir: &Path) -> anyhow::Result<Vec<String>> {
     let wasm = arbiter_plugin_build::build(&["misbehave"])
         .map_err(anyhow::Error::msg)?
         .join("misbehave.wasm");
@@ -128,7 +128,7 @@ pub fn hostile_sets(dir: &Path) -> anyhow::Result<Vec<String>> {
 }
 
 /// Runs the soak against a server at `channel` whose process is `pid`.
-pub async fn run(
+pub(crate) async fn run(
     channel: &Channel,
     pid: u32,
     normal: Vec<(pb::AuthorizeRequest, i32)>,

@@ -1,5 +1,10 @@
 //! The database file: refusing what is not ours, owner-only modes.
 
+#![allow(
+    clippy::expect_used,
+    reason = "test code: a failed expectation is the test failing"
+)]
+
 mod common;
 
 use arbiter_audit::{AuditConfig, AuditError, AuditLog, Durability, Filter, query, verify};

@@ -1,5 +1,10 @@
 //! Queries: every filter, alone and combined, against records with known contents.
 
+#![allow(
+    clippy::expect_used,
+    reason = "test code: a failed expectation is the test failing"
+)]
+
 mod common;
 
 use arbiter_audit::{AuditLog, Durability, Filter, Kind, Record, StoredRecord, query};

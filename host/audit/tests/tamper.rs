@@ -1,6 +1,11 @@
 //! Tampering with a closed log, one way per test, each on a fresh log: verification must
 //! name the first broken record and why.
 
+#![allow(
+    clippy::expect_used,
+    reason = "test code: a failed expectation is the test failing"
+)]
+
 mod common;
 
 use arbiter_audit::{AuditConfig, AuditLog, Durability, Why, verify};

@@ -1,5 +1,10 @@
 //! The group-commit writer: durability, back-pressure, failures, restarts, closing.
 
+#![allow(
+    clippy::expect_used,
+    reason = "test code: a failed expectation is the test failing"
+)]
+
 mod common;
 
 use std::time::{Duration, Instant};

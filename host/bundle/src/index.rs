@@ -19,7 +19,7 @@ pub const MANIFEST_FILE: &str = "policy-set.toml";
 /// signature over anything else the same key signs (credentials, audit checkpoints).
 pub const SIGNATURE_DOMAIN: &[u8] = b"arbiter-bundle-v1\n";
 /// The only signature algorithm.
-pub const ALGORITHM: &str = "ed25519";
+pub(crate) const ALGORITHM: &str = "ed25519";
 
 /// `bundle.json`: the set's identity and the digest of every file in the bundle.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -1,5 +1,10 @@
 //! Sets that cannot be packed, and archives that are not well-formed bundles.
 
+#![allow(
+    clippy::expect_used,
+    reason = "test code: a failed expectation is the test failing"
+)]
+
 mod common;
 
 use arbiter_bundle::{BundleError, MAX_ENTRIES, MAX_FILE_BYTES, Trust, open, pack};

@@ -1,5 +1,10 @@
 //! What packing, signing and opening produce when nothing is wrong.
 
+#![allow(
+    clippy::expect_used,
+    reason = "test code: a failed expectation is the test failing"
+)]
+
 mod common;
 
 use std::collections::BTreeMap;

@@ -1,5 +1,10 @@
 //! Bundles altered after packing or signing, and bundles without the trust they need.
 
+#![allow(
+    clippy::expect_used,
+    reason = "test code: a failed expectation is the test failing"
+)]
+
 mod common;
 
 use arbiter_bundle::{BundleError, Index, Trust, open, sign};

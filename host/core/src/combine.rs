@@ -39,9 +39,9 @@ pub struct Combined {
 }
 
 /// Stable reason code for a plugin that failed closed.
-pub const PLUGIN_FAILURE: &str = "plugin-failure";
+pub(crate) const PLUGIN_FAILURE: &str = "plugin-failure";
 /// Stable reason code for a set in which no plugin had an opinion.
-pub const NO_APPLICABLE_POLICY: &str = "no-applicable-policy";
+pub(crate) const NO_APPLICABLE_POLICY: &str = "no-applicable-policy";
 
 /// Combines plugin outcomes, given in manifest order with each plugin's `on_error`.
 ///

@@ -12,10 +12,10 @@ use crate::limits::LimitError;
 use crate::{Attributes, Combining, Limits, LimitsOverride, Value};
 
 /// The manifest format this host reads.
-pub const MANIFEST_FORMAT: u32 = 1;
+pub(crate) const MANIFEST_FORMAT: u32 = 1;
 /// Plugins per set. The reference policy needs five; a set of more than 64 sandboxes per
 /// request is a design problem, and each costs an instantiation per decision.
-pub const MAX_PLUGINS: usize = 64;
+pub(crate) const MAX_PLUGINS: usize = 64;
 
 /// Whether a set decides or only watches.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
@@ -57,7 +57,7 @@ pub enum Instances {
 /// Evaluations after which a pooled instance is replaced by a fresh one. It bounds
 /// what a reused instance can accumulate (componentize-js memory grew on every call)
 /// while keeping instantiation under 0.1% of evaluations.
-pub const DEFAULT_RECYCLE_AFTER: u32 = 1000;
+pub(crate) const DEFAULT_RECYCLE_AFTER: u32 = 1000;
 
 /// What a plugin failure counts as.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
@@ -338,7 +338,7 @@ fn normalize(path: &str) -> String {
 }
 
 /// Parses 64 hex digits.
-pub fn parse_digest(s: &str) -> Option<[u8; 32]> {
+pub(crate) fn parse_digest(s: &str) -> Option<[u8; 32]> {
     let mut out = [0u8; 32];
     hex::decode_to_slice(s, &mut out).ok()?;
     Some(out)

@@ -14,6 +14,11 @@
 //! Run: `cargo bench -p arbiter-runtime --bench deadline` (`BENCH_EVALUATIONS=64` for
 //! a smoke run; the default is 320 per level).
 
+#![allow(
+    clippy::expect_used,
+    reason = "a benchmark harness: a failed setup ends the run"
+)]
+
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};

@@ -18,6 +18,11 @@
 //!
 //! Run: `cargo bench -p arbiter-runtime --bench decide` (`BENCH_PASSES=1` for a smoke run).
 
+#![allow(
+    clippy::expect_used,
+    reason = "a benchmark harness: a failed setup ends the run"
+)]
+
 use std::collections::BTreeMap;
 use std::hint::black_box;
 use std::time::{Duration, Instant};
@@ -188,7 +193,7 @@ mod native {
 
     /// A decision and the ids of the rules that made it (none for "no permit").
     #[derive(Debug)]
-    pub struct Native {
+    pub(crate) struct Native {
         pub outcome: Outcome,
         pub rules: Vec<&'static str>,
     }
@@ -200,7 +205,7 @@ mod native {
     }
 
     /// Any forbid denies; no permit denies; any gate holds for approval; else allow.
-    pub fn decide(r: &Request, approved: bool) -> Native {
+    pub(crate) fn decide(r: &Request, approved: bool) -> Native {
         let f = Facts::of(r, approved);
         let decided = |outcome, rules| Native { outcome, rules };
         let forbids = matching(&f, Some(Forbid));
@@ -219,7 +224,7 @@ mod native {
     }
 
     /// Every matching rule, in document order (what the vectors list in `rules`).
-    pub fn all_matching(r: &Request, approved: bool) -> Vec<&'static str> {
+    pub(crate) fn all_matching(r: &Request, approved: bool) -> Vec<&'static str> {
         matching(&Facts::of(r, approved), None)
     }
 }

@@ -8,4 +8,4 @@ wasmtime::component::bindgen!({
     exports: { default: async },
 });
 
-pub use arbiter::policy::types as wit;
+pub(crate) use arbiter::policy::types as wit;

@@ -56,7 +56,7 @@ pub(crate) struct Breaker {
 }
 
 impl Breaker {
-    pub fn new(after: u32) -> Self {
+    pub(crate) fn new(after: u32) -> Self {
         Self {
             origin: Instant::now(),
             after: after.max(1),
@@ -74,7 +74,7 @@ impl Breaker {
         nanos(self.origin.elapsed())
     }
 
-    pub fn admit(&self) -> Admit {
+    pub(crate) fn admit(&self) -> Admit {
         if !self.open.load(Ordering::Acquire) {
             return Admit::Run;
         }
@@ -91,7 +91,7 @@ impl Breaker {
     }
 
     /// Records a success; returns true when it closed an open breaker.
-    pub fn success(&self, admit: Admit) -> bool {
+    pub(crate) fn success(&self, admit: Admit) -> bool {
         self.consecutive.store(0, Ordering::Relaxed);
         if admit == Admit::Trial {
             self.backoff.store(nanos(FIRST_BACKOFF), Ordering::Relaxed);
@@ -104,7 +104,7 @@ impl Breaker {
 
     /// Records a failure that is the plugin's own doing; returns the consecutive count
     /// and whether this failure opened the breaker (or re-opened it after a trial).
-    pub fn failure(&self, admit: Admit, cause: impl FnOnce() -> String) -> (u32, bool) {
+    pub(crate) fn failure(&self, admit: Admit, cause: impl FnOnce() -> String) -> (u32, bool) {
         let in_a_row = self.consecutive.fetch_add(1, Ordering::Relaxed) + 1;
         match admit {
             Admit::Trial => {
@@ -134,25 +134,25 @@ impl Breaker {
 
     /// A trial that ended without saying anything about the plugin (overload): the
     /// next request may try again.
-    pub fn inconclusive(&self, admit: Admit) {
+    pub(crate) fn inconclusive(&self, admit: Admit) {
         if admit == Admit::Trial {
             self.trial.store(false, Ordering::Release);
         }
     }
 
     /// Closes the breaker at an operator's request; returns whether it was open.
-    pub fn release(&self) -> bool {
+    pub(crate) fn release(&self) -> bool {
         self.consecutive.store(0, Ordering::Relaxed);
         self.backoff.store(nanos(FIRST_BACKOFF), Ordering::Relaxed);
         self.trial.store(false, Ordering::Release);
         self.open.swap(false, Ordering::AcqRel)
     }
 
-    pub fn consecutive(&self) -> u32 {
+    pub(crate) fn consecutive(&self) -> u32 {
         self.consecutive.load(Ordering::Relaxed)
     }
 
-    pub fn quarantine(&self) -> Option<Quarantine> {
+    pub(crate) fn quarantine(&self) -> Option<Quarantine> {
         if !self.open.load(Ordering::Acquire) {
             return None;
         }
@@ -170,12 +170,12 @@ impl Breaker {
     }
 
     /// How many times the breaker has opened.
-    pub fn times(&self) -> u64 {
+    pub(crate) fn times(&self) -> u64 {
         self.times.load(Ordering::Relaxed)
     }
 
     /// The current back-off (for messages).
-    pub fn backoff(&self) -> Duration {
+    pub(crate) fn backoff(&self) -> Duration {
         Duration::from_nanos(self.backoff.load(Ordering::Relaxed))
     }
 }

@@ -10,7 +10,7 @@ use crate::Runtime;
 
 /// Where a component came from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum CacheOutcome {
+pub(crate) enum CacheOutcome {
     /// Loaded precompiled from the cache.
     Hit,
     /// Compiled, then written to the cache.
@@ -20,7 +20,7 @@ pub enum CacheOutcome {
 }
 
 /// What kind of file a plugin is, from its header.
-pub enum Kind {
+pub(crate) enum Kind {
     Component,
     CoreModule,
     NotWasm,
@@ -28,7 +28,7 @@ pub enum Kind {
 
 /// Tells a component from a core module or something else by the 8-byte header, so
 /// that the error for a wrong file says what the file is.
-pub fn kind(bytes: &[u8]) -> Kind {
+pub(crate) fn kind(bytes: &[u8]) -> Kind {
     match bytes.get(..8) {
         Some([0, b'a', b's', b'm', _, _, 1, 0]) => Kind::Component,
         Some([0, b'a', b's', b'm', 1, 0, 0, 0]) => Kind::CoreModule,

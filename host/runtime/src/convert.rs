@@ -12,7 +12,7 @@ use crate::bindings::wit;
 
 /// The request as the plugin sees it. Built once per decision and shared by every
 /// plugin of the set.
-pub fn request(r: &Request, approval_verified: bool) -> wit::Request {
+pub(crate) fn request(r: &Request, approval_verified: bool) -> wit::Request {
     wit::Request {
         principal: principal(&r.principal),
         delegation: r.delegation.iter().map(principal).collect(),
@@ -57,7 +57,7 @@ fn principal(p: &arbiter_core::Principal) -> wit::Principal {
 }
 
 /// Attributes in name order (the order of the map), so plugins see a stable input.
-pub fn attributes(a: &Attributes) -> Vec<wit::Attribute> {
+pub(crate) fn attributes(a: &Attributes) -> Vec<wit::Attribute> {
     a.iter()
         .map(|(name, v)| wit::Attribute {
             name: name.clone(),
@@ -75,7 +75,7 @@ pub fn attributes(a: &Attributes) -> Vec<wit::Attribute> {
 /// Validates and converts a plugin's verdict. A verdict over the limits is refused
 /// whole (the caller sees a `bad-output` failure), never cut silently: a truncated
 /// reason list could hide the deny that mattered.
-pub fn verdict(v: wit::Verdict, limits: &Limits) -> Result<Verdict, String> {
+pub(crate) fn verdict(v: wit::Verdict, limits: &Limits) -> Result<Verdict, String> {
     if v.reasons.len() > limits.max_reasons as usize {
         return Err(format!(
             "{} reasons is more than the limit of {}",

@@ -21,7 +21,7 @@ pub const POOL_INSTANCES: u32 = 256;
 /// Idle warm instances kept across the whole process for plugins in `pooled` mode.
 /// They hold pool slots while idle, so the pool is this much larger than the
 /// admission limit; past the budget, an instance is dropped instead of kept.
-pub const WARM_INSTANCES: u32 = 64;
+pub(crate) const WARM_INSTANCES: u32 = 64;
 /// Core instances per component instance. A Rust `wasm32-wasip2` component has about
 /// four (the module plus adapter shims); Python and JavaScript runtimes a few more.
 const CORE_INSTANCES_PER_COMPONENT: u32 = 16;
@@ -44,7 +44,7 @@ const TABLE_KEEP_RESIDENT_BYTES: usize = 64 << 10;
 /// here and peaked 60 MiB higher in the hostile soak (docs/performance.md).
 const DECOMMIT_BATCH: usize = 1;
 /// How often the epoch advances: the granularity of every deadline.
-pub const EPOCH_TICK: Duration = Duration::from_millis(1);
+pub(crate) const EPOCH_TICK: Duration = Duration::from_millis(1);
 /// Wasm stack per instance: deep enough for interpreters (Python, QuickJS), bounded
 /// so that runaway recursion traps quickly as a stack overflow.
 pub const MAX_WASM_STACK: usize = 1 << 20;
@@ -109,14 +109,14 @@ pub(crate) struct Inner {
 
 impl Inner {
     /// Takes one slot of the idle-instance budget, if any is left.
-    pub fn take_warm_slot(&self) -> bool {
+    pub(crate) fn take_warm_slot(&self) -> bool {
         self.warm_slots
             .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| n.checked_sub(1))
             .is_ok()
     }
 
     /// Gives a slot back when an idle instance is taken out of a pool.
-    pub fn release_warm_slot(&self) {
+    pub(crate) fn release_warm_slot(&self) {
         self.warm_slots.fetch_add(1, Ordering::AcqRel);
     }
 }
@@ -130,7 +130,7 @@ impl Drop for Inner {
 /// Evaluation slots per core: two, so that a plugin waiting in a host call (a WASI
 /// sleep, up to twice its deadline) does not leave a core idle, while a timeout
 /// still comes within about two epoch ticks of the deadline.
-pub const RUNNING_PER_CORE: usize = 2;
+pub(crate) const RUNNING_PER_CORE: usize = 2;
 
 /// The process's WebAssembly runtime. Cheap to clone.
 #[derive(Clone)]

@@ -22,13 +22,13 @@ struct Buffer {
 
 /// The capped output of one evaluation.
 #[derive(Debug, Clone)]
-pub struct GuestLog {
+pub(crate) struct GuestLog {
     cap: u32,
     inner: Arc<Mutex<Buffer>>,
 }
 
 impl GuestLog {
-    pub fn new(cap: u32) -> Self {
+    pub(crate) fn new(cap: u32) -> Self {
         Self {
             cap,
             inner: Arc::default(),
@@ -36,7 +36,7 @@ impl GuestLog {
     }
 
     /// Keeps what fits under the cap, counts the rest.
-    pub fn push(&self, stream: &'static str, bytes: &[u8]) {
+    pub(crate) fn push(&self, stream: &'static str, bytes: &[u8]) {
         let mut b = self.inner.lock().unwrap_or_else(PoisonError::into_inner);
         let room = self.cap.saturating_sub(b.bytes) as usize;
         let kept = bytes.len().min(room);
@@ -50,7 +50,7 @@ impl GuestLog {
 
     /// Writes what was kept into the host log, tagged with the plugin, and says how
     /// much was dropped.
-    pub fn flush_to_tracing(&self, plugin: &str) {
+    pub(crate) fn flush_to_tracing(&self, plugin: &str) {
         let b = std::mem::take(&mut *self.inner.lock().unwrap_or_else(PoisonError::into_inner));
         // Consecutive writes to one stream form one text, so a line written in pieces
         // (`print!` then `println!`) is logged as one line.
@@ -91,13 +91,13 @@ impl GuestLog {
 
 /// A WASI stdout/stderr that writes into a [`GuestLog`].
 #[derive(Debug, Clone)]
-pub struct CappedOutput {
+pub(crate) struct CappedOutput {
     log: GuestLog,
     stream: &'static str,
 }
 
 impl CappedOutput {
-    pub fn new(log: GuestLog, stream: &'static str) -> Self {
+    pub(crate) fn new(log: GuestLog, stream: &'static str) -> Self {
         Self { log, stream }
     }
 }

@@ -107,7 +107,7 @@ enum Stop {
 impl LoadedPlugin {
     /// Pre-instantiates, then calls `describe` and `configure` once on a fresh
     /// instance: a plugin that traps or refuses its settings is refused here, at load.
-    pub async fn prepare(
+    pub(crate) async fn prepare(
         rt: &Runtime,
         spec: PluginSpec,
         digest: [u8; 32],
@@ -176,7 +176,7 @@ impl LoadedPlugin {
 
     /// Runs one evaluation in a fresh (or, when opted in, a pooled) instance. Never
     /// fails: every failure is a classified [`PluginOutcome::Failed`].
-    pub async fn evaluate(&self, request: &wit::Request, data: &SetData) -> PluginOutcome {
+    pub(crate) async fn evaluate(&self, request: &wit::Request, data: &SetData) -> PluginOutcome {
         self.evaluations.fetch_add(1, Ordering::Relaxed);
         let limits = self.spec.limits;
         let admit = self.breaker.admit();
@@ -375,7 +375,7 @@ impl LoadedPlugin {
     }
 
     /// Lifts a quarantine; returns whether the plugin was quarantined.
-    pub fn release(&self) -> bool {
+    pub(crate) fn release(&self) -> bool {
         let was = self.breaker.release();
         if was {
             tracing::warn!(plugin = %self.spec.name, "plugin released from quarantine");
@@ -383,7 +383,7 @@ impl LoadedPlugin {
         was
     }
 
-    pub fn status(&self) -> PluginStatus {
+    pub(crate) fn status(&self) -> PluginStatus {
         let quarantine = self.breaker.quarantine();
         PluginStatus {
             name: self.spec.name.clone(),

@@ -16,12 +16,12 @@ use crate::bindings::arbiter::policy::{data, log};
 use crate::output::{CappedOutput, GuestLog};
 
 /// Data files of a policy set, shared read-only by its plugins.
-pub type SetData = Arc<BTreeMap<String, Arc<[u8]>>>;
+pub(crate) type SetData = Arc<BTreeMap<String, Arc<[u8]>>>;
 
 /// Why a limit tripped, recorded by the host side so that traps can be classified
 /// without parsing messages.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
-pub enum Tripped {
+pub(crate) enum Tripped {
     #[default]
     None,
     Deadline,
@@ -30,7 +30,7 @@ pub enum Tripped {
     HostCalls,
 }
 
-pub struct StoreState {
+pub(crate) struct StoreState {
     wasi: WasiCtx,
     table: ResourceTable,
     limits: Limits,
@@ -53,7 +53,7 @@ pub struct StoreState {
 ///   evaluation waited for a CPU), not the plugin's fault, and does not count toward
 ///   quarantine.
 #[derive(Debug)]
-pub struct Meter {
+pub(crate) struct Meter {
     origin: Instant,
     /// Start of the evaluation (nanoseconds since `origin`).
     started: AtomicU64,
@@ -74,7 +74,7 @@ pub struct Meter {
 const IDLE: u64 = u64::MAX;
 
 impl Meter {
-    pub fn new() -> Arc<Self> {
+    pub(crate) fn new() -> Arc<Self> {
         Arc::new(Self {
             origin: Instant::now(),
             started: AtomicU64::new(0),
@@ -92,7 +92,7 @@ impl Meter {
 
     /// Starts both clocks from zero now (called from inside the plugin's future, once
     /// the instance exists).
-    pub fn restart(&self) {
+    pub(crate) fn restart(&self) {
         let now = self.now();
         self.started.store(now, Ordering::Relaxed);
         self.finished.store(IDLE, Ordering::Relaxed);
@@ -104,12 +104,12 @@ impl Meter {
     }
 
     /// Marks the moment the plugin's last call returned.
-    pub fn stop(&self) {
+    pub(crate) fn stop(&self) {
         self.finished.store(self.now(), Ordering::Relaxed);
     }
 
     /// Wall-clock time from the start until now, or until [`Meter::stop`].
-    pub fn elapsed(&self) -> Duration {
+    pub(crate) fn elapsed(&self) -> Duration {
         let end = match self.finished.load(Ordering::Relaxed) {
             IDLE => self.now(),
             at => at,
@@ -118,7 +118,7 @@ impl Meter {
     }
 
     /// Execution time so far, including the running slice.
-    pub fn busy(&self) -> Duration {
+    pub(crate) fn busy(&self) -> Duration {
         let mut nanos = self.busy.load(Ordering::Relaxed);
         let slice = self.slice.load(Ordering::Relaxed);
         if slice != IDLE {
@@ -128,7 +128,7 @@ impl Meter {
     }
 
     /// Whether the plugin waited inside a host call at some point.
-    pub fn waited_in_host(&self) -> bool {
+    pub(crate) fn waited_in_host(&self) -> bool {
         self.waited.load(Ordering::Relaxed)
     }
 
@@ -149,7 +149,7 @@ impl Meter {
     }
 
     /// Runs `run`, counting the time spent inside its `poll` as execution time.
-    pub async fn measure<T>(&self, run: impl Future<Output = T>) -> T {
+    pub(crate) async fn measure<T>(&self, run: impl Future<Output = T>) -> T {
         let mut run = std::pin::pin!(run);
         std::future::poll_fn(|cx| {
             self.enter();
@@ -173,7 +173,7 @@ impl WasiView for StoreState {
 impl StoreState {
     /// Resets the per-evaluation counters of a reused instance: its deadline starts
     /// now, and its host-call budget and trip record are fresh.
-    pub fn begin_evaluation(&mut self, meter: Arc<Meter>) {
+    pub(crate) fn begin_evaluation(&mut self, meter: Arc<Meter>) {
         self.meter = meter;
         self.host_calls = 0;
         self.tripped = Tripped::None;
@@ -198,7 +198,7 @@ impl StoreState {
 /// enforced through epoch interruption. While the
 /// plugin runs past a tick it yields to the executor, so a slow plugin delays only its
 /// own request.
-pub fn new_store(
+pub(crate) fn new_store(
     engine: &wasmtime::Engine,
     limits: Limits,
     data: SetData,

@@ -16,12 +16,12 @@ use crate::sandbox::SetData;
 use crate::{Runtime, convert};
 
 /// The manifest's file name inside a set directory or bundle.
-pub const MANIFEST_FILE: &str = "policy-set.toml";
+pub(crate) const MANIFEST_FILE: &str = "policy-set.toml";
 /// Total bytes of a set's data files. Data is copied into a plugin's memory on every
 /// read, so it must stay small next to the plugin's memory limit.
-pub const MAX_DATA_BYTES: usize = 16 << 20;
+pub(crate) const MAX_DATA_BYTES: usize = 16 << 20;
 /// Bytes of one plugin file. The largest example runtime (Python) is about 20 MB.
-pub const MAX_PLUGIN_BYTES: usize = 64 << 20;
+pub(crate) const MAX_PLUGIN_BYTES: usize = 64 << 20;
 
 /// Where a set is loaded from.
 #[derive(Debug, Clone)]

@@ -1,6 +1,11 @@
 //! The Rust reference plugins, as one plugin and as a five-plugin set, decide every
 //! public vector as expected.
 
+#![allow(
+    clippy::expect_used,
+    reason = "test code: a failed expectation is the test failing"
+)]
+
 mod common;
 
 use arbiter_core::{Outcome, Request};

@@ -2,6 +2,11 @@
 //! one and then answers `allow`, and every answer must be a deny with the matching
 //! failure kind, one at a time and under concurrent load.
 
+#![allow(
+    clippy::expect_used,
+    reason = "test code: a failed expectation is the test failing"
+)]
+
 mod common;
 
 use std::collections::BTreeMap;

@@ -1,6 +1,11 @@
 //! The sandbox contains misbehaving plugins: each failure is a classified deny, and
 //! the next evaluation of the same plugin works.
 
+#![allow(
+    clippy::expect_used,
+    reason = "test code: a failed expectation is the test failing"
+)]
+
 mod common;
 
 use arbiter_core::{FailureKind, Outcome, PluginOutcome};

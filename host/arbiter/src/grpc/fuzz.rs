@@ -18,6 +18,10 @@ pub fn decode(data: &[u8]) {
     }
 }
 
+#[expect(
+    clippy::expect_used,
+    reason = "a fuzz target panics exactly when an invariant breaks"
+)]
 fn check(r: pb::AuthorizeRequest) {
     let _ = super::decode::check_size("request", &r);
     match super::decode::authorize(r) {

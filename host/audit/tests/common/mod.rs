@@ -11,22 +11,22 @@ use arbiter_audit::{AuditConfig, AuditError, AuditLog, Durability, Kind, Observe
 use arbiter_keys::SecretKey;
 use serde_json::json;
 
-pub const BASE_MICROS: i64 = 1_700_000_000_000_000;
+pub(crate) const BASE_MICROS: i64 = 1_700_000_000_000_000;
 
-pub fn key() -> SecretKey {
+pub(crate) fn key() -> SecretKey {
     SecretKey::from_seed(&[7; 32])
 }
 
-pub fn other_key() -> SecretKey {
+pub(crate) fn other_key() -> SecretKey {
     SecretKey::from_seed(&[9; 32])
 }
 
-pub fn config(dir: &Path) -> AuditConfig {
+pub(crate) fn config(dir: &Path) -> AuditConfig {
     AuditConfig::new(dir.join("audit.db"), key())
 }
 
 /// Record `i`: principals, outcomes and sets cycle so filters have something to pick.
-pub fn decision(i: u64) -> Record {
+pub(crate) fn decision(i: u64) -> Record {
     let outcomes = ["allow", "deny", "require-approval"];
     Record {
         kind: if i % 10 == 9 {
@@ -54,7 +54,7 @@ pub fn decision(i: u64) -> Record {
 }
 
 /// Appends records `0..n` from `tasks` concurrent tasks, every other task durably.
-pub async fn fill(log: &AuditLog, n: u64, tasks: u64) {
+pub(crate) async fn fill(log: &AuditLog, n: u64, tasks: u64) {
     let mut handles = Vec::new();
     for t in 0..tasks {
         let log = log.clone();
@@ -75,7 +75,7 @@ pub async fn fill(log: &AuditLog, n: u64, tasks: u64) {
 }
 
 /// A closed log of `n` records written by 8 tasks.
-pub async fn closed_log(n: u64) -> (tempfile::TempDir, PathBuf) {
+pub(crate) async fn closed_log(n: u64) -> (tempfile::TempDir, PathBuf) {
     let dir = tempfile::tempdir().expect("tempdir");
     let cfg = config(dir.path());
     let path = cfg.path.clone();
@@ -86,23 +86,23 @@ pub async fn closed_log(n: u64) -> (tempfile::TempDir, PathBuf) {
 }
 
 /// A read-write connection for tampering.
-pub fn sql(path: &Path) -> rusqlite::Connection {
+pub(crate) fn sql(path: &Path) -> rusqlite::Connection {
     rusqlite::Connection::open(path).expect("open for tampering")
 }
 
 /// Counts what the writer reports.
 #[derive(Debug, Default)]
-pub struct Counts {
+pub(crate) struct Counts {
     pub committed: Mutex<Vec<usize>>,
     pub failed: Mutex<Vec<(usize, String)>>,
 }
 
 impl Counts {
-    pub fn new() -> Arc<Self> {
+    pub(crate) fn new() -> Arc<Self> {
         Arc::new(Self::default())
     }
 
-    pub fn committed_records(&self) -> usize {
+    pub(crate) fn committed_records(&self) -> usize {
         self.committed.lock().expect("lock").iter().sum()
     }
 }

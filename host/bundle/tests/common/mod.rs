@@ -9,7 +9,7 @@ use arbiter_bundle::{FileDigest, Index};
 use sha2::{Digest as _, Sha256};
 
 /// The demo set's manifest.
-pub const MANIFEST: &str = r#"format = 1
+pub(crate) const MANIFEST: &str = r#"format = 1
 name = "demo"
 version = "1.0.0"
 data = ["data/teams.json"]
@@ -19,23 +19,23 @@ name = "p"
 path = "p.wasm"
 "#;
 /// Stands in for a component: the bundle crate never compiles plugins.
-pub const PLUGIN: &[u8] = b"\0asm\x0d\0\x01\0 not really a component";
-pub const TEAMS: &[u8] = br#"{"payments": ["alice"]}"#;
+pub(crate) const PLUGIN: &[u8] = b"\0asm\x0d\0\x01\0 not really a component";
+pub(crate) const TEAMS: &[u8] = br#"{"payments": ["alice"]}"#;
 
 /// A set directory and a place for its bundle, removed on drop.
-pub struct Fixture {
+pub(crate) struct Fixture {
     pub dir: tempfile::TempDir,
     pub set: PathBuf,
     pub bundle: PathBuf,
 }
 
 /// The demo set on disk.
-pub fn fixture() -> Fixture {
+pub(crate) fn fixture() -> Fixture {
     fixture_with(MANIFEST, &[("p.wasm", PLUGIN), ("data/teams.json", TEAMS)])
 }
 
 /// A set directory holding `manifest` and `files`.
-pub fn fixture_with(manifest: &str, files: &[(&str, &[u8])]) -> Fixture {
+pub(crate) fn fixture_with(manifest: &str, files: &[(&str, &[u8])]) -> Fixture {
     let dir = tempfile::tempdir().expect("tempdir");
     let set = dir.path().join("set");
     std::fs::create_dir(&set).expect("set dir");
@@ -52,7 +52,7 @@ pub fn fixture_with(manifest: &str, files: &[(&str, &[u8])]) -> Fixture {
 }
 
 /// The demo set, packed; returns the fixture and the bundle's bytes.
-pub fn packed() -> (Fixture, Vec<u8>) {
+pub(crate) fn packed() -> (Fixture, Vec<u8>) {
     let f = fixture();
     arbiter_bundle::pack(&f.set, &f.bundle).expect("pack");
     let bytes = std::fs::read(&f.bundle).expect("read bundle");
@@ -60,7 +60,7 @@ pub fn packed() -> (Fixture, Vec<u8>) {
 }
 
 /// Every entry of an archive, in order, with its raw path.
-pub fn entries(bytes: &[u8]) -> Vec<(String, Vec<u8>)> {
+pub(crate) fn entries(bytes: &[u8]) -> Vec<(String, Vec<u8>)> {
     let mut archive = tar::Archive::new(bytes);
     archive
         .entries()
@@ -76,7 +76,7 @@ pub fn entries(bytes: &[u8]) -> Vec<(String, Vec<u8>)> {
 }
 
 /// An archive of regular files, paths written as given (no checks, so `../x` works).
-pub fn files_tar(entries: &[(String, Vec<u8>)]) -> Vec<u8> {
+pub(crate) fn files_tar(entries: &[(String, Vec<u8>)]) -> Vec<u8> {
     let raw: Vec<_> = entries
         .iter()
         .map(|(p, d)| (p.as_str(), tar::EntryType::Regular, d.as_slice()))
@@ -85,7 +85,7 @@ pub fn files_tar(entries: &[(String, Vec<u8>)]) -> Vec<u8> {
 }
 
 /// An archive of arbitrary entries, paths (at most 100 bytes) written as given.
-pub fn raw_tar(entries: &[(&str, tar::EntryType, &[u8])]) -> Vec<u8> {
+pub(crate) fn raw_tar(entries: &[(&str, tar::EntryType, &[u8])]) -> Vec<u8> {
     let mut builder = tar::Builder::new(Vec::new());
     for (path, kind, data) in entries {
         let mut header = tar::Header::new_gnu();
@@ -101,7 +101,7 @@ pub fn raw_tar(entries: &[(&str, tar::EntryType, &[u8])]) -> Vec<u8> {
 
 /// A bundle written by hand: an index consistent with `manifest` and `files`
 /// (listed in the order given), then the manifest and the files.
-pub fn hand_made(manifest: &str, files: &[(&str, &[u8])]) -> Vec<u8> {
+pub(crate) fn hand_made(manifest: &str, files: &[(&str, &[u8])]) -> Vec<u8> {
     let mut entries = vec![
         ("bundle.json".to_string(), index_json(manifest, files)),
         ("policy-set.toml".to_string(), manifest.as_bytes().to_vec()),
@@ -111,7 +111,7 @@ pub fn hand_made(manifest: &str, files: &[(&str, &[u8])]) -> Vec<u8> {
 }
 
 /// `bundle.json` for `manifest` and `files`, named like the demo set.
-pub fn index_json(manifest: &str, files: &[(&str, &[u8])]) -> Vec<u8> {
+pub(crate) fn index_json(manifest: &str, files: &[(&str, &[u8])]) -> Vec<u8> {
     let index = Index {
         format: 1,
         name: "demo".into(),
@@ -122,7 +122,7 @@ pub fn index_json(manifest: &str, files: &[(&str, &[u8])]) -> Vec<u8> {
     serde_json::to_vec(&index).expect("index json")
 }
 
-pub fn digest(path: &str, bytes: &[u8]) -> FileDigest {
+pub(crate) fn digest(path: &str, bytes: &[u8]) -> FileDigest {
     FileDigest {
         path: path.into(),
         sha256: sha256(bytes),
@@ -130,12 +130,12 @@ pub fn digest(path: &str, bytes: &[u8]) -> FileDigest {
     }
 }
 
-pub fn sha256(bytes: &[u8]) -> String {
+pub(crate) fn sha256(bytes: &[u8]) -> String {
     hex::encode(Sha256::digest(bytes))
 }
 
 /// Replaces the data of the entry at `path`.
-pub fn replace(entries: &mut [(String, Vec<u8>)], path: &str, data: Vec<u8>) {
+pub(crate) fn replace(entries: &mut [(String, Vec<u8>)], path: &str, data: Vec<u8>) {
     let entry = entries
         .iter_mut()
         .find(|(p, _)| p == path)
@@ -144,6 +144,6 @@ pub fn replace(entries: &mut [(String, Vec<u8>)], path: &str, data: Vec<u8>) {
 }
 
 /// The data of the entry at `path`.
-pub fn data_of<'e>(entries: &'e [(String, Vec<u8>)], path: &str) -> &'e [u8] {
+pub(crate) fn data_of<'e>(entries: &'e [(String, Vec<u8>)], path: &str) -> &'e [u8] {
     &entries.iter().find(|(p, _)| p == path).expect("entry").1
 }

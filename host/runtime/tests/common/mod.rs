@@ -7,12 +7,12 @@ use std::collections::BTreeMap;
 use arbiter_core::{Limits, Request};
 use arbiter_runtime::{PolicySet, Runtime, RuntimeConfig, SetSource};
 
-pub fn runtime() -> Runtime {
+pub(crate) fn runtime() -> Runtime {
     Runtime::new(RuntimeConfig::default()).expect("runtime starts")
 }
 
 /// A set made of built fixture plugins: `(plugin name, crate name, extra manifest lines)`.
-pub async fn set_of(
+pub(crate) async fn set_of(
     rt: &Runtime,
     header: &str,
     plugins: &[(&str, &str, &str)],
@@ -40,19 +40,19 @@ pub async fn set_of(
 }
 
 /// A set with one `misbehave` plugin doing `behaviour`.
-pub async fn misbehaving(rt: &Runtime, behaviour: &str, extra: &str) -> PolicySet {
+pub(crate) async fn misbehaving(rt: &Runtime, behaviour: &str, extra: &str) -> PolicySet {
     let settings = format!("{extra}\n[plugins.settings]\nbehaviour = \"{behaviour}\"");
     set_of(rt, "", &[("misbehave", "misbehave", &settings)])
         .await
         .expect("misbehave set loads")
 }
 
-pub fn request(json: &str) -> Request {
+pub(crate) fn request(json: &str) -> Request {
     serde_json::from_str(json).expect("request json")
 }
 
 /// A plain request; `behave` switches the misbehave plugin to a normal allow.
-pub fn plain(behave: bool) -> Request {
+pub(crate) fn plain(behave: bool) -> Request {
     request(&format!(
         r#"{{"principal":{{"id":"spiffe://t/agent/a","kind":"agent"}},
             "action":{{"name":"db:Query","privilege":"read"}},

@@ -18,7 +18,7 @@ use crate::cli::test::Vector as Labelled;
 const AUDIT_PAGE: usize = 10_000;
 
 /// The file in a data directory that holds the audit log.
-pub const AUDIT_FILE: &str = "audit.db";
+pub(super) const AUDIT_FILE: &str = "audit.db";
 
 /// Which vector or audit record a case came from.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -55,7 +55,7 @@ pub struct Case {
 
 /// The cases of a labelled JSON-lines file; `name` is the file's name in errors. A
 /// line that is not a labelled vector is an error naming the file and line.
-pub fn labelled(text: &str, name: &str) -> anyhow::Result<Vec<Case>> {
+pub(super) fn labelled(text: &str, name: &str) -> anyhow::Result<Vec<Case>> {
     let mut cases = Vec::new();
     for (i, line) in text.lines().enumerate() {
         let line_no = i + 1;
@@ -110,7 +110,7 @@ pub struct Unreadable {
 
 /// The decision records of an audit log, read a page at a time.
 #[derive(Debug)]
-pub struct AuditSource {
+pub(super) struct AuditSource {
     path: PathBuf,
     filter: Filter,
     done: bool,
@@ -121,7 +121,7 @@ pub struct AuditSource {
 impl AuditSource {
     /// The decisions in `data_dir/audit.db` (or the file `data_dir` itself), of the set
     /// named `set` if given, at or after `since` and before `until` (unix micros).
-    pub fn open(
+    pub(super) fn open(
         data_dir: &Path,
         set: Option<String>,
         since: Option<i64>,
@@ -154,12 +154,12 @@ impl AuditSource {
     }
 
     /// The audit database file.
-    pub fn path(&self) -> &Path {
+    pub(super) fn path(&self) -> &Path {
         &self.path
     }
 
     /// The next page of replayable cases, or `None` after the last record.
-    pub async fn next_page(&mut self) -> anyhow::Result<Option<Vec<Case>>> {
+    pub(super) async fn next_page(&mut self) -> anyhow::Result<Option<Vec<Case>>> {
         if self.done {
             return Ok(None);
         }

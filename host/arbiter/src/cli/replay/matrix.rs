@@ -3,7 +3,7 @@
 use arbiter_core::Outcome;
 
 /// The three outcomes in the order of the confusion matrix's rows and columns.
-pub const OUTCOMES: [Outcome; 3] = [Outcome::Allow, Outcome::Deny, Outcome::RequireApproval];
+pub(super) const OUTCOMES: [Outcome; 3] = [Outcome::Allow, Outcome::Deny, Outcome::RequireApproval];
 
 /// The row or column of `outcome`.
 fn index(outcome: Outcome) -> usize {

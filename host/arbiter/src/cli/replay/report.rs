@@ -97,13 +97,13 @@ impl Changes {
 }
 
 /// The reason codes of `d`, in order.
-pub fn reason_codes(d: &Decision) -> Vec<String> {
+pub(super) fn reason_codes(d: &Decision) -> Vec<String> {
     d.reasons.iter().map(|r| r.code.clone()).collect()
 }
 
 /// Accumulates one policy set's decisions over the replayed cases.
 #[derive(Debug)]
-pub struct Tally {
+pub(super) struct Tally {
     matrix: Matrix,
     changed: Changes,
     latency: Histogram<u64>,
@@ -112,7 +112,11 @@ pub struct Tally {
 
 impl Tally {
     /// An empty tally keeping up to `examples` changed decisions.
-    pub fn new(examples: usize) -> Self {
+    #[expect(
+        clippy::expect_used,
+        reason = "constant histogram bounds that are valid cannot fail"
+    )]
+    pub(super) fn new(examples: usize) -> Self {
         Self {
             matrix: Matrix::default(),
             changed: Changes::new(examples),
@@ -124,7 +128,7 @@ impl Tally {
     }
 
     /// Counts the set's decision `d` on `case`.
-    pub fn add(&mut self, case: &Case, d: &Decision) {
+    pub(super) fn add(&mut self, case: &Case, d: &Decision) {
         self.matrix.add(case.label, d.outcome);
         self.changed.compare(case, case.label, None, d);
         self.latency.saturating_record(micros(d.elapsed).max(1));
@@ -136,7 +140,7 @@ impl Tally {
     }
 
     /// The finished numbers, for the set `source` that is `identity`.
-    pub fn report(self, source: &str, identity: &SetIdentity) -> Report {
+    pub(super) fn report(self, source: &str, identity: &SetIdentity) -> Report {
         let m = self.matrix;
         let percentile = |q: f64| (m.total() > 0).then(|| self.latency.value_at_quantile(q));
         Report {

@@ -9,7 +9,7 @@ use super::report::{Changes, Delta, Report};
 use super::{InputSummary, Output, Reports};
 
 /// Prints `o` as tables.
-pub fn print(out: &mut impl Write, o: &Output) -> io::Result<()> {
+pub(super) fn print(out: &mut impl Write, o: &Output) -> io::Result<()> {
     heading(out, &o.input)?;
     match &o.reports {
         Reports::One { report } => {

@@ -3,7 +3,7 @@
 
 /// Parses `--since`/`--until`: RFC 3339 (`2025-06-01T00:00:00Z`, offsets allowed) or
 /// whole unix seconds; the result is unix microseconds.
-pub fn parse_time(s: &str) -> Result<i64, String> {
+pub(crate) fn parse_time(s: &str) -> Result<i64, String> {
     let micros = if s.bytes().all(|b| b.is_ascii_digit() || b == b'-') && !s.is_empty() {
         s.parse::<i64>()
             .ok()

@@ -112,7 +112,7 @@ pub(super) struct Body {
 
 impl Case {
     /// How the case is named in output: its name, or its index when the name is empty.
-    pub fn label(&self) -> String {
+    pub(super) fn label(&self) -> String {
         if self.name.trim().is_empty() {
             format!("case {}", self.index)
         } else {
