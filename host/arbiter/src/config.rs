@@ -356,7 +356,7 @@ impl Config {
             None => Some(Duration::from_secs(DEFAULT_KEEP_DAYS * 86_400)),
         };
         let credentials = credential_config(raw.credentials.unwrap_or_default())?;
-        let metrics_listen = crate::metrics::parse_listen(
+        let metrics_listen = crate::metrics_http::parse_listen(
             args.metrics_listen
                 .as_deref()
                 .or(raw.metrics_listen.as_deref())

@@ -1,24 +1,19 @@
-//! The Arbiter policy decision point: the gRPC server, its configuration, and the
-//! command-line tool. Decisions themselves come from `arbiter-runtime` (sandboxed
-//! plugins) and `arbiter-core` (the domain); this crate is the edge around them.
+//! The Arbiter policy decision point: the binary's wiring (configuration, server,
+//! command-line tool) and the gRPC front door. The decision pipeline and everything
+//! behind it live in `arbiter-service`, plugins in `arbiter-runtime`.
 
-pub mod app;
-pub mod approvals;
-pub mod auth;
 pub mod cli;
 pub mod config;
-pub mod credentials;
-pub mod embedded;
 pub mod grpc;
-pub mod history;
-pub mod loader;
-pub mod metrics;
-pub mod records;
+pub mod metrics_http;
 pub mod server;
-pub mod sets;
-pub mod shadow;
-pub mod tokens;
-pub mod watch;
+
+// The domain lives in `arbiter-service`; these keep its modules at their old paths for
+// the CLI, the tests and the benches.
+pub use arbiter_service::{
+    app, approvals, auth, credentials, embedded, history, loader, metrics, records, sets, shadow,
+    tokens, watch,
+};
 
 /// Generated protobuf and gRPC code for `arbiter.v1`.
 #[allow(missing_docs, clippy::all, clippy::pedantic, reason = "generated code")]

@@ -141,12 +141,10 @@ pub async fn start(config: &Config) -> anyhow::Result<Running> {
         .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
         .build_v1alpha()
         .context("cannot build the reflection service")?;
-    let authorizer = proto::authorizer_server::AuthorizerServer::new(Authorizer::new(
-        app.clone(),
-        config.capacity as usize,
-    ))
-    .max_decoding_message_size(MAX_TRANSPORT_BYTES)
-    .max_encoding_message_size(MAX_TRANSPORT_BYTES);
+    let decider = arbiter_service::pipeline::Decider::new(app.clone(), config.capacity as usize);
+    let authorizer = proto::authorizer_server::AuthorizerServer::new(Authorizer::new(decider))
+        .max_decoding_message_size(MAX_TRANSPORT_BYTES)
+        .max_encoding_message_size(MAX_TRANSPORT_BYTES);
     let approvals =
         proto::approvals_server::ApprovalsServer::new(ApprovalsService::new(app.clone()));
     let credentials =
@@ -349,7 +347,7 @@ async fn start_metrics(
     let metrics = app.metrics.clone();
     Ok((
         local,
-        tokio::spawn(crate::metrics::serve(listener, metrics, refresh)),
+        tokio::spawn(crate::metrics_http::serve(listener, metrics, refresh)),
     ))
 }
 

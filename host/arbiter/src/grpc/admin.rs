@@ -1,6 +1,7 @@
 //! The `arbiter.v1.PolicyAdmin` service: load, activate, shadow, roll back, inspect.
 //! Every change (and every refusal) is an audited admin act.
 
+use crate::grpc::{IntoStatus as _, OrStatus as _};
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
@@ -46,17 +47,19 @@ impl AdminService {
         let record = serde_json::json!({ "set": name, "detail": detail });
         let known = act == "load" || self.app.sets.get_named(name).is_some();
         if !known {
-            return Err(ApiError::UnknownSet(name.to_string()).into());
+            return Err(ApiError::UnknownSet(name.to_string()).into_status());
         }
         self.app
             .change_sets(caller, act, record, change)
-            .await?
-            .map_err(ApiError::FailedPrecondition)?;
+            .await
+            .or_status()?
+            .map_err(ApiError::FailedPrecondition)
+            .or_status()?;
         if let Some(named) = self.app.sets.get_named(name) {
             let id = named.enforced.set.identity();
             tracing::info!(set = name, act, version = %id.version, digest = %id.digest, by = %caller.id, "policy set changed");
         }
-        Ok(Response::new(self.status(name)?))
+        Ok(Response::new(self.status(name).or_status()?))
     }
 }
 
@@ -152,7 +155,10 @@ impl pb::policy_admin_server::PolicyAdmin for AdminService {
         &self,
         request: Request<pb::ListSetsRequest>,
     ) -> Result<Response<pb::ListSetsResponse>, Status> {
-        self.app.auth.authorize(request.metadata(), ADMIN)?;
+        self.app
+            .auth
+            .authorize(super::presented(request.metadata()), ADMIN)
+            .or_status()?;
         let default = self.app.sets.default_name();
         Ok(Response::new(pb::ListSetsResponse {
             sets: self
@@ -169,20 +175,29 @@ impl pb::policy_admin_server::PolicyAdmin for AdminService {
         &self,
         request: Request<pb::GetSetStatusRequest>,
     ) -> Result<Response<pb::SetStatus>, Status> {
-        self.app.auth.authorize(request.metadata(), ADMIN)?;
-        let name = required("name", request.into_inner().name)?;
-        Ok(Response::new(self.status(&name)?))
+        self.app
+            .auth
+            .authorize(super::presented(request.metadata()), ADMIN)
+            .or_status()?;
+        let name = required("name", request.into_inner().name).or_status()?;
+        Ok(Response::new(self.status(&name).or_status()?))
     }
 
     async fn load_set(
         &self,
         request: Request<pb::LoadSetRequest>,
     ) -> Result<Response<pb::SetStatus>, Status> {
-        let caller = self.app.auth.authorize(request.metadata(), ADMIN)?;
+        let caller = self
+            .app
+            .auth
+            .authorize(super::presented(request.metadata()), ADMIN)
+            .or_status()?;
         let pb::LoadSetRequest { source, activation } = request.into_inner();
-        let activation = pb::Activation::try_from(activation).map_err(|_| {
-            ApiError::field("activation", format!("{activation} is not an activation"))
-        })?;
+        let activation = pb::Activation::try_from(activation)
+            .map_err(|_| {
+                ApiError::field("activation", format!("{activation} is not an activation"))
+            })
+            .or_status()?;
         // An upload is named by its hash in the records, so a refused bundle can be
         // matched to the file that was sent.
         let (source, origin, upload_sha256) = match source {
@@ -196,7 +211,8 @@ impl pb::policy_admin_server::PolicyAdmin for AdminService {
             }
             _ => {
                 return Err(
-                    ApiError::field("source", "give `bundle` bytes or a server `path`").into(),
+                    ApiError::field("source", "give `bundle` bytes or a server `path`")
+                        .into_status(),
                 );
             }
         };
@@ -214,9 +230,11 @@ impl pb::policy_admin_server::PolicyAdmin for AdminService {
                             "refused": why,
                         }),
                     )
-                    .await?;
+                    .await
+                    .or_status()?;
                 return Err(
-                    ApiError::FailedPrecondition(format!("policy set refused: {why}")).into(),
+                    ApiError::FailedPrecondition(format!("policy set refused: {why}"))
+                        .into_status(),
                 );
             }
         };
@@ -247,9 +265,16 @@ impl pb::policy_admin_server::PolicyAdmin for AdminService {
         &self,
         request: Request<pb::ActivateSetRequest>,
     ) -> Result<Response<pb::SetStatus>, Status> {
-        let caller = self.app.auth.authorize(request.metadata(), ADMIN)?;
+        let caller = self
+            .app
+            .auth
+            .authorize(super::presented(request.metadata()), ADMIN)
+            .or_status()?;
         let pb::ActivateSetRequest { name, version } = request.into_inner();
-        let (name, version) = (required("name", name)?, required("version", version)?);
+        let (name, version) = (
+            required("name", name).or_status()?,
+            required("version", version).or_status()?,
+        );
         let detail = serde_json::json!({ "version": version });
         self.act(&caller, "activate", &name, detail, || {
             self.app.sets.activate(&name, &version)
@@ -261,13 +286,17 @@ impl pb::policy_admin_server::PolicyAdmin for AdminService {
         &self,
         request: Request<pb::ShadowSetRequest>,
     ) -> Result<Response<pb::SetStatus>, Status> {
-        let caller = self.app.auth.authorize(request.metadata(), ADMIN)?;
+        let caller = self
+            .app
+            .auth
+            .authorize(super::presented(request.metadata()), ADMIN)
+            .or_status()?;
         let pb::ShadowSetRequest {
             name,
             version,
             demote,
         } = request.into_inner();
-        let name = required("name", name)?;
+        let name = required("name", name).or_status()?;
         if demote {
             let detail = serde_json::json!({});
             return self
@@ -276,7 +305,7 @@ impl pb::policy_admin_server::PolicyAdmin for AdminService {
                 })
                 .await;
         }
-        let version = required("version", version)?;
+        let version = required("version", version).or_status()?;
         let detail = serde_json::json!({ "version": version });
         self.act(&caller, "shadow", &name, detail, || {
             self.app.sets.shadow(&name, &version)
@@ -288,8 +317,12 @@ impl pb::policy_admin_server::PolicyAdmin for AdminService {
         &self,
         request: Request<pb::ClearShadowRequest>,
     ) -> Result<Response<pb::SetStatus>, Status> {
-        let caller = self.app.auth.authorize(request.metadata(), ADMIN)?;
-        let name = required("name", request.into_inner().name)?;
+        let caller = self
+            .app
+            .auth
+            .authorize(super::presented(request.metadata()), ADMIN)
+            .or_status()?;
+        let name = required("name", request.into_inner().name).or_status()?;
         self.act(
             &caller,
             "clear-shadow",
@@ -304,9 +337,13 @@ impl pb::policy_admin_server::PolicyAdmin for AdminService {
         &self,
         request: Request<pb::RollbackSetRequest>,
     ) -> Result<Response<pb::SetStatus>, Status> {
-        let caller = self.app.auth.authorize(request.metadata(), ADMIN)?;
+        let caller = self
+            .app
+            .auth
+            .authorize(super::presented(request.metadata()), ADMIN)
+            .or_status()?;
         let pb::RollbackSetRequest { name, version } = request.into_inner();
-        let name = required("name", name)?;
+        let name = required("name", name).or_status()?;
         let version = Some(version).filter(|v| !v.is_empty());
         let detail = serde_json::json!({ "version": version });
         self.act(&caller, "rollback", &name, detail, || {
@@ -319,9 +356,16 @@ impl pb::policy_admin_server::PolicyAdmin for AdminService {
         &self,
         request: Request<pb::ReleasePluginRequest>,
     ) -> Result<Response<pb::SetStatus>, Status> {
-        let caller = self.app.auth.authorize(request.metadata(), ADMIN)?;
+        let caller = self
+            .app
+            .auth
+            .authorize(super::presented(request.metadata()), ADMIN)
+            .or_status()?;
         let pb::ReleasePluginRequest { name, plugin } = request.into_inner();
-        let (name, plugin) = (required("name", name)?, required("plugin", plugin)?);
+        let (name, plugin) = (
+            required("name", name).or_status()?,
+            required("plugin", plugin).or_status()?,
+        );
         let detail = serde_json::json!({ "plugin": plugin });
         self.act(&caller, "release-plugin", &name, detail, || {
             let set = self

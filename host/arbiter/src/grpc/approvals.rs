@@ -1,5 +1,6 @@
 //! The `arbiter.v1.Approvals` service.
 
+use crate::grpc::{IntoStatus as _, OrStatus as _};
 use std::pin::Pin;
 use std::sync::Arc;
 
@@ -116,7 +117,10 @@ impl pb::approvals_server::Approvals for ApprovalsService {
         &self,
         request: Request<pb::ListApprovalsRequest>,
     ) -> Result<Response<pb::ListApprovalsResponse>, Status> {
-        self.app.auth.authorize(request.metadata(), READERS)?;
+        self.app
+            .auth
+            .authorize(super::presented(request.metadata()), READERS)
+            .or_status()?;
         let pb::ListApprovalsRequest {
             states,
             principal,
@@ -127,7 +131,8 @@ impl pb::approvals_server::Approvals for ApprovalsService {
             .into_iter()
             .enumerate()
             .map(|(i, s)| state_of(&format!("states[{i}]"), s))
-            .collect::<Result<_, _>>()?;
+            .collect::<Result<_, _>>()
+            .or_status()?;
         let filter = ApprovalFilter {
             states,
             principal: Some(principal).filter(|p| !p.is_empty()),
@@ -135,7 +140,7 @@ impl pb::approvals_server::Approvals for ApprovalsService {
             now_micros: 0,
             limit: limit as usize,
         };
-        let list = self.app.approvals.list(filter).await?;
+        let list = self.app.approvals.list(filter).await.or_status()?;
         Ok(Response::new(pb::ListApprovalsResponse {
             approvals: list.iter().map(approval).collect(),
         }))
@@ -145,9 +150,14 @@ impl pb::approvals_server::Approvals for ApprovalsService {
         &self,
         request: Request<pb::GetApprovalRequest>,
     ) -> Result<Response<pb::Approval>, Status> {
-        self.app.auth.authorize(request.metadata(), READERS)?;
-        let id = required_id(request.into_inner().id)?;
-        Ok(Response::new(approval(&self.app.approvals.get(&id).await?)))
+        self.app
+            .auth
+            .authorize(super::presented(request.metadata()), READERS)
+            .or_status()?;
+        let id = required_id(request.into_inner().id).or_status()?;
+        Ok(Response::new(approval(
+            &self.app.approvals.get(&id).await.or_status()?,
+        )))
     }
 
     async fn decide(
@@ -157,13 +167,14 @@ impl pb::approvals_server::Approvals for ApprovalsService {
         let caller = self
             .app
             .auth
-            .authorize(request.metadata(), &[Role::Approver])?;
+            .authorize(super::presented(request.metadata()), &[Role::Approver])
+            .or_status()?;
         let pb::DecideApprovalRequest {
             id,
             approve,
             comment,
         } = request.into_inner();
-        let id = required_id(id)?;
+        let id = required_id(id).or_status()?;
         let a = self
             .app
             .approvals
@@ -183,11 +194,15 @@ impl pb::approvals_server::Approvals for ApprovalsService {
         if let Err(e) = recorded {
             // A vote that cannot be audited does not count.
             if a.is_ok() {
-                self.app.approvals.retract(&id, &caller.id).await?;
+                self.app
+                    .approvals
+                    .retract(&id, &caller.id)
+                    .await
+                    .or_status()?;
             }
-            return Err(e.into());
+            return Err(e.into_status());
         }
-        Ok(Response::new(approval(&a?)))
+        Ok(Response::new(approval(&a.or_status()?)))
     }
 
     type WatchApprovalsStream = EventStream;
@@ -196,7 +211,10 @@ impl pb::approvals_server::Approvals for ApprovalsService {
         &self,
         request: Request<pb::WatchApprovalsRequest>,
     ) -> Result<Response<Self::WatchApprovalsStream>, Status> {
-        self.app.auth.authorize(request.metadata(), READERS)?;
+        self.app
+            .auth
+            .authorize(super::presented(request.metadata()), READERS)
+            .or_status()?;
         let include_pending = request.into_inner().include_pending;
         // Subscribe before listing so nothing that changes in between is missed.
         let events = self.app.approvals.subscribe();
@@ -208,7 +226,8 @@ impl pb::approvals_server::Approvals for ApprovalsService {
                     limit: 10_000,
                     ..ApprovalFilter::default()
                 })
-                .await?
+                .await
+                .or_status()?
         } else {
             Vec::new()
         };

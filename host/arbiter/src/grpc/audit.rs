@@ -1,5 +1,6 @@
 //! The `arbiter.v1.Audit` service.
 
+use crate::grpc::OrStatus as _;
 use std::sync::Arc;
 
 use arbiter_audit::{Filter, Kind, StoredRecord};
@@ -98,16 +99,18 @@ impl pb::audit_server::Audit for AuditService {
     ) -> Result<Response<pb::QueryAuditResponse>, Status> {
         self.app
             .auth
-            .authorize(request.metadata(), &[Role::Admin])?;
-        let filter = filter(request.into_inner())?;
-        let log = self.log()?.clone();
+            .authorize(super::presented(request.metadata()), &[Role::Admin])
+            .or_status()?;
+        let filter = filter(request.into_inner()).or_status()?;
+        let log = self.log().or_status()?.clone();
         let records = blocking(move || {
             log.query(&filter).map_err(|e| {
                 tracing::error!(error = %e, "audit query failed");
                 ApiError::Unavailable("the audit log cannot be read".into())
             })
         })
-        .await?;
+        .await
+        .or_status()?;
         Ok(Response::new(pb::QueryAuditResponse {
             records: records.into_iter().map(record).collect(),
         }))
@@ -119,15 +122,17 @@ impl pb::audit_server::Audit for AuditService {
     ) -> Result<Response<pb::VerifyAuditResponse>, Status> {
         self.app
             .auth
-            .authorize(request.metadata(), &[Role::Admin])?;
-        let path = self.log()?.path().to_path_buf();
+            .authorize(super::presented(request.metadata()), &[Role::Admin])
+            .or_status()?;
+        let path = self.log().or_status()?.path().to_path_buf();
         let v = blocking(move || {
             arbiter_audit::verify(&path, None).map_err(|e| {
                 tracing::error!(error = %e, "audit verification could not run");
                 ApiError::Unavailable("the audit log cannot be read".into())
             })
         })
-        .await?;
+        .await
+        .or_status()?;
         Ok(Response::new(pb::VerifyAuditResponse {
             intact: v.is_intact(),
             records: v.records,

@@ -1,335 +1,40 @@
-//! The `arbiter.v1.Authorizer` service.
-
-use std::sync::Arc;
-use std::time::Duration;
+//! The `arbiter.v1.Authorizer` service: a thin adapter onto the service's
+//! [`Decider`].
 
 use futures::StreamExt as _;
-use tokio::sync::Semaphore;
 use tonic::{Request, Response, Status};
-use tracing::Instrument as _;
 
-use arbiter_core::Outcome;
+use arbiter_service::auth::{Caller, Role};
+use arbiter_service::pipeline::{BATCH_CONCURRENCY, Decider};
 
-use super::{ApiError, decode, encode};
-use crate::app::App;
-use crate::approvals::blocking;
-use crate::auth::{Caller, Role};
+use super::{ApiError, IntoStatus as _, OrStatus as _, decode, encode, presented};
 use crate::proto as pb;
-
-/// Items of one batch decided at once: enough for their audit records to share group
-/// commits, few enough that one batch cannot take every evaluation slot.
-pub const BATCH_CONCURRENCY: usize = 16;
 
 /// Who may ask for decisions.
 const ENFORCERS: &[Role] = &[Role::Enforcer];
 
-/// How long a request may wait for a free sandbox before it is refused with
-/// RESOURCE_EXHAUSTED. An enforcement point waiting longer than this for a decision
-/// is better told to back off.
-pub const ADMISSION_WAIT: Duration = Duration::from_secs(2);
-/// Requests that may wait for a sandbox, per evaluation slot. Past this the server
-/// refuses at once rather than holding unbounded decoded requests in memory.
-pub const QUEUE_PER_SLOT: usize = 4;
-
 /// Answers decisions from the loaded policy sets.
 #[derive(Debug, Clone)]
 pub struct Authorizer {
-    app: Arc<App>,
-    admission: Admission,
-}
-
-/// Admission control, sized with the sandbox pool: at most `capacity` decisions
-/// evaluate at once (each holds one instance at a time), at most
-/// `QUEUE_PER_SLOT * capacity` wait, for at most [`ADMISSION_WAIT`]. Overload becomes
-/// queueing, then RESOURCE_EXHAUSTED, never an allocation failure inside a sandbox.
-#[derive(Debug, Clone)]
-pub struct Admission {
-    running: Arc<Semaphore>,
-    waiting: Arc<Semaphore>,
-    shadow: Arc<Semaphore>,
-    capacity: usize,
-}
-
-/// An evaluation slot held by shadow work.
-#[derive(Debug)]
-pub struct ShadowPermit {
-    _share: tokio::sync::OwnedSemaphorePermit,
-    _slot: tokio::sync::OwnedSemaphorePermit,
-}
-
-impl Admission {
-    /// Admission for a pool of `capacity` instances.
-    pub fn new(capacity: usize) -> Self {
-        Self {
-            running: Arc::new(Semaphore::new(capacity)),
-            waiting: Arc::new(Semaphore::new(capacity * QUEUE_PER_SLOT)),
-            shadow: Arc::new(Semaphore::new((capacity / 2).max(1))),
-            capacity,
-        }
-    }
-
-    /// A slot for shadow work, only if one is free right now (never waits) and shadow
-    /// work holds fewer than half the slots.
-    fn try_shadow(&self) -> Option<ShadowPermit> {
-        let share = self.shadow.clone().try_acquire_owned().ok()?;
-        let slot = self.running.clone().try_acquire_owned().ok()?;
-        Some(ShadowPermit {
-            _share: share,
-            _slot: slot,
-        })
-    }
-
-    async fn enter(&self) -> Result<tokio::sync::OwnedSemaphorePermit, ApiError> {
-        if let Ok(p) = self.running.clone().try_acquire_owned() {
-            return Ok(p);
-        }
-        let overloaded = || ApiError::Overloaded {
-            capacity: self.capacity,
-        };
-        let _queued = self.waiting.try_acquire().map_err(|_| overloaded())?;
-        match tokio::time::timeout(ADMISSION_WAIT, self.running.clone().acquire_owned()).await {
-            Ok(Ok(p)) => Ok(p),
-            _ => Err(overloaded()),
-        }
-    }
+    decider: Decider,
 }
 
 impl Authorizer {
-    /// A service over the server's state, admitting at most `capacity` concurrent
-    /// evaluations.
-    pub fn new(app: Arc<App>, capacity: usize) -> Self {
-        Self {
-            app,
-            admission: Admission::new(capacity),
-        }
+    /// The service over a pipeline.
+    pub fn new(decider: Decider) -> Self {
+        Self { decider }
     }
 
-    /// Decodes, routes, evaluates, encodes: the whole path of one request.
+    /// Decodes, decides, encodes: the whole path of one request.
     async fn decide(
         &self,
         caller: &Caller,
         r: pb::AuthorizeRequest,
     ) -> Result<pb::AuthorizeResponse, ApiError> {
-        let started = std::time::Instant::now();
         let a = decode::authorize(r)?;
-        let route = self
-            .app
-            .sets
-            .route(a.policy_set.as_deref())
-            .ok_or_else(|| ApiError::UnknownSet(a.policy_set.clone().unwrap_or_default()))?;
-        let set = route.set;
-        if a.credential.is_some() && !caller.authenticated {
-            return Err(ApiError::PermissionDenied(
-                "credentials are issued only to authenticated enforcement points: send a bearer token with the enforcer role".into(),
-            ));
-        }
-        // An approval is checked before evaluation (digest, state, expiry) and
-        // consumed after it, only when the re-evaluation allows.
-        // The redemption is held to the end of this call: no other request redeems
-        // the same approval meanwhile.
-        let (approval, _redemption) = match &a.approval_id {
-            Some(id) => {
-                let checked = self
-                    .app
-                    .approvals
-                    .check(id, &a.request, a.credential, set.identity())
-                    .await;
-                match checked {
-                    Ok((approval, redemption)) => (Some(approval), Some(redemption)),
-                    Err(e) => {
-                        self.record_refused_redemption(caller, id, &a.request, &e)
-                            .await;
-                        return Err(e);
-                    }
-                }
-            }
-            None => (None, None),
-        };
-        let span = tracing::debug_span!(
-            "decide",
-            set = %set.identity().name,
-            principal = %a.request.principal.id,
-            action = %a.request.action.name,
-            outcome = tracing::field::Empty,
-        );
-        let permit = self.admission.enter().await?;
-        let d = set
-            .decide(&a.request, approval.is_some())
-            .instrument(span.clone())
-            .await;
-        drop(permit);
-        span.record("outcome", d.outcome.as_str());
-        // Recorded before anything is returned or changed: no record, no decision.
-        let latency = u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX);
-        self.app
-            .record_decision(
-                &a.request,
-                &d,
-                set.manifest().audit,
-                caller,
-                a.approval_id.as_deref(),
-                latency,
-            )
-            .await?;
-        if let Some(shadow) = route.shadow {
-            let permit = self.admission.try_shadow();
-            crate::shadow::spawn(
-                self.app.clone(),
-                shadow,
-                permit,
-                a.request.clone(),
-                approval.is_some(),
-                &d,
-            );
-        }
-        let mut response = encode::decision(&d, a.explain);
-        match d.outcome {
-            Outcome::RequireApproval => {
-                let (id, created) = self
-                    .app
-                    .approvals
-                    .hold(&a.request, a.credential, &d)
-                    .await?;
-                if let Some(created) = created {
-                    self.app
-                        .record_approval(&caller.id, &created, "created", serde_json::Value::Null)
-                        .await?;
-                }
-                response.approval_id = id;
-            }
-            Outcome::Allow => self.allow(caller, &a, &d, approval, &mut response).await?,
-            Outcome::Deny => {}
-        }
-        Ok(response)
-    }
-
-    /// The effects of an allow: a credential when asked for, and the approval used.
-    /// The credential is recorded first and the approval consumed second: if recording
-    /// fails the approval stays usable; if another request used the approval meanwhile,
-    /// the credential is revoked before anyone sees it.
-    async fn allow(
-        &self,
-        caller: &Caller,
-        a: &decode::Authorize,
-        d: &arbiter_core::Decision,
-        approval: Option<arbiter_store::Approval>,
-        response: &mut pb::AuthorizeResponse,
-    ) -> Result<(), ApiError> {
-        let issued = match a.credential {
-            Some(wish) => {
-                let creds = self.app.credentials.clone();
-                let (request, decision) = (a.request.clone(), d.clone());
-                let issued = blocking(move || creds.issue(&request, &decision, wish)).await?;
-                let recorded = self
-                    .app
-                    .record_credential_event(
-                        caller,
-                        "issued",
-                        serde_json::json!({
-                            "credentials": [issued.id],
-                            "decision_id": d.id,
-                            "task_id": a.request.intent.task_id,
-                            "expires_at": issued.expires_at,
-                        }),
-                    )
-                    .await;
-                if let Err(e) = recorded {
-                    self.revoke_unhanded(caller, &issued.id, d, "its issue could not be recorded")
-                        .await;
-                    return Err(e);
-                }
-                Some(issued)
-            }
-            None => None,
-        };
-        if let Some(approval) = approval {
-            let consumed = self.app.approvals.consume(&approval.new.id, &d.id).await;
-            let consumed = match consumed {
-                Ok(c) => c,
-                Err(e) => {
-                    if let Some(issued) = &issued {
-                        self.revoke_unhanded(
-                            caller,
-                            &issued.id,
-                            d,
-                            "its approval was used by another request meanwhile",
-                        )
-                        .await;
-                    }
-                    return Err(e);
-                }
-            };
-            self.app
-                .record_approval(&caller.id, &consumed, "consumed", serde_json::Value::Null)
-                .await?;
-            response.approval_id = consumed.new.id;
-        }
-        response.credential = issued.map(|issued| pb::IssuedCredential {
-            id: issued.id,
-            token: issued.token,
-            expires_at: issued.expires_at,
-        });
-        Ok(())
-    }
-
-    /// Revokes a credential that must not escape, and records that (`why` it was never
-    /// handed out); logs if either fails. The request fails either way.
-    async fn revoke_unhanded(
-        &self,
-        caller: &Caller,
-        id: &str,
-        d: &arbiter_core::Decision,
-        why: &str,
-    ) {
-        let (creds, key) = (self.app.credentials.clone(), id.to_string());
-        if let Err(e) = blocking(move || creds.revoke(&key)).await {
-            tracing::error!(credential = id, error = %e, "cannot revoke a credential that was never handed out");
-            return;
-        }
-        let recorded = self
-            .app
-            .record_credential_event(
-                caller,
-                "revoked",
-                serde_json::json!({
-                    "credentials": [id],
-                    "decision_id": d.id,
-                    "reason": format!("never handed out: {why}"),
-                }),
-            )
-            .await;
-        if let Err(e) = recorded {
-            tracing::warn!(credential = id, error = %e, "revoked a credential that was never handed out, but cannot record that");
-        }
-    }
-
-    /// Records that `caller` presented approval `id` and it was refused (`e` says why),
-    /// so that attempts to replay or stretch an approval are on record. The request is
-    /// refused either way; a record that cannot be written is logged.
-    async fn record_refused_redemption(
-        &self,
-        caller: &Caller,
-        id: &str,
-        request: &arbiter_core::Request,
-        e: &ApiError,
-    ) {
-        let body = serde_json::json!({
-            "approval_id": id,
-            "reason": e.to_string(),
-            "principal": request.principal.id,
-            "action": request.action.name,
-            "request_digest": hex::encode(request.digest()),
-        });
-        let r = crate::records::event(
-            arbiter_audit::Kind::Approval,
-            &caller.id,
-            "redemption-refused",
-            None,
-            body,
-        );
-        if let Err(err) = self.app.append(r, arbiter_audit::Durability::Durable).await {
-            tracing::warn!(approval = id, error = %err, "cannot record a refused approval redemption");
-        }
+        let explain = a.explain;
+        let answer = self.decider.decide(caller, a).await?;
+        Ok(encode::answer(&answer, explain))
     }
 }
 
@@ -339,19 +44,31 @@ impl pb::authorizer_server::Authorizer for Authorizer {
         &self,
         request: Request<pb::AuthorizeRequest>,
     ) -> Result<Response<pb::AuthorizeResponse>, Status> {
-        let caller = self.app.auth.authorize(request.metadata(), ENFORCERS)?;
+        let caller = self
+            .decider
+            .app()
+            .auth
+            .authorize(presented(request.metadata()), ENFORCERS)
+            .or_status()?;
         let request = request.into_inner();
-        decode::check_size("request", &request)?;
-        Ok(Response::new(self.decide(&caller, request).await?))
+        decode::check_size("request", &request).or_status()?;
+        Ok(Response::new(
+            self.decide(&caller, request).await.or_status()?,
+        ))
     }
 
     async fn authorize_batch(
         &self,
         request: Request<pb::AuthorizeBatchRequest>,
     ) -> Result<Response<pb::AuthorizeBatchResponse>, Status> {
-        let caller = self.app.auth.authorize(request.metadata(), ENFORCERS)?;
+        let caller = self
+            .decider
+            .app()
+            .auth
+            .authorize(presented(request.metadata()), ENFORCERS)
+            .or_status()?;
         let batch = request.into_inner();
-        decode::check_size("requests", &batch)?;
+        decode::check_size("requests", &batch).or_status()?;
         let pb::AuthorizeBatchRequest { requests } = batch;
         if requests.len() > decode::MAX_BATCH {
             return Err(ApiError::field(
@@ -362,7 +79,7 @@ impl pb::authorizer_server::Authorizer for Authorizer {
                     decode::MAX_BATCH
                 ),
             )
-            .into());
+            .into_status());
         }
         // Items are decided a few at a time, answers kept in order: their audit
         // records then share commits instead of each waiting for its own.
@@ -372,7 +89,7 @@ impl pb::authorizer_server::Authorizer for Authorizer {
                 let result = match self.decide(caller, r).await {
                     Ok(response) => pb::batch_item::Result::Response(response),
                     Err(e) => pb::batch_item::Result::Error(pb::ItemError {
-                        code: e.code() as i32,
+                        code: super::code(&e) as i32,
                         field: match e.field_name() {
                             "" => String::new(),
                             f => format!("requests[{i}].{f}"),

@@ -1,5 +1,6 @@
 //! The `arbiter.v1.Credentials` service.
 
+use crate::grpc::OrStatus as _;
 use std::sync::Arc;
 
 use tonic::{Request, Response, Status};
@@ -58,13 +59,21 @@ impl pb::credentials_server::Credentials for CredentialsService {
         &self,
         request: Request<pb::IntrospectRequest>,
     ) -> Result<Response<pb::IntrospectResponse>, Status> {
-        authenticated(self.app.auth.authorize(request.metadata(), HOLDERS)?)?;
+        authenticated(
+            self.app
+                .auth
+                .authorize(super::presented(request.metadata()), HOLDERS)
+                .or_status()?,
+        )
+        .or_status()?;
         let token = request.into_inner().token;
         if token.len() > MAX_TOKEN_BYTES {
             return Ok(Response::new(pb::IntrospectResponse::default()));
         }
         let creds = self.app.credentials.clone();
-        let found = blocking(move || creds.introspect(&token)).await?;
+        let found = blocking(move || creds.introspect(&token))
+            .await
+            .or_status()?;
         Ok(Response::new(match found {
             None => pb::IntrospectResponse::default(),
             Some((c, kid)) => pb::IntrospectResponse {
@@ -86,11 +95,17 @@ impl pb::credentials_server::Credentials for CredentialsService {
         &self,
         request: Request<pb::RevokeRequest>,
     ) -> Result<Response<pb::RevokeResponse>, Status> {
-        let caller = authenticated(self.app.auth.authorize(request.metadata(), HOLDERS)?)?;
-        let id = required("id", request.into_inner().id)?;
+        let caller = authenticated(
+            self.app
+                .auth
+                .authorize(super::presented(request.metadata()), HOLDERS)
+                .or_status()?,
+        )
+        .or_status()?;
+        let id = required("id", request.into_inner().id).or_status()?;
         let creds = self.app.credentials.clone();
         let key = id.clone();
-        let revoked = blocking(move || creds.revoke(&key)).await?;
+        let revoked = blocking(move || creds.revoke(&key)).await.or_status()?;
         if revoked {
             self.app
                 .record_credential_event(
@@ -98,7 +113,8 @@ impl pb::credentials_server::Credentials for CredentialsService {
                     "revoked",
                     serde_json::json!({ "credentials": [id] }),
                 )
-                .await?;
+                .await
+                .or_status()?;
         }
         Ok(Response::new(pb::RevokeResponse { revoked }))
     }
@@ -107,18 +123,27 @@ impl pb::credentials_server::Credentials for CredentialsService {
         &self,
         request: Request<pb::CompleteTaskRequest>,
     ) -> Result<Response<pb::CompleteTaskResponse>, Status> {
-        let caller = authenticated(self.app.auth.authorize(request.metadata(), HOLDERS)?)?;
-        let task_id = required("task_id", request.into_inner().task_id)?;
+        let caller = authenticated(
+            self.app
+                .auth
+                .authorize(super::presented(request.metadata()), HOLDERS)
+                .or_status()?,
+        )
+        .or_status()?;
+        let task_id = required("task_id", request.into_inner().task_id).or_status()?;
         let creds = self.app.credentials.clone();
         let task = task_id.clone();
-        let revoked = blocking(move || creds.complete_task(&task)).await?;
+        let revoked = blocking(move || creds.complete_task(&task))
+            .await
+            .or_status()?;
         self.app
             .record_credential_event(
                 &caller,
                 "task-complete",
                 serde_json::json!({ "task_id": task_id, "credentials": revoked }),
             )
-            .await?;
+            .await
+            .or_status()?;
         Ok(Response::new(pb::CompleteTaskResponse { revoked }))
     }
 
@@ -140,16 +165,18 @@ impl pb::credentials_server::Credentials for CredentialsService {
         let caller = self
             .app
             .auth
-            .authorize(request.metadata(), &[Role::Admin])?;
+            .authorize(super::presented(request.metadata()), &[Role::Admin])
+            .or_status()?;
         let creds = self.app.credentials.clone();
-        let (active_kid, retired_kid) = blocking(move || creds.rotate()).await?;
+        let (active_kid, retired_kid) = blocking(move || creds.rotate()).await.or_status()?;
         self.app
             .record_admin_act(
                 &caller,
                 "rotate-signing-key",
                 serde_json::json!({ "active_kid": active_kid, "retired_kid": retired_kid }),
             )
-            .await?;
+            .await
+            .or_status()?;
         Ok(Response::new(pb::RotateSigningKeyResponse {
             active_kid,
             retired_kid,

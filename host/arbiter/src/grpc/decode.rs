@@ -52,20 +52,7 @@ pub fn check_size(field: &str, message: &impl prost::Message) -> Result<(), ApiE
     Ok(())
 }
 
-/// A decoded, validated request with its routing options.
-#[derive(Debug, Clone)]
-pub struct Authorize {
-    /// The question.
-    pub request: Request,
-    /// The set to ask; `None` for the default.
-    pub policy_set: Option<String>,
-    /// An approval to redeem.
-    pub approval_id: Option<String>,
-    /// Whether to list plugin verdicts.
-    pub explain: bool,
-    /// A credential is wanted on allow, with this lifetime wish (`None`: the default).
-    pub credential: Option<Option<std::time::Duration>>,
-}
+pub use arbiter_service::pipeline::Authorize;
 
 /// Decodes and validates one request.
 pub fn authorize(r: pb::AuthorizeRequest) -> Result<Authorize, ApiError> {

@@ -148,3 +148,15 @@ fn attributes(a: &Attributes) -> HashMap<String, pb::Value> {
         })
         .collect()
 }
+
+/// A pipeline answer as a response: the decision, the approval and the credential.
+pub fn answer(a: &arbiter_service::pipeline::Answer, explain: bool) -> pb::AuthorizeResponse {
+    let mut response = decision(&a.decision, explain);
+    response.approval_id = a.approval_id.clone().unwrap_or_default();
+    response.credential = a.credential.as_ref().map(|c| pb::IssuedCredential {
+        id: c.id.clone(),
+        token: c.token.clone(),
+        expires_at: c.expires_at,
+    });
+    response
+}

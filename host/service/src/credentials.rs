@@ -18,7 +18,7 @@ use arc_swap::ArcSwap;
 use base64::Engine as _;
 use serde::{Deserialize, Serialize};
 
-use crate::grpc::ApiError;
+use crate::ServiceError;
 
 /// The longest any credential may live, whatever the config says: credentials for
 /// agents are minutes, not hours.
@@ -115,9 +115,9 @@ pub struct Credentials {
     rotation: Mutex<()>,
 }
 
-fn unavailable(what: &str, e: impl std::fmt::Display) -> ApiError {
+fn unavailable(what: &str, e: impl std::fmt::Display) -> ServiceError {
     tracing::error!(error = %e, "{what}");
-    ApiError::Unavailable(format!("{what}; no credential was issued or changed"))
+    ServiceError::Unavailable(format!("{what}; no credential was issued or changed"))
 }
 
 impl Credentials {
@@ -160,7 +160,7 @@ impl Credentials {
         request: &Request,
         decision: &Decision,
         wish: Option<Duration>,
-    ) -> Result<Issued, ApiError> {
+    ) -> Result<Issued, ServiceError> {
         let mut lifetime = wish
             .unwrap_or(self.config.default_lifetime)
             .min(self.config.max_lifetime);
@@ -205,7 +205,7 @@ impl Credentials {
 
     /// RFC 7662: the claims and key id of an active credential; `None` for anything
     /// else (malformed, unknown key, bad signature, expired, revoked, never issued).
-    pub fn introspect(&self, token: &str) -> Result<Introspection, ApiError> {
+    pub fn introspect(&self, token: &str) -> Result<Introspection, ServiceError> {
         let Some((claims, kid)) = self.verify_offline(token) else {
             return Ok(None);
         };
@@ -243,9 +243,9 @@ impl Credentials {
     }
 
     /// Revokes one credential: `Ok(false)` when already revoked.
-    pub fn revoke(&self, id: &str) -> Result<bool, ApiError> {
+    pub fn revoke(&self, id: &str) -> Result<bool, ServiceError> {
         if self.store.credential(id)?.is_none() {
-            return Err(ApiError::NotFound(format!(
+            return Err(ServiceError::NotFound(format!(
                 "no credential `{id}` was issued"
             )));
         }
@@ -253,7 +253,7 @@ impl Credentials {
     }
 
     /// Revokes every credential of `task_id`.
-    pub fn complete_task(&self, task_id: &str) -> Result<Vec<String>, ApiError> {
+    pub fn complete_task(&self, task_id: &str) -> Result<Vec<String>, ServiceError> {
         Ok(self.store.revoke_task(task_id, now_micros())?)
     }
 
@@ -263,7 +263,7 @@ impl Credentials {
     }
 
     /// Starts signing with a new key; returns (new, retired) key ids.
-    pub fn rotate(&self) -> Result<(String, String), ApiError> {
+    pub fn rotate(&self) -> Result<(String, String), ServiceError> {
         let _one_at_a_time = self.rotation.lock().unwrap_or_else(|e| e.into_inner());
         let old = self.active_kid();
         let key = SecretKey::generate().map_err(|e| unavailable("cannot create a key", e))?;

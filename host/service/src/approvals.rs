@@ -13,8 +13,8 @@ use arbiter_store::{
 };
 use tokio::sync::broadcast;
 
+use crate::ServiceError;
 use crate::auth::Caller;
-use crate::grpc::ApiError;
 
 /// How long an approval stays open by default: long enough for a human to react,
 /// short enough that a stale approval does not authorise tomorrow's action.
@@ -41,7 +41,10 @@ pub const PURGE_EVERY: Duration = Duration::from_secs(60 * 60);
 /// Deletes approvals closed, and credentials expired, more than `keep` ago, after
 /// recording how many as an admin act `state-purged` (their own records stay in the
 /// audit log). Returns (approvals, credentials) deleted.
-pub async fn purge_old(app: &crate::app::App, keep: Duration) -> Result<(usize, usize), ApiError> {
+pub async fn purge_old(
+    app: &crate::app::App,
+    keep: Duration,
+) -> Result<(usize, usize), ServiceError> {
     let keep_micros = i64::try_from(keep.as_micros()).unwrap_or(i64::MAX);
     let approvals_before = now_micros().saturating_sub(keep_micros);
     let credentials_before = approvals_before / 1_000_000;
@@ -86,7 +89,7 @@ pub async fn purge_old(app: &crate::app::App, keep: Duration) -> Result<(usize, 
 /// Records every lapsed approval as `expired`: the audit record first, then the
 /// stored state and the watch event. Stops at the first record that cannot be written
 /// (the next sweep tries again).
-pub async fn sweep_expired(app: &crate::app::App) -> Result<usize, ApiError> {
+pub async fn sweep_expired(app: &crate::app::App) -> Result<usize, ServiceError> {
     let store = app.store.clone();
     let lapsed = blocking(move || Ok(store.lapsed_approvals(now_micros(), SWEEP_BATCH)?)).await?;
     let n = lapsed.len();
@@ -142,11 +145,11 @@ const MAX_REMEMBERED: usize = 100_000;
 
 /// Runs a state operation on a blocking thread (SQLite syncs to disk).
 pub async fn blocking<T: Send + 'static>(
-    f: impl FnOnce() -> Result<T, ApiError> + Send + 'static,
-) -> Result<T, ApiError> {
+    f: impl FnOnce() -> Result<T, ServiceError> + Send + 'static,
+) -> Result<T, ServiceError> {
     tokio::task::spawn_blocking(f)
         .await
-        .map_err(|_| ApiError::Unavailable("a state operation was interrupted".into()))?
+        .map_err(|_| ServiceError::Unavailable("a state operation was interrupted".into()))?
 }
 
 impl ApprovalDesk {
@@ -197,7 +200,7 @@ impl ApprovalDesk {
         request: &Request,
         credential: Option<Option<Duration>>,
         decision: &Decision,
-    ) -> Result<(String, Option<Approval>), ApiError> {
+    ) -> Result<(String, Option<Approval>), ServiceError> {
         let digest = approval_digest(request, credential);
         let now = now_micros();
         let remembered = self
@@ -245,7 +248,7 @@ impl ApprovalDesk {
         request: &Request,
         credential: Option<Option<Duration>>,
         set: &SetIdentity,
-    ) -> Result<(Approval, Redemption), ApiError> {
+    ) -> Result<(Approval, Redemption), ServiceError> {
         // Checked first, so that only a request the approval covers can hold it...
         self.check_stored(id, request, credential, set).await?;
         if !self
@@ -254,7 +257,7 @@ impl ApprovalDesk {
             .unwrap_or_else(|e| e.into_inner())
             .insert(id.to_string())
         {
-            return Err(ApiError::FailedPrecondition(format!(
+            return Err(ServiceError::FailedPrecondition(format!(
                 "approval `{id}` is being used by another request right now; approvals are single-use"
             )));
         }
@@ -274,14 +277,14 @@ impl ApprovalDesk {
         request: &Request,
         credential: Option<Option<Duration>>,
         set: &SetIdentity,
-    ) -> Result<Approval, ApiError> {
+    ) -> Result<Approval, ServiceError> {
         let store = self.store.clone();
         let key = id.to_string();
         let a = blocking(move || Ok(store.approval(&key, now_micros())?))
             .await?
-            .ok_or_else(|| ApiError::NotFound(format!("no approval `{id}`")))?;
+            .ok_or_else(|| ServiceError::NotFound(format!("no approval `{id}`")))?;
         let refuse = |why: String| {
-            Err(ApiError::FailedPrecondition(format!(
+            Err(ServiceError::FailedPrecondition(format!(
                 "approval `{id}` {why}"
             )))
         };
@@ -314,7 +317,7 @@ impl ApprovalDesk {
     }
 
     /// Uses an approved approval for `decision_id`, once; returns it consumed.
-    pub async fn consume(&self, id: &str, decision_id: &str) -> Result<Approval, ApiError> {
+    pub async fn consume(&self, id: &str, decision_id: &str) -> Result<Approval, ServiceError> {
         let store = self.store.clone();
         let (key, dec) = (id.to_string(), decision_id.to_string());
         let consumed = blocking(move || {
@@ -328,7 +331,7 @@ impl ApprovalDesk {
                 self.publish(&a);
                 Ok(a)
             }
-            _ => Err(ApiError::FailedPrecondition(format!(
+            _ => Err(ServiceError::FailedPrecondition(format!(
                 "approval `{id}` was used or expired while this request was evaluated; approvals are single-use"
             ))),
         }
@@ -341,15 +344,15 @@ impl ApprovalDesk {
         id: &str,
         approve: bool,
         comment: String,
-    ) -> Result<Approval, ApiError> {
+    ) -> Result<Approval, ServiceError> {
         if caller.kind != PrincipalKind::Human || !caller.authenticated {
-            return Err(ApiError::PermissionDenied(format!(
+            return Err(ServiceError::PermissionDenied(format!(
                 "`{}` is not an authenticated human; only humans approve",
                 caller.id
             )));
         }
         if comment.len() > MAX_COMMENT_BYTES {
-            return Err(ApiError::field(
+            return Err(ServiceError::field(
                 "comment",
                 format!("is more than {MAX_COMMENT_BYTES} bytes"),
             ));
@@ -358,16 +361,16 @@ impl ApprovalDesk {
         let key = id.to_string();
         let current = blocking(move || Ok(store.approval(&key, now_micros())?))
             .await?
-            .ok_or_else(|| ApiError::NotFound(format!("no approval `{id}`")))?;
+            .ok_or_else(|| ServiceError::NotFound(format!("no approval `{id}`")))?;
         let me = identity_key(&caller.id);
         if identity_key(&current.new.principal) == me {
-            return Err(ApiError::PermissionDenied(format!(
+            return Err(ServiceError::PermissionDenied(format!(
                 "`{}` requested this action and cannot approve it",
                 caller.id
             )));
         }
         if current.new.delegation.iter().any(|d| identity_key(d) == me) {
-            return Err(ApiError::PermissionDenied(format!(
+            return Err(ServiceError::PermissionDenied(format!(
                 "`{}` is in the delegation chain of this request and cannot approve it",
                 caller.id
             )));
@@ -387,20 +390,20 @@ impl ApprovalDesk {
                 self.publish(&a);
                 Ok(a)
             }
-            VoteOutcome::AlreadyVoted(_) => Err(ApiError::AlreadyExists(format!(
+            VoteOutcome::AlreadyVoted(_) => Err(ServiceError::AlreadyExists(format!(
                 "`{}` already voted on approval `{id}`; a person counts once",
                 caller.id
             ))),
-            VoteOutcome::Closed(a) => Err(ApiError::FailedPrecondition(format!(
+            VoteOutcome::Closed(a) => Err(ServiceError::FailedPrecondition(format!(
                 "approval `{id}` is {}, no longer open for votes",
                 a.state.as_str()
             ))),
-            VoteOutcome::NotFound => Err(ApiError::NotFound(format!("no approval `{id}`"))),
+            VoteOutcome::NotFound => Err(ServiceError::NotFound(format!("no approval `{id}`"))),
         }
     }
 
     /// Takes back a counted vote whose audit record could not be written.
-    pub async fn retract(&self, id: &str, approver: &str) -> Result<(), ApiError> {
+    pub async fn retract(&self, id: &str, approver: &str) -> Result<(), ServiceError> {
         let store = self.store.clone();
         let (key, who) = (id.to_string(), identity_key(approver));
         let a = blocking(move || {
@@ -416,16 +419,16 @@ impl ApprovalDesk {
     }
 
     /// One approval.
-    pub async fn get(&self, id: &str) -> Result<Approval, ApiError> {
+    pub async fn get(&self, id: &str) -> Result<Approval, ServiceError> {
         let store = self.store.clone();
         let key = id.to_string();
         blocking(move || Ok(store.approval(&key, now_micros())?))
             .await?
-            .ok_or_else(|| ApiError::NotFound(format!("no approval `{id}`")))
+            .ok_or_else(|| ServiceError::NotFound(format!("no approval `{id}`")))
     }
 
     /// Approvals matching `filter` (its clock is set here).
-    pub async fn list(&self, mut filter: ApprovalFilter) -> Result<Vec<Approval>, ApiError> {
+    pub async fn list(&self, mut filter: ApprovalFilter) -> Result<Vec<Approval>, ServiceError> {
         filter.now_micros = now_micros();
         let store = self.store.clone();
         blocking(move || Ok(store.list_approvals(&filter)?)).await

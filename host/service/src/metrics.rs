@@ -6,8 +6,6 @@
 //! Label values are set and plugin names (bounded by configuration) and fixed words;
 //! nothing a caller sends becomes a label, so a caller cannot blow up cardinality.
 
-use std::net::SocketAddr;
-use std::sync::Arc;
 use std::time::Duration;
 
 use arbiter_core::{Decision, PluginOutcome};
@@ -328,60 +326,4 @@ impl Metrics {
         let _ = prometheus_client::encoding::text::encode(&mut out, &self.registry);
         out
     }
-}
-
-/// Serves `GET /metrics` on `addr` until the task is aborted; `refresh` runs before
-/// every scrape (to update gauges that are read, not counted).
-pub async fn serve(
-    listener: tokio::net::TcpListener,
-    metrics: Arc<Metrics>,
-    refresh: Arc<dyn Fn(&Metrics) + Send + Sync>,
-) {
-    use http_body_util::Full;
-    use hyper::body::Bytes;
-    use hyper::{Response, StatusCode};
-    loop {
-        let Ok((stream, _)) = listener.accept().await else {
-            continue;
-        };
-        let (metrics, refresh) = (metrics.clone(), refresh.clone());
-        tokio::spawn(async move {
-            let service =
-                hyper::service::service_fn(move |req: hyper::Request<hyper::body::Incoming>| {
-                    let (metrics, refresh) = (metrics.clone(), refresh.clone());
-                    async move {
-                        let response = if req.uri().path() == "/metrics" {
-                            refresh(&metrics);
-                            Response::builder()
-                                .header(
-                                    "content-type",
-                                    "application/openmetrics-text; version=1.0.0; charset=utf-8",
-                                )
-                                .body(Full::new(Bytes::from(metrics.encode())))
-                        } else {
-                            Response::builder()
-                                .status(StatusCode::NOT_FOUND)
-                                .body(Full::new(Bytes::from_static(b"metrics are at /metrics\n")))
-                        };
-                        response.map_err(|e| e.to_string())
-                    }
-                });
-            let io = hyper_util::rt::TokioIo::new(stream);
-            let _ = hyper::server::conn::http1::Builder::new()
-                .serve_connection(io, service)
-                .await;
-        });
-    }
-}
-
-/// Parses `--metrics-listen` (`off` disables the endpoint).
-pub fn parse_listen(text: &str) -> anyhow::Result<Option<SocketAddr>> {
-    if text == "off" {
-        return Ok(None);
-    }
-    text.parse().map(Some).map_err(|e| {
-        anyhow::anyhow!(
-            "metrics address `{text}` is not `IP:port` or `off` ({e}); e.g. 127.0.0.1:9464"
-        )
-    })
 }

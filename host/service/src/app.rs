@@ -8,10 +8,10 @@ use arbiter_core::{AuditMode, Decision, Request};
 use arbiter_store::{Approval, ApprovalState, StateStore};
 use tokio::sync::watch;
 
+use crate::ServiceError;
 use crate::approvals::ApprovalDesk;
 use crate::auth::{Authenticator, Caller};
 use crate::credentials::Credentials;
-use crate::grpc::ApiError;
 use crate::history::History;
 use crate::loader::Loader;
 use crate::metrics::Metrics;
@@ -101,13 +101,13 @@ impl App {
 
     /// Appends a record; an error means it is not in the log, and the caller must not
     /// be told that the event happened.
-    pub async fn append(&self, record: Record, durability: Durability) -> Result<(), ApiError> {
+    pub async fn append(&self, record: Record, durability: Durability) -> Result<(), ServiceError> {
         let Some(log) = &self.audit else {
             return Ok(());
         };
         log.append(record, durability).await.map(drop).map_err(|e| {
             tracing::error!(error = %e, cause = ?std::error::Error::source(&e), "audit append failed");
-            ApiError::Unavailable(
+            ServiceError::Unavailable(
                 "the audit log cannot be written, so nothing is decided or changed without a record; retry later (operators: see the server log)".into(),
             )
         })
@@ -122,7 +122,7 @@ impl App {
         caller: &Caller,
         approval_id: Option<&str>,
         latency_micros: u64,
-    ) -> Result<(), ApiError> {
+    ) -> Result<(), ServiceError> {
         self.metrics.decision(d);
         if self.audit.is_none() {
             return Ok(());
@@ -149,7 +149,7 @@ impl App {
         a: &Approval,
         what: &str,
         detail: serde_json::Value,
-    ) -> Result<(), ApiError> {
+    ) -> Result<(), ServiceError> {
         let age = matches!(a.state, ApprovalState::Approved | ApprovalState::Rejected)
             .then(|| {
                 let micros = arbiter_store::now_micros().saturating_sub(a.new.created_micros);
@@ -185,8 +185,8 @@ impl App {
         approve: bool,
         comment: &str,
         result: Option<&Approval>,
-        refused: Option<&ApiError>,
-    ) -> Result<(), ApiError> {
+        refused: Option<&ServiceError>,
+    ) -> Result<(), ServiceError> {
         let detail = serde_json::json!({ "approve": approve, "comment": comment });
         match (result, refused) {
             (Some(a), _) => self.record_approval(&caller.id, a, "vote", detail).await,
@@ -215,7 +215,7 @@ impl App {
         caller: &Caller,
         what: &str,
         detail: serde_json::Value,
-    ) -> Result<(), ApiError> {
+    ) -> Result<(), ServiceError> {
         match what {
             "issued" => self.metrics.credential_issued(),
             _ => self
@@ -239,7 +239,7 @@ impl App {
         caller: &Caller,
         what: &str,
         detail: serde_json::Value,
-    ) -> Result<(), ApiError> {
+    ) -> Result<(), ServiceError> {
         tracing::info!(caller = %caller.id, act = what, %detail, "admin act");
         let set = detail["set"].as_str().map(str::to_string);
         let mut r = records::event(Kind::Admin, &caller.id, what, None, detail);
@@ -255,7 +255,7 @@ impl App {
         act: &str,
         record: serde_json::Value,
         change: impl FnOnce() -> Result<(), String>,
-    ) -> Result<Result<(), String>, ApiError> {
+    ) -> Result<Result<(), String>, ServiceError> {
         let _one_change_at_a_time = self.set_changes.lock().await;
         let before = self.sets.snapshot();
         let result = change();

@@ -5,7 +5,7 @@
 
 use std::sync::Arc;
 
-use crate::grpc::authorizer::ShadowPermit;
+use crate::pipeline::ShadowPermit;
 use arbiter_audit::{Durability, Kind};
 use arbiter_core::{Decision, Request};
 

@@ -16,8 +16,38 @@ use arc_swap::ArcSwap;
 use serde::Deserialize;
 use sha2::{Digest as _, Sha256};
 
-use crate::grpc::ApiError;
+use crate::ServiceError;
 
+/// What a caller presented to prove who it is, as a front door extracted it from its
+/// transport (the gRPC `authorization` metadata, an HTTP header).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Presented<'a> {
+    /// Nothing: an anonymous caller.
+    Nothing,
+    /// Something that is not `Bearer <token>`.
+    Malformed,
+    /// A bearer token.
+    Bearer(&'a str),
+}
+
+impl<'a> Presented<'a> {
+    /// Reads an `authorization` header value (`Bearer <token>`, the scheme
+    /// case-insensitive as RFC 6750 allows for the usual spellings); `None` when the
+    /// header is absent, and bytes that are not visible ASCII are malformed.
+    pub fn from_header(value: Option<&'a [u8]>) -> Self {
+        let Some(value) = value else {
+            return Self::Nothing;
+        };
+        std::str::from_utf8(value)
+            .ok()
+            .filter(|v| v.bytes().all(|b| (0x20..0x7f).contains(&b)))
+            .and_then(|v| {
+                v.strip_prefix("Bearer ")
+                    .or_else(|| v.strip_prefix("bearer "))
+            })
+            .map_or(Self::Malformed, Self::Bearer)
+    }
+}
 /// How often tokens created or removed in the state database are picked up.
 pub const REFRESH: Duration = Duration::from_secs(2);
 /// The prefix of tokens Arbiter creates, so a leaked one is recognisable in a scan.
@@ -216,17 +246,17 @@ impl Authenticator {
     /// The caller of a request, who must hold one of `roles`.
     pub fn authorize(
         &self,
-        metadata: &tonic::metadata::MetadataMap,
+        credential: Presented<'_>,
         roles: &[Role],
-    ) -> Result<Caller, ApiError> {
-        let caller = self.identify(metadata)?;
+    ) -> Result<Caller, ServiceError> {
+        let caller = self.identify(credential)?;
         if !caller.has_any(roles) {
             let wanted = roles
                 .iter()
                 .map(|r| r.as_str())
                 .collect::<Vec<_>>()
                 .join(" or ");
-            return Err(ApiError::PermissionDenied(if caller.authenticated {
+            return Err(ServiceError::PermissionDenied(if caller.authenticated {
                 format!("`{}` does not hold the {wanted} role", caller.id)
             } else {
                 format!("this call needs a bearer token with the {wanted} role")
@@ -236,29 +266,28 @@ impl Authenticator {
     }
 
     /// The caller of a request, whatever its roles.
-    pub fn identify(&self, metadata: &tonic::metadata::MetadataMap) -> Result<Caller, ApiError> {
-        let Some(value) = metadata.get("authorization") else {
-            return self.anonymous.clone().ok_or(ApiError::Unauthenticated(
-                "no `authorization: Bearer <token>` metadata",
-            ));
+    pub fn identify(&self, credential: Presented<'_>) -> Result<Caller, ServiceError> {
+        let token = match credential {
+            Presented::Nothing => {
+                return self.anonymous.clone().ok_or(ServiceError::Unauthenticated(
+                    "no `authorization: Bearer <token>` metadata",
+                ));
+            }
+            Presented::Malformed => {
+                return Err(ServiceError::Unauthenticated(
+                    "the `authorization` metadata is not `Bearer <token>`",
+                ));
+            }
+            Presented::Bearer(token) => token.trim(),
         };
-        let token = value
-            .to_str()
-            .ok()
-            .and_then(|v| {
-                v.strip_prefix("Bearer ")
-                    .or_else(|| v.strip_prefix("bearer "))
-            })
-            .map(str::trim)
-            .ok_or(ApiError::Unauthenticated(
-                "the `authorization` metadata is not `Bearer <token>`",
-            ))?;
         let hash = token_hash(token);
         self.configured
             .get(&hash)
             .cloned()
             .or_else(|| self.stored.load().get(&hash).cloned())
-            .ok_or(ApiError::Unauthenticated("the bearer token is not known"))
+            .ok_or(ServiceError::Unauthenticated(
+                "the bearer token is not known",
+            ))
     }
 }
 
@@ -266,15 +295,28 @@ impl Authenticator {
 mod tests {
     use super::*;
 
-    fn md(token: Option<&str>) -> tonic::metadata::MetadataMap {
-        let mut m = tonic::metadata::MetadataMap::new();
-        if let Some(t) = token {
-            m.insert(
-                "authorization",
-                format!("Bearer {t}").parse().expect("ascii"),
+    fn md(token: Option<&str>) -> Presented<'_> {
+        token.map_or(Presented::Nothing, Presented::Bearer)
+    }
+
+    #[test]
+    fn authorization_headers_are_read_strictly() {
+        assert_eq!(Presented::from_header(None), Presented::Nothing);
+        assert_eq!(
+            Presented::from_header(Some(b"Bearer arb_x")),
+            Presented::Bearer("arb_x")
+        );
+        assert_eq!(
+            Presented::from_header(Some(b"bearer arb_x")),
+            Presented::Bearer("arb_x")
+        );
+        for bad in [&b"Basic YQ=="[..], b"Bearer\tx", b"arb_x", b"Bearer \xff"] {
+            assert_eq!(
+                Presented::from_header(Some(bad)),
+                Presented::Malformed,
+                "{bad:?}"
             );
         }
-        m
     }
 
     #[test]
@@ -284,20 +326,20 @@ mod tests {
             caller_of(&token_hash(&token), "alice", "human", &["approver".into()]).expect("valid");
         let auth = Authenticator::new(HashMap::from([(token_hash(&token), alice)]), vec![]);
         let c = auth
-            .authorize(&md(Some(&token)), &[Role::Approver])
+            .authorize(md(Some(&token)), &[Role::Approver])
             .expect("ok");
         assert_eq!(c.id, "alice");
         assert!(matches!(
-            auth.authorize(&md(Some(&token)), &[Role::Admin]),
-            Err(ApiError::PermissionDenied(_))
+            auth.authorize(md(Some(&token)), &[Role::Admin]),
+            Err(ServiceError::PermissionDenied(_))
         ));
         assert!(matches!(
-            auth.authorize(&md(Some("arb_wrong")), &[Role::Approver]),
-            Err(ApiError::Unauthenticated(_))
+            auth.authorize(md(Some("arb_wrong")), &[Role::Approver]),
+            Err(ServiceError::Unauthenticated(_))
         ));
         assert!(matches!(
-            auth.authorize(&md(None), &[Role::Enforcer]),
-            Err(ApiError::Unauthenticated(_))
+            auth.authorize(md(None), &[Role::Enforcer]),
+            Err(ServiceError::Unauthenticated(_))
         ));
     }
 
@@ -306,13 +348,13 @@ mod tests {
         let auth = Authenticator::new(HashMap::new(), vec![Role::Enforcer]);
         assert!(
             !auth
-                .authorize(&md(None), &[Role::Enforcer])
+                .authorize(md(None), &[Role::Enforcer])
                 .expect("ok")
                 .authenticated
         );
         assert!(matches!(
-            auth.authorize(&md(None), &[Role::Admin]),
-            Err(ApiError::PermissionDenied(_))
+            auth.authorize(md(None), &[Role::Admin]),
+            Err(ServiceError::PermissionDenied(_))
         ));
     }
 
