@@ -1,18 +1,18 @@
 //! The `arbiter.v1.PolicyAdmin` service: load, activate, shadow, roll back, inspect.
 //! Every change (and every refusal) is an audited admin act.
 
-use crate::grpc::{IntoStatus as _, OrStatus as _};
+use crate::{IntoStatus as _, OrStatus as _};
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
 use tonic::{Request, Response, Status};
 
 use super::ApiError;
-use crate::app::App;
-use crate::auth::{Caller, Role};
-use crate::loader::Source;
 use crate::proto as pb;
-use crate::sets::{Named, Version};
+use arbiter_service::app::App;
+use arbiter_service::auth::{Caller, Role};
+use arbiter_service::loader::Source;
+use arbiter_service::sets::{Named, Version};
 
 /// Policy-set lifecycle for admins.
 #[derive(Debug, Clone)]

@@ -1,5 +1,7 @@
-//! The gRPC edge: decoding and validation of requests, encoding of decisions, the
-//! services, and the one place where errors become `Status`es.
+//! The gRPC front door (`arbiter.v1`): decoding and validation of requests, encoding
+//! of answers, one thin adapter per service onto `arbiter-service`, and the one place
+//! where a service error becomes a `Status`. The generated code is public because the
+//! `arbiter` command line and the tests are gRPC clients of it.
 
 pub mod admin;
 pub mod approvals;
@@ -10,6 +12,22 @@ pub mod decode;
 pub mod encode;
 #[doc(hidden)]
 pub mod fuzz;
+
+/// Generated protobuf and gRPC code for `arbiter.v1`.
+#[allow(
+    missing_docs,
+    unreachable_pub,
+    clippy::all,
+    clippy::pedantic,
+    reason = "generated code"
+)]
+pub mod proto {
+    tonic::include_proto!("arbiter.v1");
+
+    /// The encoded file descriptor set, for server reflection.
+    pub const DESCRIPTOR: &[u8] =
+        include_bytes!(concat!(env!("OUT_DIR"), "/arbiter_descriptor.bin"));
+}
 
 use tonic::{Code, Status};
 use tonic_types::{ErrorDetails, StatusExt};

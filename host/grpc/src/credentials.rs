@@ -1,15 +1,15 @@
 //! The `arbiter.v1.Credentials` service.
 
-use crate::grpc::OrStatus as _;
+use crate::OrStatus as _;
 use std::sync::Arc;
 
 use tonic::{Request, Response, Status};
 
 use super::ApiError;
-use crate::app::App;
-use crate::approvals::blocking;
-use crate::auth::Role;
 use crate::proto as pb;
+use arbiter_service::app::App;
+use arbiter_service::approvals::blocking;
+use arbiter_service::auth::Role;
 
 /// Introspection, revocation, task completion, keys.
 #[derive(Debug, Clone)]
@@ -28,7 +28,9 @@ const HOLDERS: &[Role] = &[Role::Enforcer, Role::Admin];
 
 /// Reading or changing credential state needs a proven identity: a caller without a
 /// token (allowed to ask for decisions on loopback) may not revoke or introspect.
-fn authenticated(caller: crate::auth::Caller) -> Result<crate::auth::Caller, ApiError> {
+fn authenticated(
+    caller: arbiter_service::auth::Caller,
+) -> Result<arbiter_service::auth::Caller, ApiError> {
     if caller.authenticated {
         Ok(caller)
     } else {

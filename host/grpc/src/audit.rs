@@ -1,16 +1,16 @@
 //! The `arbiter.v1.Audit` service.
 
-use crate::grpc::OrStatus as _;
+use crate::OrStatus as _;
 use std::sync::Arc;
 
 use arbiter_audit::{Filter, Kind, StoredRecord};
 use tonic::{Request, Response, Status};
 
 use super::ApiError;
-use crate::app::App;
-use crate::approvals::blocking;
-use crate::auth::Role;
 use crate::proto as pb;
+use arbiter_service::app::App;
+use arbiter_service::approvals::blocking;
+use arbiter_service::auth::Role;
 
 /// Most records one query returns.
 pub const MAX_QUERY: usize = 10_000;

@@ -1,6 +1,6 @@
 //! The `arbiter.v1.Approvals` service.
 
-use crate::grpc::{IntoStatus as _, OrStatus as _};
+use crate::{IntoStatus as _, OrStatus as _};
 use std::pin::Pin;
 use std::sync::Arc;
 
@@ -10,9 +10,9 @@ use tokio::sync::broadcast::error::RecvError;
 use tonic::{Request, Response, Status};
 
 use super::ApiError;
-use crate::app::App;
-use crate::auth::Role;
 use crate::proto as pb;
+use arbiter_service::app::App;
+use arbiter_service::auth::Role;
 
 /// Lists, shows, decides and streams approvals.
 #[derive(Debug, Clone)]
