@@ -4,13 +4,17 @@ use std::path::Path;
 use std::sync::{Mutex, MutexGuard};
 use std::time::Duration;
 
-use rusqlite::{Connection, OptionalExtension as _, Row, params};
+use rusqlite::{Connection, OptionalExtension as _, params};
 
 use crate::model::{
     Approval, ApprovalFilter, ApprovalState, Credential, NewApproval, SigningKeyInfo, TokenEntry,
     Vote, VoteOutcome,
 };
 use crate::{StateStore, StoreError, schema};
+
+mod rows;
+
+use rows::*;
 
 /// How long a writer waits for another process (e.g. `arbiter token create` while the
 /// server runs) to finish its transaction before giving up.
@@ -87,215 +91,6 @@ impl SqliteStore {
         // (SQLite rolls back), so a poisoned lock is safe to keep using.
         self.conn.lock().unwrap_or_else(|e| e.into_inner())
     }
-}
-
-/// Creates the file owner-only before SQLite opens it (SQLite would use 0644).
-fn create_private(path: &Path) -> Result<(), StoreError> {
-    if path.exists() {
-        return Ok(());
-    }
-    let mut options = std::fs::OpenOptions::new();
-    options.write(true).create(true).truncate(false);
-    #[cfg(unix)]
-    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
-    options
-        .open(path)
-        .map(drop)
-        .map_err(|source| StoreError::Create {
-            path: path.display().to_string(),
-            source,
-        })
-}
-
-const APPROVAL_COLUMNS: &str = "id, request_digest, request, principal, delegation, task_id, set_name, set_version, set_digest, decision_id, reasons, approvers_required, created_micros, expires_micros, state, consumed_micros, consumed_by, updated_micros";
-
-fn json<T: serde::de::DeserializeOwned>(
-    text: &str,
-    what: &'static str,
-    id: &str,
-) -> Result<T, StoreError> {
-    serde_json::from_str(text).map_err(|_| StoreError::Corrupt {
-        what,
-        id: id.to_string(),
-    })
-}
-
-fn to_json<T: serde::Serialize>(v: &T) -> String {
-    // Serialising plain data (strings, numbers, vectors) cannot fail.
-    serde_json::to_string(v).unwrap_or_default()
-}
-
-/// Raw columns of an approval row, parsed outside rusqlite's row closure.
-struct ApprovalRow {
-    cols: (String, String, String, String, String, String),
-    set: (String, String, String),
-    decision_id: String,
-    reasons: String,
-    approvers_required: u32,
-    created: i64,
-    expires: i64,
-    state: String,
-    consumed: Option<i64>,
-    consumed_by: Option<String>,
-    updated: i64,
-}
-
-fn approval_row(r: &Row<'_>) -> rusqlite::Result<ApprovalRow> {
-    Ok(ApprovalRow {
-        cols: (
-            r.get(0)?,
-            r.get(1)?,
-            r.get(2)?,
-            r.get(3)?,
-            r.get(4)?,
-            r.get(5)?,
-        ),
-        set: (r.get(6)?, r.get(7)?, r.get(8)?),
-        decision_id: r.get(9)?,
-        reasons: r.get(10)?,
-        approvers_required: r.get(11)?,
-        created: r.get(12)?,
-        expires: r.get(13)?,
-        state: r.get(14)?,
-        consumed: r.get(15)?,
-        consumed_by: r.get(16)?,
-        updated: r.get(17)?,
-    })
-}
-
-fn load_votes(conn: &Connection, id: &str) -> Result<Vec<Vote>, StoreError> {
-    let mut stmt = conn.prepare_cached(
-        "SELECT approver, approve, comment, at_micros FROM votes WHERE approval_id = ?1 ORDER BY at_micros, rowid",
-    )?;
-    let votes = stmt
-        .query_map([id], |r| {
-            Ok(Vote {
-                approver: r.get(0)?,
-                approve: r.get(1)?,
-                comment: r.get(2)?,
-                at_micros: r.get(3)?,
-            })
-        })?
-        .collect::<Result<Vec<_>, _>>()?;
-    Ok(votes)
-}
-
-fn finish(conn: &Connection, row: ApprovalRow, now: i64) -> Result<Approval, StoreError> {
-    let (id, request_digest, request, principal, delegation, task_id) = row.cols;
-    let mut state = ApprovalState::parse(&row.state).ok_or_else(|| StoreError::Corrupt {
-        what: "approval state",
-        id: id.clone(),
-    })?;
-    if matches!(state, ApprovalState::Pending | ApprovalState::Approved) && now >= row.expires {
-        state = ApprovalState::Expired;
-    }
-    Ok(Approval {
-        votes: load_votes(conn, &id)?,
-        new: NewApproval {
-            request: json(&request, "approval request", &id)?,
-            delegation: json(&delegation, "approval delegation", &id)?,
-            reasons: json(&row.reasons, "approval reasons", &id)?,
-            set: arbiter_core::SetIdentity {
-                name: row.set.0,
-                version: row.set.1,
-                digest: row.set.2,
-            },
-            id,
-            request_digest,
-            principal,
-            task_id,
-            decision_id: row.decision_id,
-            approvers_required: row.approvers_required,
-            created_micros: row.created,
-            expires_micros: row.expires,
-        },
-        state,
-        consumed_micros: row.consumed,
-        consumed_by: row.consumed_by,
-        updated_micros: row.updated,
-    })
-}
-
-fn get_approval(conn: &Connection, id: &str, now: i64) -> Result<Option<Approval>, StoreError> {
-    let row = conn
-        .prepare_cached(&format!(
-            "SELECT {APPROVAL_COLUMNS} FROM approvals WHERE id = ?1"
-        ))?
-        .query_row([id], approval_row)
-        .optional()?;
-    row.map(|row| finish(conn, row, now)).transpose()
-}
-
-/// The state votes put an approval in: any no rejects; enough yeses approve.
-fn decided(votes: impl Iterator<Item = bool>, required: u32) -> ApprovalState {
-    let mut yes = 0u32;
-    for approve in votes {
-        if !approve {
-            return ApprovalState::Rejected;
-        }
-        yes += 1;
-    }
-    if yes >= required {
-        ApprovalState::Approved
-    } else {
-        ApprovalState::Pending
-    }
-}
-
-fn set_state(
-    conn: &Connection,
-    id: &str,
-    state: ApprovalState,
-    now: i64,
-) -> Result<(), StoreError> {
-    conn.execute(
-        "UPDATE approvals SET state = ?2, updated_micros = ?3 WHERE id = ?1",
-        params![id, state.as_str(), now],
-    )?;
-    Ok(())
-}
-
-fn insert_approval(conn: &Connection, a: &NewApproval) -> Result<(), StoreError> {
-    let n = conn
-        .prepare_cached(&format!(
-            "INSERT OR IGNORE INTO approvals ({APPROVAL_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, 'pending', NULL, NULL, ?13)"
-        ))?
-        .execute(params![
-            a.id,
-            a.request_digest,
-            to_json(&a.request),
-            a.principal,
-            to_json(&a.delegation),
-            a.task_id,
-            a.set.name,
-            a.set.version,
-            a.set.digest,
-            a.decision_id,
-            to_json(&a.reasons),
-            a.approvers_required,
-            a.created_micros,
-            a.expires_micros,
-        ])?;
-    if n == 0 {
-        return Err(StoreError::Duplicate(a.id.clone()));
-    }
-    Ok(())
-}
-
-fn credential_row(r: &Row<'_>) -> rusqlite::Result<Credential> {
-    Ok(Credential {
-        id: r.get(0)?,
-        task_id: r.get(1)?,
-        principal: r.get(2)?,
-        action: r.get(3)?,
-        resource: r.get(4)?,
-        decision_id: r.get(5)?,
-        kid: r.get(6)?,
-        issued_at: r.get(7)?,
-        expires_at: r.get(8)?,
-        revoked_micros: r.get(9)?,
-        revoke_reason: r.get(10)?,
-    })
 }
 
 impl StateStore for SqliteStore {
