@@ -16,6 +16,7 @@ mod fuzz_smoke;
 mod hostile;
 mod languages;
 mod lifecycle;
+mod pipeline;
 mod replay;
 mod sets_admin;
 mod support;
