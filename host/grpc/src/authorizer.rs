@@ -34,7 +34,7 @@ impl Authorizer {
         let a = decode::authorize(r)?;
         let explain = a.explain;
         let answer = self.decider.decide(caller, a).await?;
-        Ok(encode::answer(&answer, explain))
+        Ok(encode::answer(answer, explain))
     }
 }
 

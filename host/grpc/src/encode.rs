@@ -150,12 +150,12 @@ fn attributes(a: &Attributes) -> HashMap<String, pb::Value> {
 }
 
 /// A pipeline answer as a response: the decision, the approval and the credential.
-pub fn answer(a: &arbiter_service::pipeline::Answer, explain: bool) -> pb::AuthorizeResponse {
+pub fn answer(a: arbiter_service::pipeline::Answer, explain: bool) -> pb::AuthorizeResponse {
     let mut response = decision(&a.decision, explain);
-    response.approval_id = a.approval_id.clone().unwrap_or_default();
-    response.credential = a.credential.as_ref().map(|c| pb::IssuedCredential {
-        id: c.id.clone(),
-        token: c.token.clone(),
+    response.approval_id = a.approval_id.unwrap_or_default();
+    response.credential = a.credential.map(|c| pb::IssuedCredential {
+        id: c.id,
+        token: c.token,
         expires_at: c.expires_at,
     });
     response

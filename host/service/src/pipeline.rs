@@ -40,6 +40,13 @@ pub struct Answer {
     pub credential: Option<IssuedCredential>,
 }
 
+/// What a decision led to besides itself.
+#[derive(Debug, Default)]
+struct Effects {
+    approval_id: Option<String>,
+    credential: Option<IssuedCredential>,
+}
+
 /// A just-in-time credential handed out with an allow.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct IssuedCredential {
@@ -214,11 +221,7 @@ impl Decider {
                 &d,
             );
         }
-        let mut answer = Answer {
-            decision: d.clone(),
-            approval_id: None,
-            credential: None,
-        };
+        let mut answer = Effects::default();
         match d.outcome {
             Outcome::RequireApproval => {
                 let (id, created) = self
@@ -236,7 +239,11 @@ impl Decider {
             Outcome::Allow => self.allow(caller, &a, &d, approval, &mut answer).await?,
             Outcome::Deny => {}
         }
-        Ok(answer)
+        Ok(Answer {
+            decision: d,
+            approval_id: answer.approval_id,
+            credential: answer.credential,
+        })
     }
 
     /// The effects of an allow: a credential when asked for, and the approval used.
@@ -249,7 +256,7 @@ impl Decider {
         a: &Authorize,
         d: &Decision,
         approval: Option<arbiter_store::Approval>,
-        answer: &mut Answer,
+        answer: &mut Effects,
     ) -> Result<(), ServiceError> {
         let issued = match a.credential {
             Some(wish) => {
