@@ -12,6 +12,7 @@ use crate::proto as pb;
 use arbiter_service::app::App;
 use arbiter_service::auth::{Caller, Role};
 use arbiter_service::loader::Source;
+use arbiter_service::sets::SetError;
 use arbiter_service::sets::{Named, Version};
 
 /// Policy-set lifecycle for admins.
@@ -42,7 +43,7 @@ impl AdminService {
         act: &str,
         name: &str,
         detail: serde_json::Value,
-        change: impl FnOnce() -> Result<(), String>,
+        change: impl FnOnce() -> Result<(), SetError>,
     ) -> Result<Response<pb::SetStatus>, Status> {
         let record = serde_json::json!({ "set": name, "detail": detail });
         let known = act == "load" || self.app.sets.get_named(name).is_some();
@@ -53,7 +54,7 @@ impl AdminService {
             .change_sets(caller, act, record, change)
             .await
             .or_status()?
-            .map_err(ApiError::FailedPrecondition)
+            .map_err(|e| ApiError::FailedPrecondition(e.to_string()))
             .or_status()?;
         if let Some(named) = self.app.sets.get_named(name) {
             let id = named.enforced.set.identity();
@@ -372,10 +373,13 @@ impl pb::policy_admin_server::PolicyAdmin for AdminService {
                 .app
                 .sets
                 .get(Some(&name))
-                .ok_or_else(|| format!("no policy set named `{name}` is loaded"))?;
+                .ok_or_else(|| SetError::UnknownSet { name: name.clone() })?;
             set.release(&plugin)
                 .map(drop)
-                .ok_or_else(|| format!("`{name}` has no plugin `{plugin}`"))
+                .ok_or_else(|| SetError::UnknownPlugin {
+                    name: name.clone(),
+                    plugin: plugin.clone(),
+                })
         })
         .await
     }

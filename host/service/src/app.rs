@@ -254,8 +254,8 @@ impl App {
         caller: &Caller,
         act: &str,
         record: serde_json::Value,
-        change: impl FnOnce() -> Result<(), String>,
-    ) -> Result<Result<(), String>, ServiceError> {
+        change: impl FnOnce() -> Result<(), crate::sets::SetError>,
+    ) -> Result<Result<(), crate::sets::SetError>, ServiceError> {
         let _one_change_at_a_time = self.set_changes.lock().await;
         let before = self.sets.snapshot();
         let result = change();
@@ -276,7 +276,7 @@ impl App {
         let act = match &result {
             Ok(()) => act.to_string(),
             Err(why) => {
-                record["refused"] = why.clone().into();
+                record["refused"] = why.to_string().into();
                 format!("{act}-refused")
             }
         };

@@ -131,8 +131,14 @@ pub struct Route {
 #[derive(Debug, Clone)]
 pub struct Snapshot(Arc<Registry>);
 
+mod error;
+#[cfg(test)]
+mod tests;
+
+pub use error::SetError;
+
 /// Why a lifecycle change was refused.
-pub type Refusal = String;
+pub type Refusal = SetError;
 
 /// The loaded sets, by name.
 #[derive(Debug)]
@@ -149,7 +155,7 @@ impl Sets {
         let first = sets
             .first()
             .map(|s| s.set.identity().name.clone())
-            .ok_or("no policy set configured")?;
+            .ok_or(SetError::NoSets)?;
         let mut names = BTreeMap::new();
         for v in sets {
             let name = v.set.identity().name.clone();
@@ -162,17 +168,15 @@ impl Sets {
                 enforced_history: vec![v.set.identity().digest.clone()],
             };
             if names.insert(name.clone(), named).is_some() {
-                return Err(format!(
-                    "two policy sets are named `{name}`; set names must be unique"
-                ));
+                return Err(SetError::DuplicateName { name });
             }
         }
         let default = default.map_or(first, str::to_string);
         if !names.contains_key(&default) {
-            return Err(format!(
-                "default policy set `{default}` is not loaded; loaded: {}",
-                names.keys().cloned().collect::<Vec<_>>().join(", ")
-            ));
+            return Err(SetError::UnknownDefault {
+                name: default,
+                loaded: names.keys().cloned().collect(),
+            });
         }
         Ok(Self {
             inner: ArcSwap::from_pointee(Registry { default, names }),
@@ -263,10 +267,10 @@ impl Sets {
         self.change(&name, |named| {
             let Some(mut named) = named else {
                 if !enforce {
-                    return Err(format!(
-                        "no set named `{name}` is enforced yet, so version `{}` cannot only be loaded or shadow it; activate it to enforce",
-                        v.set.identity().version
-                    ));
+                    return Err(SetError::NotEnforcedYet {
+                        name: name.clone(),
+                        version: v.set.identity().version.clone(),
+                    });
                 }
                 v.touch();
                 return Ok((
@@ -325,8 +329,8 @@ impl Sets {
         self.change(name, |named| {
             let mut named = named.ok_or_else(|| unknown(name))?;
             let current = named.enforced.clone();
-            let previous = previous_enforced(&named).ok_or_else(|| {
-                format!("`{name}` has no earlier version to enforce in its place; load one first")
+            let previous = previous_enforced(&named).ok_or_else(|| SetError::NoEarlierVersion {
+                name: name.to_string(),
             })?;
             enforce_version(&mut named, previous);
             shadow_version(&mut named, current)?;
@@ -349,8 +353,8 @@ impl Sets {
             let mut named = named.ok_or_else(|| unknown(name))?;
             let v = match key {
                 Some(k) => find(&named, name, k)?,
-                None => previous_enforced(&named).ok_or_else(|| {
-                    format!("`{name}` has never enforced another loaded version; nothing to roll back to")
+                None => previous_enforced(&named).ok_or_else(|| SetError::NothingToRollBack {
+                    name: name.to_string(),
                 })?,
             };
             enforce_version(&mut named, v);
@@ -360,29 +364,35 @@ impl Sets {
 }
 
 fn unknown(name: &str) -> Refusal {
-    format!("no policy set named `{name}` is loaded")
+    SetError::UnknownSet {
+        name: name.to_string(),
+    }
 }
 
 fn find(named: &Named, name: &str, key: &str) -> Result<Arc<Version>, Refusal> {
     let matches: Vec<_> = named.versions.iter().filter(|v| v.is(key)).collect();
     match matches.as_slice() {
         [one] => Ok((*one).clone()),
-        [] => Err(format!(
-            "`{name}` has no loaded version `{key}`; loaded: {}",
-            named
+        [] => Err(SetError::UnknownVersion {
+            name: name.to_string(),
+            key: key.to_string(),
+            loaded: named
                 .versions
                 .iter()
-                .map(|v| format!(
-                    "{} ({})",
-                    v.set.identity().version,
-                    &v.set.identity().digest[..12]
-                ))
-                .collect::<Vec<_>>()
-                .join(", ")
-        )),
-        _ => Err(format!(
-            "`{key}` names several loaded versions of `{name}`; use a digest prefix"
-        )),
+                .map(|v| {
+                    let id = v.set.identity();
+                    format!(
+                        "{} ({})",
+                        id.version,
+                        id.digest.get(..12).unwrap_or(&id.digest)
+                    )
+                })
+                .collect(),
+        }),
+        _ => Err(SetError::AmbiguousVersion {
+            name: name.to_string(),
+            key: key.to_string(),
+        }),
     }
 }
 
@@ -404,10 +414,9 @@ fn enforce_version(named: &mut Named, v: Arc<Version>) {
 
 fn shadow_version(named: &mut Named, v: Arc<Version>) -> Result<(), Refusal> {
     if Arc::ptr_eq(&named.enforced, &v) {
-        return Err(format!(
-            "version `{}` is the enforced one; to watch it in shadow instead, demote it",
-            v.set.identity().version
-        ));
+        return Err(SetError::ShadowIsEnforced {
+            version: v.set.identity().version.clone(),
+        });
     }
     v.touch();
     named.shadow = Some(Shadow {
