@@ -11,6 +11,7 @@ use super::ApiError;
 use crate::proto as pb;
 use arbiter_service::app::App;
 use arbiter_service::auth::{Caller, Role};
+use arbiter_service::events::AuditEvent;
 use arbiter_service::loader::Source;
 use arbiter_service::sets::SetError;
 use arbiter_service::sets::{Named, Version};
@@ -222,15 +223,15 @@ impl pb::policy_admin_server::PolicyAdmin for AdminService {
             Ok(v) => v,
             Err(why) => {
                 self.app
-                    .record_admin_act(
-                        &caller,
-                        "load-refused",
-                        serde_json::json!({
+                    .record(AuditEvent::Admin {
+                        actor: &caller.id,
+                        act: "load-refused",
+                        detail: serde_json::json!({
                             "origin": origin,
                             "bundle_sha256": upload_sha256,
                             "refused": why,
                         }),
-                    )
+                    })
                     .await
                     .or_status()?;
                 return Err(

@@ -13,6 +13,7 @@ use super::ApiError;
 use crate::proto as pb;
 use arbiter_service::app::App;
 use arbiter_service::auth::Role;
+use arbiter_service::events::{ApprovalStep, AuditEvent};
 
 /// Lists, shows, decides and streams approvals.
 #[derive(Debug, Clone)]
@@ -180,17 +181,22 @@ impl pb::approvals_server::Approvals for ApprovalsService {
             .approvals
             .vote(&caller, &id, approve, comment.clone())
             .await;
-        let recorded = self
-            .app
-            .record_approval_step(
-                &caller,
-                &id,
+        let event = match &a {
+            Ok(counted) => AuditEvent::Approval {
+                actor: &caller.id,
+                approval: counted,
+                step: ApprovalStep::Vote,
+                vote: Some((approve, &comment)),
+            },
+            Err(e) => AuditEvent::VoteRefused {
+                actor: &caller.id,
+                approval_id: &id,
                 approve,
-                &comment,
-                a.as_ref().ok(),
-                a.as_ref().err(),
-            )
-            .await;
+                comment: &comment,
+                refused: Some(e.to_string()),
+            },
+        };
+        let recorded = self.app.record(event).await;
         if let Err(e) = recorded {
             // A vote that cannot be audited does not count.
             if a.is_ok() {

@@ -10,6 +10,7 @@ use crate::proto as pb;
 use arbiter_service::app::App;
 use arbiter_service::approvals::blocking;
 use arbiter_service::auth::Role;
+use arbiter_service::events::{AuditEvent, CredentialEvent};
 
 /// Introspection, revocation, task completion, keys.
 #[derive(Debug, Clone)]
@@ -110,11 +111,14 @@ impl pb::credentials_server::Credentials for CredentialsService {
         let revoked = blocking(move || creds.revoke(&key)).await.or_status()?;
         if revoked {
             self.app
-                .record_credential_event(
-                    &caller,
-                    "revoked",
-                    serde_json::json!({ "credentials": [id] }),
-                )
+                .record(AuditEvent::Credential {
+                    actor: &caller.id,
+                    event: CredentialEvent::Revoked {
+                        ids: vec![id],
+                        decision_id: None,
+                        reason: None,
+                    },
+                })
                 .await
                 .or_status()?;
         }
@@ -139,11 +143,13 @@ impl pb::credentials_server::Credentials for CredentialsService {
             .await
             .or_status()?;
         self.app
-            .record_credential_event(
-                &caller,
-                "task-complete",
-                serde_json::json!({ "task_id": task_id, "credentials": revoked }),
-            )
+            .record(AuditEvent::Credential {
+                actor: &caller.id,
+                event: CredentialEvent::TaskComplete {
+                    task_id,
+                    ids: revoked.clone(),
+                },
+            })
             .await
             .or_status()?;
         Ok(Response::new(pb::CompleteTaskResponse { revoked }))
@@ -172,11 +178,11 @@ impl pb::credentials_server::Credentials for CredentialsService {
         let creds = self.app.credentials.clone();
         let (active_kid, retired_kid) = blocking(move || creds.rotate()).await.or_status()?;
         self.app
-            .record_admin_act(
-                &caller,
-                "rotate-signing-key",
-                serde_json::json!({ "active_kid": active_kid, "retired_kid": retired_kid }),
-            )
+            .record(AuditEvent::Admin {
+                actor: &caller.id,
+                act: "rotate-signing-key",
+                detail: serde_json::json!({ "active_kid": active_kid, "retired_kid": retired_kid }),
+            })
             .await
             .or_status()?;
         Ok(Response::new(pb::RotateSigningKeyResponse {

@@ -3,15 +3,16 @@
 
 use std::sync::Arc;
 
-use arbiter_audit::{AuditLog, Durability, Kind, Record};
+use arbiter_audit::{AuditLog, Durability, Record};
 use arbiter_core::{AuditMode, Decision, Request};
-use arbiter_store::{Approval, ApprovalState, StateStore};
+use arbiter_store::{ApprovalState, StateStore};
 use tokio::sync::watch;
 
 use crate::ServiceError;
 use crate::approvals::ApprovalDesk;
 use crate::auth::{Authenticator, Caller};
 use crate::credentials::Credentials;
+use crate::events::{ApprovalStep, AuditEvent, CredentialEvent};
 use crate::history::History;
 use crate::loader::Loader;
 use crate::metrics::Metrics;
@@ -142,109 +143,36 @@ impl App {
         self.append(record, durability).await
     }
 
-    /// Records an approval's new state (created, counted vote, consumed) and counts it.
-    pub async fn record_approval(
-        &self,
-        actor: &str,
-        a: &Approval,
-        what: &str,
-        detail: serde_json::Value,
-    ) -> Result<(), ServiceError> {
-        let age = matches!(a.state, ApprovalState::Approved | ApprovalState::Rejected)
-            .then(|| {
-                let micros = arbiter_store::now_micros().saturating_sub(a.new.created_micros);
-                std::time::Duration::from_micros(u64::try_from(micros).unwrap_or(0))
-            })
-            .filter(|_| what == "vote");
-        self.metrics.approval(a.state.as_str(), age);
-        let mut r = records::event(
-            Kind::Approval,
-            actor,
-            what,
-            Some(&a.new.decision_id),
-            serde_json::json!({
-                "approval_id": a.new.id,
-                "state": a.state.as_str(),
-                "requester": a.new.principal,
-                "delegation": a.new.delegation,
-                "approvals": a.approvals(),
-                "approvers_required": a.new.approvers_required,
-                "request_digest": a.new.request_digest,
-                "detail": detail,
-            }),
-        );
-        r.policy_set = Some(a.new.set.name.clone());
-        self.append(r, Durability::Durable).await
-    }
-
-    /// Records a vote (or a refused vote) on an approval.
-    pub async fn record_approval_step(
-        &self,
-        caller: &Caller,
-        id: &str,
-        approve: bool,
-        comment: &str,
-        result: Option<&Approval>,
-        refused: Option<&ServiceError>,
-    ) -> Result<(), ServiceError> {
-        let detail = serde_json::json!({ "approve": approve, "comment": comment });
-        match (result, refused) {
-            (Some(a), _) => self.record_approval(&caller.id, a, "vote", detail).await,
-            (None, e) => {
-                let r = records::event(
-                    Kind::Approval,
-                    &caller.id,
-                    "vote-refused",
-                    None,
-                    serde_json::json!({
-                        "approval_id": id,
-                        "approve": approve,
-                        // A refused comment may be the reason for refusal (too long).
-                        "comment": comment.chars().take(crate::approvals::MAX_COMMENT_BYTES / 4).collect::<String>(),
-                        "refused": e.map(ToString::to_string),
-                    }),
-                );
-                self.append(r, Durability::Durable).await
+    /// Counts an event in the metrics and appends its record, durably. An error means
+    /// it is not in the log, and the caller must not be told that the event happened.
+    pub async fn record(&self, event: AuditEvent<'_>) -> Result<(), ServiceError> {
+        match &event {
+            AuditEvent::Approval {
+                approval: a, step, ..
+            } => {
+                let age = (*step == ApprovalStep::Vote
+                    && matches!(a.state, ApprovalState::Approved | ApprovalState::Rejected))
+                .then(|| {
+                    let micros = arbiter_store::now_micros().saturating_sub(a.new.created_micros);
+                    std::time::Duration::from_micros(u64::try_from(micros).unwrap_or(0))
+                });
+                self.metrics.approval(a.state.as_str(), age);
             }
+            AuditEvent::Credential {
+                event: CredentialEvent::Issued { .. },
+                ..
+            } => self.metrics.credential_issued(),
+            AuditEvent::Credential {
+                event:
+                    CredentialEvent::Revoked { ids, .. } | CredentialEvent::TaskComplete { ids, .. },
+                ..
+            } => self.metrics.credentials_revoked(ids.len()),
+            AuditEvent::Admin { actor, act, detail } => {
+                tracing::info!(caller = %actor, act, %detail, "admin act");
+            }
+            AuditEvent::VoteRefused { .. } | AuditEvent::RedemptionRefused { .. } => {}
         }
-    }
-
-    /// Records a credential event (issue, revocation, task completion).
-    pub async fn record_credential_event(
-        &self,
-        caller: &Caller,
-        what: &str,
-        detail: serde_json::Value,
-    ) -> Result<(), ServiceError> {
-        match what {
-            "issued" => self.metrics.credential_issued(),
-            _ => self
-                .metrics
-                .credentials_revoked(detail["credentials"].as_array().map_or(0, Vec::len)),
-        }
-        let decision = detail["decision_id"].as_str().map(str::to_string);
-        let r = records::event(
-            Kind::Credential,
-            &caller.id,
-            what,
-            decision.as_deref(),
-            detail,
-        );
-        self.append(r, Durability::Durable).await
-    }
-
-    /// Records an administrative act.
-    pub async fn record_admin_act(
-        &self,
-        caller: &Caller,
-        what: &str,
-        detail: serde_json::Value,
-    ) -> Result<(), ServiceError> {
-        tracing::info!(caller = %caller.id, act = what, %detail, "admin act");
-        let set = detail["set"].as_str().map(str::to_string);
-        let mut r = records::event(Kind::Admin, &caller.id, what, None, detail);
-        r.policy_set = set;
-        self.append(r, Durability::Durable).await
+        self.append(event.record(), Durability::Durable).await
     }
 
     /// Applies a set change and records it as an admin act (or its refusal); a change
@@ -280,7 +208,14 @@ impl App {
                 format!("{act}-refused")
             }
         };
-        if let Err(e) = self.record_admin_act(caller, &act, record).await {
+        let recorded = self
+            .record(AuditEvent::Admin {
+                actor: &caller.id,
+                act: &act,
+                detail: record,
+            })
+            .await;
+        if let Err(e) = recorded {
             if result.is_ok() {
                 self.sets.restore(before);
                 tracing::error!(

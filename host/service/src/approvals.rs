@@ -54,22 +54,16 @@ pub async fn purge_old(
     if approvals == 0 && credentials == 0 {
         return Ok((0, 0));
     }
-    let actor = Caller {
-        id: EXPIRY_ACTOR.into(),
-        kind: PrincipalKind::Service,
-        roles: Vec::new(),
-        authenticated: false,
-    };
-    app.record_admin_act(
-        &actor,
-        "state-purged",
-        serde_json::json!({
+    app.record(crate::events::AuditEvent::Admin {
+        actor: EXPIRY_ACTOR,
+        act: "state-purged",
+        detail: serde_json::json!({
             "approvals": approvals,
             "approvals_closed_before_micros": approvals_before,
             "credentials": credentials,
             "credentials_expired_before": credentials_before,
         }),
-    )
+    })
     .await?;
     let store = app.store.clone();
     blocking(move || {
@@ -94,8 +88,13 @@ pub async fn sweep_expired(app: &crate::app::App) -> Result<usize, ServiceError>
     let lapsed = blocking(move || Ok(store.lapsed_approvals(now_micros(), SWEEP_BATCH)?)).await?;
     let n = lapsed.len();
     for a in lapsed {
-        app.record_approval(EXPIRY_ACTOR, &a, "expired", serde_json::Value::Null)
-            .await?;
+        app.record(crate::events::AuditEvent::Approval {
+            actor: EXPIRY_ACTOR,
+            approval: &a,
+            step: crate::events::ApprovalStep::Expired,
+            vote: None,
+        })
+        .await?;
         let store = app.store.clone();
         let id = a.new.id.clone();
         if blocking(move || Ok(store.mark_expired(&id, now_micros())?)).await? {

@@ -12,6 +12,7 @@ pub mod auth;
 pub mod credentials;
 pub mod embedded;
 mod error;
+pub mod events;
 pub mod history;
 pub mod loader;
 pub mod metrics;

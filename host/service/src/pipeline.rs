@@ -13,6 +13,7 @@ use crate::ServiceError;
 use crate::app::App;
 use crate::approvals::blocking;
 use crate::auth::Caller;
+use crate::events::{ApprovalStep, AuditEvent, CredentialEvent};
 
 /// A validated request with its routing options, as a front door decoded it.
 #[derive(Debug, Clone)]
@@ -231,7 +232,12 @@ impl Decider {
                     .await?;
                 if let Some(created) = created {
                     self.app
-                        .record_approval(&caller.id, &created, "created", serde_json::Value::Null)
+                        .record(AuditEvent::Approval {
+                            actor: &caller.id,
+                            approval: &created,
+                            step: ApprovalStep::Created,
+                            vote: None,
+                        })
                         .await?;
                 }
                 answer.approval_id = Some(id);
@@ -265,16 +271,15 @@ impl Decider {
                 let issued = blocking(move || creds.issue(&request, &decision, wish)).await?;
                 let recorded = self
                     .app
-                    .record_credential_event(
-                        caller,
-                        "issued",
-                        serde_json::json!({
-                            "credentials": [issued.id],
-                            "decision_id": d.id,
-                            "task_id": a.request.intent.task_id,
-                            "expires_at": issued.expires_at,
-                        }),
-                    )
+                    .record(AuditEvent::Credential {
+                        actor: &caller.id,
+                        event: CredentialEvent::Issued {
+                            id: issued.id.clone(),
+                            decision_id: d.id.clone(),
+                            task_id: a.request.intent.task_id.clone(),
+                            expires_at: issued.expires_at,
+                        },
+                    })
                     .await;
                 if let Err(e) = recorded {
                     self.revoke_unhanded(caller, &issued.id, d, "its issue could not be recorded")
@@ -303,7 +308,12 @@ impl Decider {
                 }
             };
             self.app
-                .record_approval(&caller.id, &consumed, "consumed", serde_json::Value::Null)
+                .record(AuditEvent::Approval {
+                    actor: &caller.id,
+                    approval: &consumed,
+                    step: ApprovalStep::Consumed,
+                    vote: None,
+                })
                 .await?;
             answer.approval_id = Some(consumed.new.id);
         }
@@ -331,15 +341,14 @@ impl Decider {
         }
         let recorded = self
             .app
-            .record_credential_event(
-                caller,
-                "revoked",
-                serde_json::json!({
-                    "credentials": [id],
-                    "decision_id": d.id,
-                    "reason": format!("never handed out: {why}"),
-                }),
-            )
+            .record(AuditEvent::Credential {
+                actor: &caller.id,
+                event: CredentialEvent::Revoked {
+                    ids: vec![id.to_string()],
+                    decision_id: Some(d.id.clone()),
+                    reason: Some(format!("never handed out: {why}")),
+                },
+            })
             .await;
         if let Err(e) = recorded {
             tracing::warn!(credential = id, error = %e, "revoked a credential that was never handed out, but cannot record that");
@@ -356,21 +365,16 @@ impl Decider {
         request: &arbiter_core::Request,
         e: &ServiceError,
     ) {
-        let body = serde_json::json!({
-            "approval_id": id,
-            "reason": e.to_string(),
-            "principal": request.principal.id,
-            "action": request.action.name,
-            "request_digest": hex::encode(request.digest()),
-        });
-        let r = crate::records::event(
-            arbiter_audit::Kind::Approval,
-            &caller.id,
-            "redemption-refused",
-            None,
-            body,
-        );
-        if let Err(err) = self.app.append(r, arbiter_audit::Durability::Durable).await {
+        let recorded = self
+            .app
+            .record(AuditEvent::RedemptionRefused {
+                actor: &caller.id,
+                approval_id: id,
+                request,
+                reason: e.to_string(),
+            })
+            .await;
+        if let Err(err) = recorded {
             tracing::warn!(approval = id, error = %err, "cannot record a refused approval redemption");
         }
     }

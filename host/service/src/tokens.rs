@@ -83,14 +83,18 @@ async fn note(app: &App, token: &TokenEntry, added: bool) -> anyhow::Result<()> 
         "token_sha256_prefix": token.sha256.get(..HASH_PREFIX).unwrap_or(&token.sha256),
         "created_micros": token.created_micros,
     });
-    app.record_admin_act(&actor, what, detail)
-        .await
-        .map_err(|e| {
-            anyhow::anyhow!(
-                "cannot record that a caller token was {}: {e}",
-                if added { "added" } else { "removed" }
-            )
-        })?;
+    app.record(crate::events::AuditEvent::Admin {
+        actor: &actor.id,
+        act: what,
+        detail,
+    })
+    .await
+    .map_err(|e| {
+        anyhow::anyhow!(
+            "cannot record that a caller token was {}: {e}",
+            if added { "added" } else { "removed" }
+        )
+    })?;
     let store = app.store.clone();
     let token = token.clone();
     tokio::task::spawn_blocking(move || store.set_token_audited(&token, added))

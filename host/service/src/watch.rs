@@ -84,11 +84,11 @@ async fn load(app: &App, actor: &Caller, path: &Path) {
         Err(why) => {
             tracing::error!(bundle = %origin, reason = %why, "watched bundle refused");
             let _ = app
-                .record_admin_act(
-                    actor,
-                    "load-refused",
-                    serde_json::json!({ "origin": origin, "refused": why }),
-                )
+                .record(crate::events::AuditEvent::Admin {
+                    actor: &actor.id,
+                    act: "load-refused",
+                    detail: serde_json::json!({ "origin": origin, "refused": why }),
+                })
                 .await;
         }
         Ok(v) => {
