@@ -34,6 +34,9 @@ pub enum LogFormat {
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawConfig {
+    /// The config format: 1 (the default). A file written for a later format is
+    /// refused rather than half understood.
+    pub version: Option<u32>,
     /// `host:port` to serve gRPC on.
     pub listen: Option<String>,
     /// State and cache directory.
@@ -254,6 +257,9 @@ pub const REDACTABLE: &[&str] = &[
 /// spent slowing callers down.
 pub const MAX_AUDIT_QUEUE: usize = 1 << 20;
 
+/// The config file format this build reads (`version = 1`; absent means 1).
+pub const CONFIG_VERSION: u32 = 1;
+
 impl Config {
     /// Reads `--config` (when given) and layers flags and environment over it.
     pub fn load(args: &ServeArgs) -> anyhow::Result<Self> {
@@ -266,11 +272,21 @@ impl Config {
                 let raw: RawConfig = toml::from_str(&text).map_err(|e| {
                     let line = e.span().map_or(0, |s| text[..s.start].matches('\n').count() + 1);
                     anyhow::anyhow!(
-                        "{}:{line}: {}\nhint: valid keys are listen, data_dir, policy_sets, default_set, log_format, capacity, wasm_stack_kib, metrics_listen, trusted_keys, watch_dir, [limits], [auth], [approvals], [credentials], [audit], [state]",
+                        "{}:{line}: {}\nhint: valid keys are version, listen, data_dir, policy_sets, default_set, log_format, capacity, wasm_stack_kib, metrics_listen, trusted_keys, watch_dir, [limits], [auth], [approvals], [credentials], [audit], [state]",
                         path.display(),
                         e.message()
                     )
                 })?;
+                if let Some(v) = raw.version.filter(|v| *v != CONFIG_VERSION) {
+                    let line = text
+                        .lines()
+                        .position(|l| l.trim_start().starts_with("version"))
+                        .map_or(1, |i| i + 1);
+                    anyhow::bail!(
+                        "{}:{line}: config version {v} is not supported\nhint: this arbiter reads `version = {CONFIG_VERSION}`; upgrade arbiter or write the file for version {CONFIG_VERSION}",
+                        path.display()
+                    );
+                }
                 Some((path.as_path(), raw))
             }
         };

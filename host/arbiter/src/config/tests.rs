@@ -110,3 +110,23 @@ fn unknown_keys_are_refused_with_file_and_line() {
         "{e}"
     );
 }
+
+#[test]
+fn the_config_format_version_is_checked() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("arbiter.toml");
+    let args = ServeArgs {
+        config: Some(path.clone()),
+        ..ServeArgs::default()
+    };
+    std::fs::write(&path, "version = 1\nlisten = \"127.0.0.1:1\"\n").expect("write");
+    assert!(Config::load(&args).is_ok());
+    std::fs::write(&path, "listen = \"127.0.0.1:1\"\nversion = 2\n").expect("write");
+    let e = Config::load(&args).expect_err("refused").to_string();
+    assert!(
+        e.starts_with(&format!("{}:2:", path.display()))
+            && e.contains("version 2 is not supported")
+            && e.contains("hint:"),
+        "{e}"
+    );
+}
