@@ -36,6 +36,10 @@ fn alice() -> Caller {
 /// A server with tokens, the reference set, and `guarded`: the reference plugin plus
 /// one that denies whatever a human approved (deny-overrides).
 async fn server() -> (TestServer, Decider) {
+    server_with_clock(arbiter_core::system_clock()).await
+}
+
+async fn server_with_clock(clock: arbiter_core::SharedClock) -> (TestServer, Decider) {
     let data = tempfile::tempdir().expect("tempdir");
     let mut config = test_config(data.path());
     with_tokens(&mut config);
@@ -54,7 +58,7 @@ async fn server() -> (TestServer, Decider) {
     )
     .expect("manifest");
     config.policy_sets = vec!["builtin:reference".into(), guarded.display().to_string()];
-    let server = TestServer::start_config(config, data).await;
+    let server = TestServer::start_config_with_clock(config, data, clock).await;
     let decider = Decider::new(server.running.app.clone(), 16);
     (server, decider)
 }
@@ -221,4 +225,74 @@ async fn anonymous_callers_get_no_credential_and_unknown_sets_name_the_field() {
         .await
         .expect_err("unknown set");
     assert_eq!(e.field_name(), "policy_set");
+}
+
+/// Time is the injected clock's: an approval lapses and a credential stops being active
+/// when the clock passes them, with no sleeping.
+#[tokio::test(flavor = "multi_thread")]
+async fn approvals_lapse_and_credentials_expire_by_the_injected_clock() {
+    let clock = arbiter_core::ManualClock::new();
+    let (server, decider) = server_with_clock(clock.clone()).await;
+    let app = server.running.app.clone();
+    let ttl = test_config(std::path::Path::new("/unused")).approval_ttl;
+
+    // A credential: active now, inactive once the clock passes its expiry.
+    let id = approved(&decider, &app, None).await;
+    let answer = decider
+        .decide(&gateway(), held(None, Some(&id)))
+        .await
+        .expect("redeemed");
+    let credential = answer.credential.expect("a credential");
+    assert!(
+        app.credentials
+            .introspect(&credential.token)
+            .expect("introspects")
+            .is_some()
+    );
+    let left = credential.expires_at - arbiter_core::Clock::now_secs(&*clock);
+    assert!(left > 0, "{left}");
+    clock.advance(Duration::from_secs(
+        u64::try_from(left).expect("positive") + 1,
+    ));
+    assert!(
+        app.credentials
+            .introspect(&credential.token)
+            .expect("introspects")
+            .is_none(),
+        "still active after the clock passed its expiry"
+    );
+
+    // An approval left pending: it lapses when the clock passes its time to live.
+    let mut other = held(None, None);
+    other.request.resource.id = "arn:aws:iam::1:role/later".into();
+    let pending = decider
+        .decide(&gateway(), other.clone())
+        .await
+        .expect("held")
+        .approval_id
+        .expect("an approval");
+    clock.advance(ttl + Duration::from_secs(1));
+    let voted = app
+        .approvals
+        .vote(&alice(), &pending, true, "too late".into())
+        .await;
+    assert!(
+        matches!(&voted, Err(ServiceError::FailedPrecondition(m)) if m.contains("expired")),
+        "{voted:?}"
+    );
+    // The expiry sweep (this call, or the server's own every second) records it by the
+    // same clock.
+    arbiter_service::approvals::sweep_expired(&app)
+        .await
+        .expect("sweeps");
+    assert!(
+        audit_records(&server.audit_db(), arbiter_audit::Kind::Approval, "expired")
+            .iter()
+            .any(|r| r.record.body_value()["approval_id"] == pending.as_str()),
+        "no `expired` record for {pending}"
+    );
+    assert_eq!(
+        app.approvals.get(&pending).await.expect("approval").state,
+        arbiter_store::ApprovalState::Expired
+    );
 }

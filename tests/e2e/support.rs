@@ -38,7 +38,18 @@ impl TestServer {
 
     /// Serves `config` (from [`test_config`], adjusted), keeping `data` alive.
     pub(crate) async fn start_config(config: Config, data: tempfile::TempDir) -> Self {
-        let running = server::start(&config).await.expect("server starts");
+        Self::start_config_with_clock(config, data, arbiter_core::system_clock()).await
+    }
+
+    /// [`TestServer::start_config`] going by `clock`.
+    pub(crate) async fn start_config_with_clock(
+        config: Config,
+        data: tempfile::TempDir,
+        clock: arbiter_core::SharedClock,
+    ) -> Self {
+        let running = server::start_with_clock(&config, clock)
+            .await
+            .expect("server starts");
         let url = format!("http://{}", running.local_addr);
         Self {
             running,

@@ -71,6 +71,15 @@ impl Running {
 
 /// Loads every configured set (refusing to start if any fails) and binds.
 pub async fn start(config: &Config) -> anyhow::Result<Running> {
+    start_with_clock(config, arbiter_core::system_clock()).await
+}
+
+/// [`start`], with the clock that approvals, credentials and records go by (tests
+/// move time with a [`arbiter_core::ManualClock`] instead of sleeping).
+pub async fn start_with_clock(
+    config: &Config,
+    clock: arbiter_core::SharedClock,
+) -> anyhow::Result<Running> {
     arbiter_runtime::create_private_dir(&config.data_dir).with_context(|| {
         format!(
             "cannot create the data directory `{}`",
@@ -125,7 +134,7 @@ pub async fn start(config: &Config) -> anyhow::Result<Running> {
     let history = History::new(&config.data_dir, &sets);
     history.restore(&loader, &sets).await;
     history.save(&sets);
-    let app = Arc::new(open_state(config, sets.clone(), loader, history)?);
+    let app = Arc::new(open_state(config, sets.clone(), loader, history, clock)?);
 
     let (health_reporter, health) = tonic_health::server::health_reporter();
     health_reporter
@@ -233,6 +242,7 @@ fn open_state(
     sets: Arc<Sets>,
     loader: Loader,
     history: History,
+    clock: arbiter_core::SharedClock,
 ) -> anyhow::Result<App> {
     let path = config.data_dir.join("state.db");
     let store: Arc<dyn StateStore> = Arc::new(
@@ -253,10 +263,15 @@ fn open_state(
         tracing::warn!(listen = %config.listen, "callers without a token may ask for decisions on a non-loopback address ([auth] anonymous_roles)");
     }
     let credentials = Arc::new(
-        Credentials::open(store.clone(), &config.data_dir, config.credentials.clone())
-            .context("cannot set up the credential signing keys")?,
+        Credentials::open(
+            store.clone(),
+            &config.data_dir,
+            config.credentials.clone(),
+            clock.clone(),
+        )
+        .context("cannot set up the credential signing keys")?,
     );
-    let approvals = ApprovalDesk::new(store.clone(), config.approval_ttl);
+    let approvals = ApprovalDesk::new(store.clone(), config.approval_ttl, clock.clone());
     let metrics = Arc::new(Metrics::new());
     let audit = match &config.audit {
         None => {
@@ -283,6 +298,7 @@ fn open_state(
         history,
         set_changes: tokio::sync::Mutex::new(()),
         stopping: tokio::sync::watch::channel(false).0,
+        clock,
     })
 }
 

@@ -16,6 +16,7 @@
 //! assert_eq!(combined.outcome, arbiter_core::Outcome::Allow);
 //! ```
 
+pub mod clock;
 mod combine;
 mod decision;
 #[doc(hidden)]
@@ -25,6 +26,7 @@ mod manifest;
 mod request;
 mod verdict;
 
+pub use clock::{Clock, ManualClock, SharedClock, SystemClock, system_clock};
 pub use combine::{Combined, Combining, combine};
 pub use decision::{Decision, Outcome, PluginReport, SetIdentity};
 pub use limits::{Limits, LimitsOverride};

@@ -4,7 +4,7 @@
 use std::sync::Arc;
 
 use arbiter_audit::{AuditLog, Durability, Record};
-use arbiter_core::{AuditMode, Decision, Request};
+use arbiter_core::{AuditMode, Decision, Request, SharedClock};
 use arbiter_store::{ApprovalState, StateStore};
 use tokio::sync::watch;
 
@@ -47,6 +47,8 @@ pub struct App {
     pub set_changes: tokio::sync::Mutex<()>,
     /// Flips to `true` when the server starts shutting down (see [`App::stopping`]).
     pub stopping: watch::Sender<bool>,
+    /// The time records and state go by (the system clock; a test's own clock).
+    pub clock: SharedClock,
 }
 
 /// Feeds the audit writer's batches into the metrics, and appends each signed
@@ -135,6 +137,7 @@ impl App {
             approval_id,
             latency_micros,
             &self.redact,
+            self.clock.now_micros(),
         );
         let durability = match mode {
             AuditMode::Durable => Durability::Durable,
@@ -153,7 +156,7 @@ impl App {
                 let age = (*step == ApprovalStep::Vote
                     && matches!(a.state, ApprovalState::Approved | ApprovalState::Rejected))
                 .then(|| {
-                    let micros = arbiter_store::now_micros().saturating_sub(a.new.created_micros);
+                    let micros = self.clock.now_micros().saturating_sub(a.new.created_micros);
                     std::time::Duration::from_micros(u64::try_from(micros).unwrap_or(0))
                 });
                 self.metrics.approval(a.state.as_str(), age);
@@ -172,7 +175,8 @@ impl App {
             }
             AuditEvent::VoteRefused { .. } | AuditEvent::RedemptionRefused { .. } => {}
         }
-        self.append(event.record(), Durability::Durable).await
+        self.append(event.record(self.clock.now_micros()), Durability::Durable)
+            .await
     }
 
     /// Applies a set change and records it as an admin act (or its refusal); a change

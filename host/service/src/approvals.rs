@@ -7,9 +7,9 @@ use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use arbiter_core::{Decision, PrincipalKind, Request, SetIdentity};
+use arbiter_core::{Decision, PrincipalKind, Request, SetIdentity, SharedClock};
 use arbiter_store::{
-    Approval, ApprovalFilter, ApprovalState, NewApproval, StateStore, Vote, VoteOutcome, now_micros,
+    Approval, ApprovalFilter, ApprovalState, NewApproval, StateStore, Vote, VoteOutcome,
 };
 use tokio::sync::broadcast;
 
@@ -46,7 +46,7 @@ pub async fn purge_old(
     keep: Duration,
 ) -> Result<(usize, usize), ServiceError> {
     let keep_micros = i64::try_from(keep.as_micros()).unwrap_or(i64::MAX);
-    let approvals_before = now_micros().saturating_sub(keep_micros);
+    let approvals_before = app.clock.now_micros().saturating_sub(keep_micros);
     let credentials_before = approvals_before / 1_000_000;
     let store = app.store.clone();
     let (approvals, credentials) =
@@ -84,8 +84,8 @@ pub async fn purge_old(
 /// stored state and the watch event. Stops at the first record that cannot be written
 /// (the next sweep tries again).
 pub async fn sweep_expired(app: &crate::app::App) -> Result<usize, ServiceError> {
-    let store = app.store.clone();
-    let lapsed = blocking(move || Ok(store.lapsed_approvals(now_micros(), SWEEP_BATCH)?)).await?;
+    let (store, now) = (app.store.clone(), app.clock.now_micros());
+    let lapsed = blocking(move || Ok(store.lapsed_approvals(now, SWEEP_BATCH)?)).await?;
     let n = lapsed.len();
     for a in lapsed {
         app.record(crate::events::AuditEvent::Approval {
@@ -96,8 +96,8 @@ pub async fn sweep_expired(app: &crate::app::App) -> Result<usize, ServiceError>
         })
         .await?;
         let store = app.store.clone();
-        let id = a.new.id.clone();
-        if blocking(move || Ok(store.mark_expired(&id, now_micros())?)).await? {
+        let (id, now) = (a.new.id.clone(), app.clock.now_micros());
+        if blocking(move || Ok(store.mark_expired(&id, now)?)).await? {
             app.approvals.publish(&a);
         }
     }
@@ -108,6 +108,7 @@ pub async fn sweep_expired(app: &crate::app::App) -> Result<usize, ServiceError>
 #[derive(Debug, Clone)]
 pub struct ApprovalDesk {
     store: Arc<dyn StateStore>,
+    clock: SharedClock,
     ttl: Duration,
     events: broadcast::Sender<Approval>,
     /// Pending approvals by (request digest, set): an agent retrying a held action is
@@ -153,9 +154,10 @@ pub async fn blocking<T: Send + 'static>(
 
 impl ApprovalDesk {
     /// A desk over `store`; approvals expire after `ttl`.
-    pub fn new(store: Arc<dyn StateStore>, ttl: Duration) -> Self {
+    pub fn new(store: Arc<dyn StateStore>, ttl: Duration, clock: SharedClock) -> Self {
         Self {
             store,
+            clock,
             ttl,
             events: broadcast::channel(WATCH_BUFFER).0,
             open: Arc::default(),
@@ -181,7 +183,7 @@ impl ApprovalDesk {
         let mut open = self.open.lock().unwrap_or_else(|e| e.into_inner());
         if a.state == ApprovalState::Pending {
             if open.len() >= MAX_REMEMBERED {
-                let now = now_micros();
+                let now = self.clock.now_micros();
                 open.retain(|_, (_, expires)| *expires > now);
             }
             if open.len() < MAX_REMEMBERED {
@@ -201,7 +203,7 @@ impl ApprovalDesk {
         decision: &Decision,
     ) -> Result<(String, Option<Approval>), ServiceError> {
         let digest = approval_digest(request, credential);
-        let now = now_micros();
+        let now = self.clock.now_micros();
         let remembered = self
             .open
             .lock()
@@ -278,8 +280,8 @@ impl ApprovalDesk {
         set: &SetIdentity,
     ) -> Result<Approval, ServiceError> {
         let store = self.store.clone();
-        let key = id.to_string();
-        let a = blocking(move || Ok(store.approval(&key, now_micros())?))
+        let (key, now) = (id.to_string(), self.clock.now_micros());
+        let a = blocking(move || Ok(store.approval(&key, now)?))
             .await?
             .ok_or_else(|| ServiceError::NotFound(format!("no approval `{id}`")))?;
         let refuse = |why: String| {
@@ -319,8 +321,8 @@ impl ApprovalDesk {
     pub async fn consume(&self, id: &str, decision_id: &str) -> Result<Approval, ServiceError> {
         let store = self.store.clone();
         let (key, dec) = (id.to_string(), decision_id.to_string());
+        let now = self.clock.now_micros();
         let consumed = blocking(move || {
-            let now = now_micros();
             let ok = store.consume_approval(&key, &dec, now)?;
             Ok((ok, store.approval(&key, now)?))
         })
@@ -357,8 +359,8 @@ impl ApprovalDesk {
             ));
         }
         let store = self.store.clone();
-        let key = id.to_string();
-        let current = blocking(move || Ok(store.approval(&key, now_micros())?))
+        let (key, now) = (id.to_string(), self.clock.now_micros());
+        let current = blocking(move || Ok(store.approval(&key, now)?))
             .await?
             .ok_or_else(|| ServiceError::NotFound(format!("no approval `{id}`")))?;
         let me = identity_key(&caller.id);
@@ -379,7 +381,7 @@ impl ApprovalDesk {
             approver: me,
             approve,
             comment,
-            at_micros: now_micros(),
+            at_micros: self.clock.now_micros(),
         };
         let store = self.store.clone();
         let key = id.to_string();
@@ -405,8 +407,8 @@ impl ApprovalDesk {
     pub async fn retract(&self, id: &str, approver: &str) -> Result<(), ServiceError> {
         let store = self.store.clone();
         let (key, who) = (id.to_string(), identity_key(approver));
+        let now = self.clock.now_micros();
         let a = blocking(move || {
-            let now = now_micros();
             store.retract_vote(&key, &who, now)?;
             Ok(store.approval(&key, now)?)
         })
@@ -420,15 +422,15 @@ impl ApprovalDesk {
     /// One approval.
     pub async fn get(&self, id: &str) -> Result<Approval, ServiceError> {
         let store = self.store.clone();
-        let key = id.to_string();
-        blocking(move || Ok(store.approval(&key, now_micros())?))
+        let (key, now) = (id.to_string(), self.clock.now_micros());
+        blocking(move || Ok(store.approval(&key, now)?))
             .await?
             .ok_or_else(|| ServiceError::NotFound(format!("no approval `{id}`")))
     }
 
     /// Approvals matching `filter` (its clock is set here).
     pub async fn list(&self, mut filter: ApprovalFilter) -> Result<Vec<Approval>, ServiceError> {
-        filter.now_micros = now_micros();
+        filter.now_micros = self.clock.now_micros();
         let store = self.store.clone();
         blocking(move || Ok(store.list_approvals(&filter)?)).await
     }

@@ -11,9 +11,9 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use arbiter_core::{Decision, Request};
+use arbiter_core::{Decision, Request, SharedClock};
 use arbiter_keys::{PublicKey, SecretKey};
-use arbiter_store::{Credential, StateStore, now_micros};
+use arbiter_store::{Credential, StateStore};
 use arc_swap::ArcSwap;
 use base64::Engine as _;
 use serde::{Deserialize, Serialize};
@@ -108,6 +108,7 @@ struct Keyring {
 #[derive(Debug)]
 pub struct Credentials {
     store: Arc<dyn StateStore>,
+    clock: SharedClock,
     dir: PathBuf,
     jwks_file: PathBuf,
     config: CredentialConfig,
@@ -127,12 +128,14 @@ impl Credentials {
         store: Arc<dyn StateStore>,
         data_dir: &std::path::Path,
         config: CredentialConfig,
+        clock: SharedClock,
     ) -> anyhow::Result<Self> {
         let dir = data_dir.join("keys").join("credentials");
         arbiter_runtime::create_private_dir(&dir)?;
-        let keyring = load_keyring(&*store, &dir, config.max_lifetime)?;
+        let keyring = load_keyring(&*store, &dir, config.max_lifetime, clock.now_micros())?;
         let this = Self {
             store,
+            clock,
             dir,
             jwks_file: data_dir.join("jwks.json"),
             config,
@@ -167,7 +170,7 @@ impl Credentials {
         if let Some(max) = decision.obligations.max_credential_lifetime {
             lifetime = lifetime.min(max);
         }
-        let now = now_micros() / 1_000_000;
+        let now = self.clock.now_secs();
         let keys = self.keys.load();
         let (kid, key) = &keys.active;
         let claims = Claims {
@@ -209,7 +212,7 @@ impl Credentials {
         let Some((claims, kid)) = self.verify_offline(token) else {
             return Ok(None);
         };
-        let now = now_micros() / 1_000_000;
+        let now = self.clock.now_secs();
         if claims.exp <= now || claims.nbf > now || claims.iss != self.config.issuer {
             return Ok(None);
         }
@@ -249,12 +252,14 @@ impl Credentials {
                 "no credential `{id}` was issued"
             )));
         }
-        Ok(self.store.revoke_credential(id, now_micros(), "revoked")?)
+        Ok(self
+            .store
+            .revoke_credential(id, self.clock.now_micros(), "revoked")?)
     }
 
     /// Revokes every credential of `task_id`.
     pub fn complete_task(&self, task_id: &str) -> Result<Vec<String>, ServiceError> {
-        Ok(self.store.revoke_task(task_id, now_micros())?)
+        Ok(self.store.revoke_task(task_id, self.clock.now_micros())?)
     }
 
     /// The published keys as a JWKS document.
@@ -270,9 +275,15 @@ impl Credentials {
         let kid = key.public().id();
         key.write_new(&self.dir.join(format!("{kid}.pem")))
             .map_err(|e| unavailable("cannot write the new signing key", e))?;
-        self.store.activate_signing_key(&kid, now_micros())?;
-        let ring = load_keyring(&*self.store, &self.dir, self.config.max_lifetime)
-            .map_err(|e| unavailable("cannot reload the signing keys", e))?;
+        self.store
+            .activate_signing_key(&kid, self.clock.now_micros())?;
+        let ring = load_keyring(
+            &*self.store,
+            &self.dir,
+            self.config.max_lifetime,
+            self.clock.now_micros(),
+        )
+        .map_err(|e| unavailable("cannot reload the signing keys", e))?;
         self.keys.store(Arc::new(ring));
         self.write_jwks()
             .map_err(|e| unavailable("cannot write jwks.json", e))?;
@@ -325,8 +336,8 @@ fn load_keyring(
     store: &dyn StateStore,
     dir: &std::path::Path,
     max_lifetime: Duration,
+    now: i64,
 ) -> anyhow::Result<Keyring> {
-    let now = now_micros();
     let horizon = i64::try_from(max_lifetime.as_micros()).unwrap_or(i64::MAX);
     let mut active = None;
     let mut published = Vec::new();

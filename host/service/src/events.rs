@@ -128,8 +128,8 @@ pub enum AuditEvent<'a> {
 }
 
 impl AuditEvent<'_> {
-    /// The record of this event.
-    pub fn record(&self) -> Record {
+    /// The record of this event, at `now` (microseconds since the Unix epoch).
+    pub fn record(&self, now: i64) -> Record {
         match self {
             Self::Approval {
                 actor,
@@ -156,6 +156,7 @@ impl AuditEvent<'_> {
                         "request_digest": a.new.request_digest,
                         "detail": detail,
                     }),
+                    now,
                 );
                 r.policy_set = Some(a.new.set.name.clone());
                 r
@@ -177,6 +178,7 @@ impl AuditEvent<'_> {
                     "comment": comment.chars().take(crate::approvals::MAX_COMMENT_BYTES / 4).collect::<String>(),
                     "refused": refused,
                 }),
+                now,
             ),
             Self::RedemptionRefused {
                 actor,
@@ -195,6 +197,7 @@ impl AuditEvent<'_> {
                     "action": request.action.name,
                     "request_digest": hex::encode(request.digest()),
                 }),
+                now,
             ),
             Self::Credential { actor, event } => {
                 let (outcome, decision_id, body) = match event {
@@ -233,11 +236,11 @@ impl AuditEvent<'_> {
                         json!({ "task_id": task_id, "credentials": ids }),
                     ),
                 };
-                records::event(Kind::Credential, actor, outcome, decision_id, body)
+                records::event(Kind::Credential, actor, outcome, decision_id, body, now)
             }
             Self::Admin { actor, act, detail } => {
                 let set = detail["set"].as_str().map(str::to_string);
-                let mut r = records::event(Kind::Admin, actor, act, None, detail.clone());
+                let mut r = records::event(Kind::Admin, actor, act, None, detail.clone(), now);
                 r.policy_set = set;
                 r
             }

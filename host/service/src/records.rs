@@ -27,6 +27,7 @@ pub fn decision(
     approval_id: Option<&str>,
     latency_micros: u64,
     redact: &[String],
+    now_micros: i64,
 ) -> Record {
     let (request_body, redacted) = if redact.is_empty() {
         (RequestBody::Plain(request), Vec::new())
@@ -52,7 +53,7 @@ pub fn decision(
         evaluation_us: micros(d.elapsed),
         latency_us: latency_micros,
     };
-    let mut r = Record::new(Kind::Decision, arbiter_store::now_micros());
+    let mut r = Record::new(Kind::Decision, now_micros);
     let principal_redacted = redact
         .iter()
         .any(|p| p == "principal" || p == "principal.id");
@@ -166,8 +167,9 @@ pub fn event(
     outcome: &str,
     decision_id: Option<&str>,
     body: Value,
+    now_micros: i64,
 ) -> Record {
-    let mut r = Record::new(kind, arbiter_store::now_micros());
+    let mut r = Record::new(kind, now_micros);
     r.principal = Some(actor.to_string());
     r.outcome = Some(outcome.to_string());
     r.decision_id = decision_id.map(str::to_string);

@@ -60,7 +60,15 @@ pub fn spawn(
         if n > SAMPLE_FIRST && !n.is_multiple_of(SAMPLE_EVERY) {
             return;
         }
-        let mut r = records::decision(&request, &d, "shadow", None, 0, &app.redact);
+        let mut r = records::decision(
+            &request,
+            &d,
+            "shadow",
+            None,
+            0,
+            &app.redact,
+            app.clock.now_micros(),
+        );
         r.kind = Kind::Shadow;
         let mut body = r.body_value();
         if let Some(fields) = body.as_object_mut() {
