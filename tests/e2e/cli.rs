@@ -143,3 +143,62 @@ fn test_command_reports_mismatches_and_fails() {
         "{last}"
     );
 }
+
+/// `arbiter test --pipeline`: the vectors through the server's whole pipeline. Held
+/// requests marked approved are approved by as many test approvers as the set asks
+/// for, then redeemed; a weakened set still fails.
+#[test]
+fn test_command_runs_vectors_through_the_pipeline() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let two = dir.path().join("two-approvers");
+    std::fs::create_dir_all(&two).expect("mkdir");
+    std::fs::copy(
+        arbiter_plugin_build::plugin("reference"),
+        two.join("reference.wasm"),
+    )
+    .expect("copy");
+    std::fs::write(
+        two.join("policy-set.toml"),
+        "format = 1\nname = \"two-approvers\"\nversion = \"1\"\n[[plugins]]\nname = \"reference\"\npath = \"reference.wasm\"\n[plugins.settings]\napprovers_required = 2\n",
+    )
+    .expect("manifest");
+    let run = |set: &str| {
+        let out = Command::new(BIN)
+            .args(["test", "--pipeline", "--policy-set", set])
+            .arg(vectors_path())
+            .output()
+            .expect("runs");
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stdout).to_string(),
+        )
+    };
+    for set in [
+        "builtin:reference",
+        "builtin:reference-split",
+        two.to_str().expect("utf-8"),
+    ] {
+        let (code, stdout) = run(set);
+        assert_eq!(code, Some(0), "{set}: {stdout}");
+        assert_eq!(
+            stdout.lines().last(),
+            Some("2000 passed, 0 failed"),
+            "{set}"
+        );
+    }
+    let (code, stdout) = run("builtin:reference-weakened");
+    assert_eq!(code, Some(1), "{stdout}");
+    assert!(stdout.contains("FAIL "), "{stdout}");
+
+    // Test-case files are not vectors.
+    let cases = dir.path().join("cases.toml");
+    std::fs::write(&cases, "[[case]]\nname = \"x\"\nexpect = \"deny\"\n").expect("write");
+    let out = Command::new(BIN)
+        .args(["test", "--pipeline"])
+        .arg(&cases)
+        .output()
+        .expect("runs");
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("--pipeline") && err.contains("hint:"), "{err}");
+}

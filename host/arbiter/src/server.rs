@@ -80,12 +80,6 @@ pub async fn start_with_clock(
     config: &Config,
     clock: arbiter_core::SharedClock,
 ) -> anyhow::Result<Running> {
-    arbiter_runtime::create_private_dir(&config.data_dir).with_context(|| {
-        format!(
-            "cannot create the data directory `{}`",
-            config.data_dir.display()
-        )
-    })?;
     // Bind before compiling the sets, so that a port conflict is reported at once, not
     // after seconds of compiling; connections wait in the backlog until we serve.
     let listener = TcpListener::bind(config.listen)
@@ -93,48 +87,8 @@ pub async fn start_with_clock(
         .with_context(|| format!("cannot listen on {}", config.listen))?;
     let local_addr = listener.local_addr()?;
 
-    // The sandbox pool and the admission limit are sized together, from one number.
-    let runtime = Runtime::new(RuntimeConfig {
-        cache_dir: Some(config.data_dir.join("cache")),
-        pool_instances: config.capacity,
-        wasm_stack_bytes: config.wasm_stack_bytes,
-    })?;
-    let trusted =
-        loader::trusted_keys(&config.trusted_keys).context("cannot read a trusted bundle key")?;
-    let loader =
-        Loader::new(runtime, config.limits, trusted).keeping_in(config.data_dir.join("sets"));
-    let mut enforced = Vec::new();
-    let mut shadows = Vec::new();
-    for reference in &config.policy_sets {
-        let version = loader
-            .load(Source::Reference(reference.clone()))
-            .await
-            .map_err(|e| anyhow::anyhow!("cannot load policy set `{reference}`: {e}"))?;
-        if version.set.manifest().mode == arbiter_core::Mode::Shadow {
-            shadows.push(version);
-        } else {
-            enforced.push(version);
-        }
-    }
-    if enforced.is_empty() && !shadows.is_empty() {
-        anyhow::bail!(
-            "every configured policy set is marked `mode = \"shadow\"`; a shadow set watches an enforced set of the same name, so configure that one too"
-        );
-    }
-    let sets =
-        Arc::new(Sets::new(enforced, config.default_set.as_deref()).map_err(anyhow::Error::msg)?);
-    // A shadow set watches the enforced set of the same name.
-    for v in shadows {
-        let name = v.set.identity().name.clone();
-        sets.add(v, false, true).map_err(|e| {
-            anyhow::anyhow!("policy set `{name}` is marked `mode = \"shadow\"`: {e}")
-        })?;
-    }
-    // Versions loaded at runtime before a restart come back, as they were.
-    let history = History::new(&config.data_dir, &sets);
-    history.restore(&loader, &sets).await;
-    history.save(&sets);
-    let app = Arc::new(open_state(config, sets.clone(), loader, history, clock)?);
+    let app = open(config, clock).await?;
+    let sets = app.sets.clone();
 
     let (health_reporter, health) = tonic_health::server::health_reporter();
     health_reporter
@@ -236,6 +190,62 @@ pub async fn start_with_clock(
 }
 
 /// Opens the state database and everything built on it, and checks that callers
+
+/// Everything a server decides with, without a listener: the runtime, the configured
+/// sets (and the versions kept from before a restart), the state database, the
+/// approval desk, credentials and the audit log. `arbiter serve` wires its front
+/// doors onto this; `arbiter test --pipeline` calls the pipeline on it directly.
+pub async fn open(config: &Config, clock: arbiter_core::SharedClock) -> anyhow::Result<Arc<App>> {
+    arbiter_runtime::create_private_dir(&config.data_dir).with_context(|| {
+        format!(
+            "cannot create the data directory `{}`",
+            config.data_dir.display()
+        )
+    })?;
+    // The sandbox pool and the admission limit are sized together, from one number.
+    let runtime = Runtime::new(RuntimeConfig {
+        cache_dir: Some(config.data_dir.join("cache")),
+        pool_instances: config.capacity,
+        wasm_stack_bytes: config.wasm_stack_bytes,
+    })?;
+    let trusted =
+        loader::trusted_keys(&config.trusted_keys).context("cannot read a trusted bundle key")?;
+    let loader =
+        Loader::new(runtime, config.limits, trusted).keeping_in(config.data_dir.join("sets"));
+    let mut enforced = Vec::new();
+    let mut shadows = Vec::new();
+    for reference in &config.policy_sets {
+        let version = loader
+            .load(Source::Reference(reference.clone()))
+            .await
+            .map_err(|e| anyhow::anyhow!("cannot load policy set `{reference}`: {e}"))?;
+        if version.set.manifest().mode == arbiter_core::Mode::Shadow {
+            shadows.push(version);
+        } else {
+            enforced.push(version);
+        }
+    }
+    if enforced.is_empty() && !shadows.is_empty() {
+        anyhow::bail!(
+            "every configured policy set is marked `mode = \"shadow\"`; a shadow set watches an enforced set of the same name, so configure that one too"
+        );
+    }
+    let sets =
+        Arc::new(Sets::new(enforced, config.default_set.as_deref()).map_err(anyhow::Error::msg)?);
+    // A shadow set watches the enforced set of the same name.
+    for v in shadows {
+        let name = v.set.identity().name.clone();
+        sets.add(v, false, true).map_err(|e| {
+            anyhow::anyhow!("policy set `{name}` is marked `mode = \"shadow\"`: {e}")
+        })?;
+    }
+    // Versions loaded at runtime before a restart come back, as they were.
+    let history = History::new(&config.data_dir, &sets);
+    history.restore(&loader, &sets).await;
+    history.save(&sets);
+    Ok(Arc::new(open_state(config, sets, loader, history, clock)?))
+}
+
 /// will have to authenticate where that matters.
 fn open_state(
     config: &Config,

@@ -4,6 +4,7 @@
 //! test cases ([`cases`]); any other file is JSON-lines vectors.
 
 mod cases;
+mod pipeline;
 #[cfg(test)]
 mod tests;
 
@@ -35,6 +36,12 @@ pub struct TestArgs {
     /// Also print the vectors or cases that pass.
     #[arg(long, short)]
     pub verbose: bool,
+    /// Run JSON-lines vectors through the server's whole decision pipeline (approval
+    /// hold, approvers required, redemption) in a scratch data directory, instead of
+    /// evaluating the set alone: a vector marked `approved` is held, approved and
+    /// redeemed as an enforcement point would.
+    #[arg(long, conflicts_with = "plugin")]
+    pub pipeline: bool,
 }
 
 /// One line of a JSON-lines vector file (also what `arbiter replay --labels` reads).
@@ -77,9 +84,26 @@ pub async fn run(args: TestArgs) -> anyhow::Result<i32> {
                 .map_err(anyhow::Error::msg)?
         }
     };
-    let set = PolicySet::load(&runtime, source, Limits::default()).await?;
     let name = args.vectors.display().to_string();
     let cases = is_case_file(&args.vectors);
+    if args.pipeline && cases {
+        anyhow::bail!(
+            "`--pipeline` runs JSON-lines vectors; `{name}` is a test-case file\nhint: drop --pipeline for test cases"
+        );
+    }
+    if args.pipeline {
+        let text = std::fs::read_to_string(&args.vectors)
+            .with_context(|| format!("cannot read vectors `{name}`"))?;
+        let set = args
+            .policy_set
+            .clone()
+            .unwrap_or_else(|| format!("{}{}", embedded::PREFIX, embedded::DEFAULT_SET));
+        let mut out = std::io::stdout().lock();
+        let tally = pipeline::run_vectors(&set, &text, &name, args.verbose, &mut out).await?;
+        writeln!(out, "{} passed, {} failed", tally.passed, tally.failed)?;
+        return Ok(if tally.failed == 0 { 0 } else { 1 });
+    }
+    let set = PolicySet::load(&runtime, source, Limits::default()).await?;
     let text = std::fs::read_to_string(&args.vectors).with_context(|| {
         let what = if cases { "test cases" } else { "vectors" };
         format!("cannot read {what} `{name}`")
@@ -104,29 +128,7 @@ async fn run_vectors(
 ) -> std::io::Result<Tally> {
     let mut tally = Tally::default();
     for (i, line) in text.lines().enumerate() {
-        if line.trim().is_empty() {
-            continue;
-        }
-        let v: Vector = match serde_json::from_str(line) {
-            Ok(v) => v,
-            Err(e) => {
-                tally.failed += 1;
-                writeln!(
-                    out,
-                    "{name}:{}: not a test vector: {e}\n  hint: each line is {{\"id\", \"request\", \"approved\", \"expected\"}}",
-                    i + 1
-                )?;
-                continue;
-            }
-        };
-        let Some(expected) = Outcome::parse(&v.expected) else {
-            tally.failed += 1;
-            writeln!(
-                out,
-                "{name}:{}: `expected` is `{}`; use allow, deny or require-approval",
-                i + 1,
-                v.expected
-            )?;
+        let Some((v, expected)) = parse_vector(line, i, name, &mut tally, out)? else {
             continue;
         };
         let d = set.decide(&v.request, v.approved).await;
@@ -151,6 +153,44 @@ async fn run_vectors(
         print_decision(out, &d)?;
     }
     Ok(tally)
+}
+
+/// Line `i` (0-based) of a vectors file as a vector and its expected outcome; `None`
+/// for a blank line, or for one that is not a valid vector (counted failed, with the
+/// file, line and a hint printed).
+fn parse_vector(
+    line: &str,
+    i: usize,
+    name: &str,
+    tally: &mut Tally,
+    out: &mut impl Write,
+) -> std::io::Result<Option<(Vector, Outcome)>> {
+    if line.trim().is_empty() {
+        return Ok(None);
+    }
+    let v: Vector = match serde_json::from_str(line) {
+        Ok(v) => v,
+        Err(e) => {
+            tally.failed += 1;
+            writeln!(
+                out,
+                "{name}:{}: not a test vector: {e}\n  hint: each line is {{\"id\", \"request\", \"approved\", \"expected\"}}",
+                i + 1
+            )?;
+            return Ok(None);
+        }
+    };
+    let Some(expected) = Outcome::parse(&v.expected) else {
+        tally.failed += 1;
+        writeln!(
+            out,
+            "{name}:{}: `expected` is `{}`; use allow, deny or require-approval",
+            i + 1,
+            v.expected
+        )?;
+        return Ok(None);
+    };
+    Ok(Some((v, expected)))
 }
 
 /// The details printed under a `FAIL` line: the decision's reason codes with their
