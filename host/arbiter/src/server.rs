@@ -189,8 +189,6 @@ pub async fn start_with_clock(
     })
 }
 
-/// Opens the state database and everything built on it, and checks that callers
-
 /// Everything a server decides with, without a listener: the runtime, the configured
 /// sets (and the versions kept from before a restart), the state database, the
 /// approval desk, credentials and the audit log. `arbiter serve` wires its front
@@ -246,6 +244,7 @@ pub async fn open(config: &Config, clock: arbiter_core::SharedClock) -> anyhow::
     Ok(Arc::new(open_state(config, sets, loader, history, clock)?))
 }
 
+/// Opens the state database and everything built on it, and checks that callers
 /// will have to authenticate where that matters.
 fn open_state(
     config: &Config,
