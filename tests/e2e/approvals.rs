@@ -161,18 +161,7 @@ async fn server() -> (TestServer, Tokens) {
     let mut config = test_config(data.path());
     let tokens = with_tokens(&mut config);
     // The same policy, asking two approvers: to show that one person counts once.
-    let two = data.path().join("two-approvers");
-    std::fs::create_dir_all(&two).expect("mkdir");
-    std::fs::copy(
-        arbiter_plugin_build::plugin("reference"),
-        two.join("reference.wasm"),
-    )
-    .expect("copy");
-    std::fs::write(
-        two.join("policy-set.toml"),
-        "format = 1\nname = \"two-approvers\"\nversion = \"1\"\n[[plugins]]\nname = \"reference\"\npath = \"reference.wasm\"\n[plugins.settings]\napprovers_required = 2\n",
-    )
-    .expect("manifest");
+    let two = two_approver_set(data.path());
     config.policy_sets = vec!["builtin:reference".into(), two.display().to_string()];
     (TestServer::start_config(config, data).await, tokens)
 }

@@ -150,18 +150,7 @@ fn test_command_reports_mismatches_and_fails() {
 #[test]
 fn test_command_runs_vectors_through_the_pipeline() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let two = dir.path().join("two-approvers");
-    std::fs::create_dir_all(&two).expect("mkdir");
-    std::fs::copy(
-        arbiter_plugin_build::plugin("reference"),
-        two.join("reference.wasm"),
-    )
-    .expect("copy");
-    std::fs::write(
-        two.join("policy-set.toml"),
-        "format = 1\nname = \"two-approvers\"\nversion = \"1\"\n[[plugins]]\nname = \"reference\"\npath = \"reference.wasm\"\n[plugins.settings]\napprovers_required = 2\n",
-    )
-    .expect("manifest");
+    let two = two_approver_set(dir.path());
     let run = |set: &str| {
         let out = Command::new(BIN)
             .args(["test", "--pipeline", "--policy-set", set])

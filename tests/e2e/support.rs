@@ -292,3 +292,21 @@ pub(crate) fn audit_records(
     };
     arbiter_audit::query(db, &filter).expect("query the audit log")
 }
+
+/// A set directory `two-approvers` in `dir`: the reference plugin asking for two
+/// approvers, to show that approvals count people, not votes.
+pub(crate) fn two_approver_set(dir: &Path) -> PathBuf {
+    let two = dir.join("two-approvers");
+    std::fs::create_dir_all(&two).expect("mkdir");
+    std::fs::copy(
+        arbiter_plugin_build::plugin("reference"),
+        two.join("reference.wasm"),
+    )
+    .expect("copy");
+    std::fs::write(
+        two.join("policy-set.toml"),
+        "format = 1\nname = \"two-approvers\"\nversion = \"1\"\n[[plugins]]\nname = \"reference\"\npath = \"reference.wasm\"\n[plugins.settings]\napprovers_required = 2\n",
+    )
+    .expect("manifest");
+    two
+}

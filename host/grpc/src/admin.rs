@@ -8,6 +8,7 @@ use std::sync::atomic::Ordering;
 use tonic::{Request, Response, Status};
 
 use super::ApiError;
+use crate::CallerOf as _;
 use crate::proto as pb;
 use arbiter_service::app::App;
 use arbiter_service::auth::{Caller, Role};
@@ -157,10 +158,7 @@ impl pb::policy_admin_server::PolicyAdmin for AdminService {
         &self,
         request: Request<pb::ListSetsRequest>,
     ) -> Result<Response<pb::ListSetsResponse>, Status> {
-        self.app
-            .auth
-            .authorize(super::presented(request.metadata()), ADMIN)
-            .or_status()?;
+        self.app.auth.caller_of(&request, ADMIN)?;
         let default = self.app.sets.default_name();
         Ok(Response::new(pb::ListSetsResponse {
             sets: self
@@ -177,10 +175,7 @@ impl pb::policy_admin_server::PolicyAdmin for AdminService {
         &self,
         request: Request<pb::GetSetStatusRequest>,
     ) -> Result<Response<pb::SetStatus>, Status> {
-        self.app
-            .auth
-            .authorize(super::presented(request.metadata()), ADMIN)
-            .or_status()?;
+        self.app.auth.caller_of(&request, ADMIN)?;
         let name = required("name", request.into_inner().name).or_status()?;
         Ok(Response::new(self.status(&name).or_status()?))
     }
@@ -189,11 +184,7 @@ impl pb::policy_admin_server::PolicyAdmin for AdminService {
         &self,
         request: Request<pb::LoadSetRequest>,
     ) -> Result<Response<pb::SetStatus>, Status> {
-        let caller = self
-            .app
-            .auth
-            .authorize(super::presented(request.metadata()), ADMIN)
-            .or_status()?;
+        let caller = self.app.auth.caller_of(&request, ADMIN)?;
         let pb::LoadSetRequest { source, activation } = request.into_inner();
         let activation = pb::Activation::try_from(activation)
             .map_err(|_| {
@@ -267,11 +258,7 @@ impl pb::policy_admin_server::PolicyAdmin for AdminService {
         &self,
         request: Request<pb::ActivateSetRequest>,
     ) -> Result<Response<pb::SetStatus>, Status> {
-        let caller = self
-            .app
-            .auth
-            .authorize(super::presented(request.metadata()), ADMIN)
-            .or_status()?;
+        let caller = self.app.auth.caller_of(&request, ADMIN)?;
         let pb::ActivateSetRequest { name, version } = request.into_inner();
         let (name, version) = (
             required("name", name).or_status()?,
@@ -288,11 +275,7 @@ impl pb::policy_admin_server::PolicyAdmin for AdminService {
         &self,
         request: Request<pb::ShadowSetRequest>,
     ) -> Result<Response<pb::SetStatus>, Status> {
-        let caller = self
-            .app
-            .auth
-            .authorize(super::presented(request.metadata()), ADMIN)
-            .or_status()?;
+        let caller = self.app.auth.caller_of(&request, ADMIN)?;
         let pb::ShadowSetRequest {
             name,
             version,
@@ -319,11 +302,7 @@ impl pb::policy_admin_server::PolicyAdmin for AdminService {
         &self,
         request: Request<pb::ClearShadowRequest>,
     ) -> Result<Response<pb::SetStatus>, Status> {
-        let caller = self
-            .app
-            .auth
-            .authorize(super::presented(request.metadata()), ADMIN)
-            .or_status()?;
+        let caller = self.app.auth.caller_of(&request, ADMIN)?;
         let name = required("name", request.into_inner().name).or_status()?;
         self.act(
             &caller,
@@ -339,11 +318,7 @@ impl pb::policy_admin_server::PolicyAdmin for AdminService {
         &self,
         request: Request<pb::RollbackSetRequest>,
     ) -> Result<Response<pb::SetStatus>, Status> {
-        let caller = self
-            .app
-            .auth
-            .authorize(super::presented(request.metadata()), ADMIN)
-            .or_status()?;
+        let caller = self.app.auth.caller_of(&request, ADMIN)?;
         let pb::RollbackSetRequest { name, version } = request.into_inner();
         let name = required("name", name).or_status()?;
         let version = Some(version).filter(|v| !v.is_empty());
@@ -358,11 +333,7 @@ impl pb::policy_admin_server::PolicyAdmin for AdminService {
         &self,
         request: Request<pb::ReleasePluginRequest>,
     ) -> Result<Response<pb::SetStatus>, Status> {
-        let caller = self
-            .app
-            .auth
-            .authorize(super::presented(request.metadata()), ADMIN)
-            .or_status()?;
+        let caller = self.app.auth.caller_of(&request, ADMIN)?;
         let pb::ReleasePluginRequest { name, plugin } = request.into_inner();
         let (name, plugin) = (
             required("name", name).or_status()?,

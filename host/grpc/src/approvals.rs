@@ -10,6 +10,7 @@ use tokio::sync::broadcast::error::RecvError;
 use tonic::{Request, Response, Status};
 
 use super::ApiError;
+use crate::CallerOf as _;
 use crate::proto as pb;
 use arbiter_service::app::App;
 use arbiter_service::auth::Role;
@@ -118,10 +119,7 @@ impl pb::approvals_server::Approvals for ApprovalsService {
         &self,
         request: Request<pb::ListApprovalsRequest>,
     ) -> Result<Response<pb::ListApprovalsResponse>, Status> {
-        self.app
-            .auth
-            .authorize(super::presented(request.metadata()), READERS)
-            .or_status()?;
+        self.app.auth.caller_of(&request, READERS)?;
         let pb::ListApprovalsRequest {
             states,
             principal,
@@ -151,10 +149,7 @@ impl pb::approvals_server::Approvals for ApprovalsService {
         &self,
         request: Request<pb::GetApprovalRequest>,
     ) -> Result<Response<pb::Approval>, Status> {
-        self.app
-            .auth
-            .authorize(super::presented(request.metadata()), READERS)
-            .or_status()?;
+        self.app.auth.caller_of(&request, READERS)?;
         let id = required_id(request.into_inner().id).or_status()?;
         Ok(Response::new(approval(
             &self.app.approvals.get(&id).await.or_status()?,
@@ -165,11 +160,7 @@ impl pb::approvals_server::Approvals for ApprovalsService {
         &self,
         request: Request<pb::DecideApprovalRequest>,
     ) -> Result<Response<pb::Approval>, Status> {
-        let caller = self
-            .app
-            .auth
-            .authorize(super::presented(request.metadata()), &[Role::Approver])
-            .or_status()?;
+        let caller = self.app.auth.caller_of(&request, &[Role::Approver])?;
         let pb::DecideApprovalRequest {
             id,
             approve,
@@ -217,10 +208,7 @@ impl pb::approvals_server::Approvals for ApprovalsService {
         &self,
         request: Request<pb::WatchApprovalsRequest>,
     ) -> Result<Response<Self::WatchApprovalsStream>, Status> {
-        self.app
-            .auth
-            .authorize(super::presented(request.metadata()), READERS)
-            .or_status()?;
+        self.app.auth.caller_of(&request, READERS)?;
         let include_pending = request.into_inner().include_pending;
         // Subscribe before listing so nothing that changes in between is missed.
         let events = self.app.approvals.subscribe();

@@ -7,6 +7,7 @@ use arbiter_audit::{Filter, Kind, StoredRecord};
 use tonic::{Request, Response, Status};
 
 use super::ApiError;
+use crate::CallerOf as _;
 use crate::proto as pb;
 use arbiter_service::app::App;
 use arbiter_service::approvals::blocking;
@@ -97,10 +98,7 @@ impl pb::audit_server::Audit for AuditService {
         &self,
         request: Request<pb::QueryAuditRequest>,
     ) -> Result<Response<pb::QueryAuditResponse>, Status> {
-        self.app
-            .auth
-            .authorize(super::presented(request.metadata()), &[Role::Admin])
-            .or_status()?;
+        self.app.auth.caller_of(&request, &[Role::Admin])?;
         let filter = filter(request.into_inner()).or_status()?;
         let log = self.log().or_status()?.clone();
         let records = blocking(move || {
@@ -120,10 +118,7 @@ impl pb::audit_server::Audit for AuditService {
         &self,
         request: Request<pb::VerifyAuditRequest>,
     ) -> Result<Response<pb::VerifyAuditResponse>, Status> {
-        self.app
-            .auth
-            .authorize(super::presented(request.metadata()), &[Role::Admin])
-            .or_status()?;
+        self.app.auth.caller_of(&request, &[Role::Admin])?;
         let path = self.log().or_status()?.path().to_path_buf();
         let v = blocking(move || {
             arbiter_audit::verify(&path, None).map_err(|e| {

@@ -7,7 +7,7 @@ use tonic::{Request, Response, Status};
 use arbiter_service::auth::{Caller, Role};
 use arbiter_service::pipeline::{BATCH_CONCURRENCY, Decider};
 
-use super::{ApiError, IntoStatus as _, OrStatus as _, decode, encode, presented};
+use super::{ApiError, CallerOf as _, IntoStatus as _, OrStatus as _, decode, encode};
 use crate::proto as pb;
 
 /// Who may ask for decisions.
@@ -44,12 +44,7 @@ impl pb::authorizer_server::Authorizer for Authorizer {
         &self,
         request: Request<pb::AuthorizeRequest>,
     ) -> Result<Response<pb::AuthorizeResponse>, Status> {
-        let caller = self
-            .decider
-            .app()
-            .auth
-            .authorize(presented(request.metadata()), ENFORCERS)
-            .or_status()?;
+        let caller = self.decider.app().auth.caller_of(&request, ENFORCERS)?;
         let request = request.into_inner();
         decode::check_size("request", &request).or_status()?;
         Ok(Response::new(
@@ -61,12 +56,7 @@ impl pb::authorizer_server::Authorizer for Authorizer {
         &self,
         request: Request<pb::AuthorizeBatchRequest>,
     ) -> Result<Response<pb::AuthorizeBatchResponse>, Status> {
-        let caller = self
-            .decider
-            .app()
-            .auth
-            .authorize(presented(request.metadata()), ENFORCERS)
-            .or_status()?;
+        let caller = self.decider.app().auth.caller_of(&request, ENFORCERS)?;
         let batch = request.into_inner();
         decode::check_size("requests", &batch).or_status()?;
         let pb::AuthorizeBatchRequest { requests } = batch;

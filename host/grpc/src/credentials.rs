@@ -6,6 +6,7 @@ use std::sync::Arc;
 use tonic::{Request, Response, Status};
 
 use super::ApiError;
+use crate::CallerOf as _;
 use crate::proto as pb;
 use arbiter_service::app::App;
 use arbiter_service::approvals::blocking;
@@ -62,13 +63,7 @@ impl pb::credentials_server::Credentials for CredentialsService {
         &self,
         request: Request<pb::IntrospectRequest>,
     ) -> Result<Response<pb::IntrospectResponse>, Status> {
-        authenticated(
-            self.app
-                .auth
-                .authorize(super::presented(request.metadata()), HOLDERS)
-                .or_status()?,
-        )
-        .or_status()?;
+        authenticated(self.app.auth.caller_of(&request, HOLDERS)?).or_status()?;
         let token = request.into_inner().token;
         if token.len() > MAX_TOKEN_BYTES {
             return Ok(Response::new(pb::IntrospectResponse::default()));
@@ -98,13 +93,7 @@ impl pb::credentials_server::Credentials for CredentialsService {
         &self,
         request: Request<pb::RevokeRequest>,
     ) -> Result<Response<pb::RevokeResponse>, Status> {
-        let caller = authenticated(
-            self.app
-                .auth
-                .authorize(super::presented(request.metadata()), HOLDERS)
-                .or_status()?,
-        )
-        .or_status()?;
+        let caller = authenticated(self.app.auth.caller_of(&request, HOLDERS)?).or_status()?;
         let id = required("id", request.into_inner().id).or_status()?;
         let creds = self.app.credentials.clone();
         let key = id.clone();
@@ -129,13 +118,7 @@ impl pb::credentials_server::Credentials for CredentialsService {
         &self,
         request: Request<pb::CompleteTaskRequest>,
     ) -> Result<Response<pb::CompleteTaskResponse>, Status> {
-        let caller = authenticated(
-            self.app
-                .auth
-                .authorize(super::presented(request.metadata()), HOLDERS)
-                .or_status()?,
-        )
-        .or_status()?;
+        let caller = authenticated(self.app.auth.caller_of(&request, HOLDERS)?).or_status()?;
         let task_id = required("task_id", request.into_inner().task_id).or_status()?;
         let creds = self.app.credentials.clone();
         let task = task_id.clone();
@@ -170,11 +153,7 @@ impl pb::credentials_server::Credentials for CredentialsService {
         &self,
         request: Request<pb::RotateSigningKeyRequest>,
     ) -> Result<Response<pb::RotateSigningKeyResponse>, Status> {
-        let caller = self
-            .app
-            .auth
-            .authorize(super::presented(request.metadata()), &[Role::Admin])
-            .or_status()?;
+        let caller = self.app.auth.caller_of(&request, &[Role::Admin])?;
         let creds = self.app.credentials.clone();
         let (active_kid, retired_kid) = blocking(move || creds.rotate()).await.or_status()?;
         self.app

@@ -29,6 +29,7 @@ pub mod proto {
         include_bytes!(concat!(env!("OUT_DIR"), "/arbiter_descriptor.bin"));
 }
 
+use arbiter_service::auth::{Caller, Role};
 use tonic::{Code, Status};
 use tonic_types::{ErrorDetails, StatusExt};
 
@@ -88,6 +89,20 @@ pub trait IntoStatus {
 impl IntoStatus for ApiError {
     fn into_status(self) -> Status {
         status(self)
+    }
+}
+
+/// The caller of a gRPC request, who must hold one of `roles`: the `authorization`
+/// metadata read into what the service understands, checked by its authenticator.
+pub trait CallerOf {
+    /// The caller, or the `Status` refusing it.
+    fn caller_of<T>(&self, request: &tonic::Request<T>, roles: &[Role]) -> Result<Caller, Status>;
+}
+
+impl CallerOf for arbiter_service::auth::Authenticator {
+    fn caller_of<T>(&self, request: &tonic::Request<T>, roles: &[Role]) -> Result<Caller, Status> {
+        self.authorize(presented(request.metadata()), roles)
+            .map_err(status)
     }
 }
 
