@@ -137,9 +137,6 @@ mod tests;
 
 pub use error::SetError;
 
-/// Why a lifecycle change was refused.
-pub type Refusal = SetError;
-
 /// The loaded sets, by name.
 #[derive(Debug)]
 pub struct Sets {
@@ -151,7 +148,7 @@ pub struct Sets {
 impl Sets {
     /// A registry of `sets` (all enforced), the first being the default unless
     /// `default` names another.
-    pub fn new(sets: Vec<Version>, default: Option<&str>) -> Result<Self, Refusal> {
+    pub fn new(sets: Vec<Version>, default: Option<&str>) -> Result<Self, SetError> {
         let first = sets
             .first()
             .map(|s| s.set.identity().name.clone())
@@ -245,8 +242,8 @@ impl Sets {
     fn change<T>(
         &self,
         name: &str,
-        change: impl FnOnce(Option<Named>) -> Result<(Named, T), Refusal>,
-    ) -> Result<T, Refusal> {
+        change: impl FnOnce(Option<Named>) -> Result<(Named, T), SetError>,
+    ) -> Result<T, SetError> {
         let _one_at_a_time = self.changes.lock().unwrap_or_else(|e| e.into_inner());
         let current = self.inner.load_full();
         let (named, out) = change(current.names.get(name).cloned())?;
@@ -261,7 +258,7 @@ impl Sets {
 
     /// Adds a loaded version. A new set name must be enforced; a version whose digest
     /// is already loaded is not added twice.
-    pub fn add(&self, v: Version, enforce: bool, shadow: bool) -> Result<(), Refusal> {
+    pub fn add(&self, v: Version, enforce: bool, shadow: bool) -> Result<(), SetError> {
         let name = v.set.identity().name.clone();
         let v = Arc::new(v);
         self.change(&name, |named| {
@@ -304,7 +301,7 @@ impl Sets {
     }
 
     /// Enforces the loaded version `key` of `name` (promotes a shadow).
-    pub fn activate(&self, name: &str, key: &str) -> Result<(), Refusal> {
+    pub fn activate(&self, name: &str, key: &str) -> Result<(), SetError> {
         self.change(name, |named| {
             let mut named = named.ok_or_else(|| unknown(name))?;
             let v = find(&named, name, key)?;
@@ -314,7 +311,7 @@ impl Sets {
     }
 
     /// Shadows the loaded version `key` of `name`.
-    pub fn shadow(&self, name: &str, key: &str) -> Result<(), Refusal> {
+    pub fn shadow(&self, name: &str, key: &str) -> Result<(), SetError> {
         self.change(name, |named| {
             let mut named = named.ok_or_else(|| unknown(name))?;
             let v = find(&named, name, key)?;
@@ -325,7 +322,7 @@ impl Sets {
 
     /// The enforced version becomes the shadow; the version enforced before it is
     /// enforced again.
-    pub fn demote(&self, name: &str) -> Result<(), Refusal> {
+    pub fn demote(&self, name: &str) -> Result<(), SetError> {
         self.change(name, |named| {
             let mut named = named.ok_or_else(|| unknown(name))?;
             let current = named.enforced.clone();
@@ -339,7 +336,7 @@ impl Sets {
     }
 
     /// Stops shadowing `name`.
-    pub fn clear_shadow(&self, name: &str) -> Result<(), Refusal> {
+    pub fn clear_shadow(&self, name: &str) -> Result<(), SetError> {
         self.change(name, |named| {
             let mut named = named.ok_or_else(|| unknown(name))?;
             named.shadow = None;
@@ -348,7 +345,7 @@ impl Sets {
     }
 
     /// Enforces `key` again, or by default the version enforced before the current one.
-    pub fn rollback(&self, name: &str, key: Option<&str>) -> Result<(), Refusal> {
+    pub fn rollback(&self, name: &str, key: Option<&str>) -> Result<(), SetError> {
         self.change(name, |named| {
             let mut named = named.ok_or_else(|| unknown(name))?;
             let v = match key {
@@ -363,13 +360,13 @@ impl Sets {
     }
 }
 
-fn unknown(name: &str) -> Refusal {
+fn unknown(name: &str) -> SetError {
     SetError::UnknownSet {
         name: name.to_string(),
     }
 }
 
-fn find(named: &Named, name: &str, key: &str) -> Result<Arc<Version>, Refusal> {
+fn find(named: &Named, name: &str, key: &str) -> Result<Arc<Version>, SetError> {
     let matches: Vec<_> = named.versions.iter().filter(|v| v.is(key)).collect();
     match matches.as_slice() {
         [one] => Ok((*one).clone()),
@@ -412,7 +409,7 @@ fn enforce_version(named: &mut Named, v: Arc<Version>) {
     named.enforced = v;
 }
 
-fn shadow_version(named: &mut Named, v: Arc<Version>) -> Result<(), Refusal> {
+fn shadow_version(named: &mut Named, v: Arc<Version>) -> Result<(), SetError> {
     if Arc::ptr_eq(&named.enforced, &v) {
         return Err(SetError::ShadowIsEnforced {
             version: v.set.identity().version.clone(),
