@@ -140,6 +140,16 @@ impl Breaker {
         }
     }
 
+    /// Holds a trial admission for one evaluation: if the evaluation ends without an
+    /// outcome (its request was cancelled and the future dropped), the next request
+    /// may be the trial, instead of the breaker staying open for good.
+    pub(crate) fn guard(&self, admit: Admit) -> TrialGuard<'_> {
+        TrialGuard {
+            breaker: self,
+            admit,
+        }
+    }
+
     /// Closes the breaker at an operator's request; returns whether it was open.
     pub(crate) fn release(&self) -> bool {
         self.consecutive.store(0, Ordering::Relaxed);
@@ -177,6 +187,23 @@ impl Breaker {
     /// The current back-off (for messages).
     pub(crate) fn backoff(&self) -> Duration {
         Duration::from_nanos(self.backoff.load(Ordering::Relaxed))
+    }
+}
+
+/// See [`Breaker::guard`].
+#[derive(Debug)]
+pub(crate) struct TrialGuard<'a> {
+    breaker: &'a Breaker,
+    admit: Admit,
+}
+
+impl Drop for TrialGuard<'_> {
+    fn drop(&mut self) {
+        // After a success or failure the flag is already down; lowering it again is
+        // harmless, since no other trial can start before the back-off passes.
+        if self.admit == Admit::Trial {
+            self.breaker.trial.store(false, Ordering::Release);
+        }
     }
 }
 
@@ -225,6 +252,19 @@ mod tests {
         assert!(b.release());
         assert_eq!(b.admit(), Admit::Run);
         assert_eq!(b.backoff(), FIRST_BACKOFF);
+    }
+
+    #[test]
+    fn a_cancelled_trial_lets_the_next_request_try() {
+        let b = Breaker::new(1);
+        b.failure(Admit::Run, String::new);
+        b.retry_at.store(0, Ordering::Release);
+        let admit = b.admit();
+        assert_eq!(admit, Admit::Trial);
+        assert_eq!(b.admit(), Admit::Refuse, "one trial at a time");
+        // The trial's request is cancelled: its evaluation never reports.
+        drop(b.guard(admit));
+        assert_eq!(b.admit(), Admit::Trial);
     }
 
     #[test]

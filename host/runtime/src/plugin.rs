@@ -172,6 +172,8 @@ impl LoadedPlugin {
                 ),
             );
         }
+        // A trial whose request is cancelled while it waits or runs hands the trial on.
+        let _trial = self.breaker.guard(admit);
         // Never closed, so the permit is always granted.
         let _running = self.runtime.running.acquire().await.ok();
         let meter = Meter::new();
