@@ -169,16 +169,27 @@ pub(crate) fn misbehave_set(dir: &Path, name: &str, settings: &str) -> PathBuf {
 
 /// Like [`misbehave_set`], with the plugin's limits table written out.
 pub(crate) fn misbehave_set_with(dir: &Path, name: &str, limits: &str, settings: &str) -> PathBuf {
+    one_plugin_set(
+        dir,
+        name,
+        "misbehave",
+        &format!("limits = {{ {limits} }}\n[plugins.settings]\n{settings}"),
+    )
+}
+
+/// A set directory `dir/name` holding the built plugin `krate`, its manifest entry
+/// followed by `plugin_lines` (limits, settings).
+pub(crate) fn one_plugin_set(dir: &Path, name: &str, krate: &str, plugin_lines: &str) -> PathBuf {
     let set = dir.join(name);
     std::fs::create_dir_all(&set).expect("mkdir");
     std::fs::copy(
-        arbiter_plugin_build::plugin("misbehave"),
-        set.join("misbehave.wasm"),
+        arbiter_plugin_build::plugin(krate),
+        set.join(format!("{krate}.wasm")),
     )
     .expect("copy plugin");
     std::fs::write(
         set.join("policy-set.toml"),
-        format!("format = 1\nname = \"{name}\"\nversion = \"1\"\n\n[[plugins]]\nname = \"misbehave\"\npath = \"misbehave.wasm\"\nlimits = {{ {limits} }}\n[plugins.settings]\n{settings}\n"),
+        format!("format = 1\nname = \"{name}\"\nversion = \"1\"\n\n[[plugins]]\nname = \"{krate}\"\npath = \"{krate}.wasm\"\n{plugin_lines}\n"),
     )
     .expect("manifest");
     set
@@ -296,17 +307,10 @@ pub(crate) fn audit_records(
 /// A set directory `two-approvers` in `dir`: the reference plugin asking for two
 /// approvers, to show that approvals count people, not votes.
 pub(crate) fn two_approver_set(dir: &Path) -> PathBuf {
-    let two = dir.join("two-approvers");
-    std::fs::create_dir_all(&two).expect("mkdir");
-    std::fs::copy(
-        arbiter_plugin_build::plugin("reference"),
-        two.join("reference.wasm"),
+    one_plugin_set(
+        dir,
+        "two-approvers",
+        "reference",
+        "[plugins.settings]\napprovers_required = 2",
     )
-    .expect("copy");
-    std::fs::write(
-        two.join("policy-set.toml"),
-        "format = 1\nname = \"two-approvers\"\nversion = \"1\"\n[[plugins]]\nname = \"reference\"\npath = \"reference.wasm\"\n[plugins.settings]\napprovers_required = 2\n",
-    )
-    .expect("manifest");
-    two
 }

@@ -107,7 +107,7 @@ impl CallerOf for arbiter_service::auth::Authenticator {
 }
 
 /// What the caller presented in the `authorization` metadata.
-pub fn presented(metadata: &tonic::metadata::MetadataMap) -> arbiter_service::auth::Presented<'_> {
+fn presented(metadata: &tonic::metadata::MetadataMap) -> arbiter_service::auth::Presented<'_> {
     arbiter_service::auth::Presented::from_header(
         metadata.get("authorization").map(|v| v.as_bytes()),
     )

@@ -132,27 +132,41 @@ async fn run_vectors(
             continue;
         };
         let d = set.decide(&v.request, v.approved).await;
-        if d.outcome == expected {
-            tally.passed += 1;
-            if verbose {
-                writeln!(out, "ok   {} {expected}", v.id)?;
-            }
-            continue;
-        }
-        tally.failed += 1;
-        writeln!(
-            out,
-            "FAIL {} (line {}): expected {expected}, got {}",
-            v.id,
-            i + 1,
-            d.outcome
-        )?;
-        if !v.rules.is_empty() {
-            writeln!(out, "     rules expected to match: {}", v.rules.join(", "))?;
-        }
-        print_decision(out, &d)?;
+        judge(&v, i, expected, &d, verbose, &mut tally, out)?;
     }
     Ok(tally)
+}
+
+/// Counts vector `v` (line `i`, 0-based) passed or failed by decision `d`, printing
+/// `ok` (when verbose) or the mismatch with the decision's details.
+fn judge(
+    v: &Vector,
+    i: usize,
+    expected: Outcome,
+    d: &Decision,
+    verbose: bool,
+    tally: &mut Tally,
+    out: &mut impl Write,
+) -> std::io::Result<()> {
+    if d.outcome == expected {
+        tally.passed += 1;
+        if verbose {
+            writeln!(out, "ok   {} {expected}", v.id)?;
+        }
+        return Ok(());
+    }
+    tally.failed += 1;
+    writeln!(
+        out,
+        "FAIL {} (line {}): expected {expected}, got {}",
+        v.id,
+        i + 1,
+        d.outcome
+    )?;
+    if !v.rules.is_empty() {
+        writeln!(out, "     rules expected to match: {}", v.rules.join(", "))?;
+    }
+    print_decision(out, d)
 }
 
 /// Line `i` (0-based) of a vectors file as a vector and its expected outcome; `None`

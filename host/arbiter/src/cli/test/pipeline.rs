@@ -15,7 +15,7 @@ use arbiter_service::app::App;
 use arbiter_service::auth::{Caller, Role};
 use arbiter_service::pipeline::{Answer, Authorize, Decider};
 
-use super::{Tally, Vector, print_decision};
+use super::{Tally, Vector};
 use crate::config::{Config, ServeArgs};
 
 /// The enforcement point the vectors come from.
@@ -107,22 +107,8 @@ pub(super) async fn run_vectors(
             continue;
         };
         match decide(&decider, &app, &v).await {
-            Ok(answer) if answer.decision.outcome == expected => {
-                tally.passed += 1;
-                if verbose {
-                    writeln!(out, "ok   {} {expected}", v.id)?;
-                }
-            }
             Ok(answer) => {
-                tally.failed += 1;
-                writeln!(
-                    out,
-                    "FAIL {} (line {}): expected {expected}, got {}",
-                    v.id,
-                    i + 1,
-                    answer.decision.outcome
-                )?;
-                print_decision(out, &answer.decision)?;
+                super::judge(&v, i, expected, &answer.decision, verbose, &mut tally, out)?
             }
             Err(why) => {
                 tally.failed += 1;
