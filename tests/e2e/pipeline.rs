@@ -84,7 +84,7 @@ async fn approved(decider: &Decider, app: &Arc<App>, set: Option<&str>) -> Strin
     assert!(answer.credential.is_none());
     let id = answer.approval_id.expect("an approval id");
     let a = app
-        .approvals
+        .approvals()
         .vote(&alice(), &id, true, "reviewed".into())
         .await
         .expect("alice approves");
@@ -172,7 +172,7 @@ async fn a_deny_that_appears_at_redemption_wins_and_leaves_the_approval_unused()
         "{answer:?}"
     );
     // Not consumed, and no credential was signed.
-    let a = app.approvals.get(&id).await.expect("approval");
+    let a = app.approvals().get(&id).await.expect("approval");
     assert_eq!(a.state, arbiter_store::ApprovalState::Approved);
     assert!(
         audit_records(
@@ -196,7 +196,7 @@ async fn no_record_no_decision_and_no_approval_used() {
     }
     // The approval is still there to use once the log can be written again.
     assert_eq!(
-        app.approvals.get(&id).await.expect("approval").state,
+        app.approvals().get(&id).await.expect("approval").state,
         arbiter_store::ApprovalState::Approved
     );
     mend_audit_log(&server.audit_db());
@@ -244,7 +244,7 @@ async fn approvals_lapse_and_credentials_expire_by_the_injected_clock() {
         .expect("redeemed");
     let credential = answer.credential.expect("a credential");
     assert!(
-        app.credentials
+        app.credentials()
             .introspect(&credential.token)
             .expect("introspects")
             .is_some()
@@ -255,7 +255,7 @@ async fn approvals_lapse_and_credentials_expire_by_the_injected_clock() {
         u64::try_from(left).expect("positive") + 1,
     ));
     assert!(
-        app.credentials
+        app.credentials()
             .introspect(&credential.token)
             .expect("introspects")
             .is_none(),
@@ -273,7 +273,7 @@ async fn approvals_lapse_and_credentials_expire_by_the_injected_clock() {
         .expect("an approval");
     clock.advance(ttl + Duration::from_secs(1));
     let voted = app
-        .approvals
+        .approvals()
         .vote(&alice(), &pending, true, "too late".into())
         .await;
     assert!(
@@ -292,7 +292,7 @@ async fn approvals_lapse_and_credentials_expire_by_the_injected_clock() {
         "no `expired` record for {pending}"
     );
     assert_eq!(
-        app.approvals.get(&pending).await.expect("approval").state,
+        app.approvals().get(&pending).await.expect("approval").state,
         arbiter_store::ApprovalState::Expired
     );
 }

@@ -357,3 +357,47 @@ fn a_missing_audit_log_and_conflicting_inputs_are_usage_errors() {
     let out = replay(&["--baseline", "builtin:reference", "--labels", "x.jsonl"]);
     assert_eq!(out.status.code(), Some(2), "--baseline needs --candidate");
 }
+
+#[test]
+fn the_pipeline_counts_one_approval_for_identical_held_requests_and_their_votes() {
+    let vectors = vectors();
+    let held: Vec<&Value> = vectors
+        .iter()
+        .filter(|v| v["expected"] == "require-approval" && v["approved"] == false)
+        .take(2)
+        .collect();
+    let allowed = vectors
+        .iter()
+        .find(|v| v["expected"] == "allow" && v["approved"] == false)
+        .expect("an allow vector");
+    assert_ne!(
+        held[0]["request"], held[1]["request"],
+        "two different requests"
+    );
+    // The first held request three times, the second once, and an allow.
+    let lines: Vec<String> = [held[0], held[0], held[0], held[1], allowed]
+        .iter()
+        .enumerate()
+        .map(|(i, v)| {
+            let mut v = (*v).clone();
+            v["id"] = format!("case-{i}").into();
+            v.to_string()
+        })
+        .collect();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let file = dir.path().join("held.jsonl");
+    std::fs::write(&file, lines.join("\n")).expect("write");
+    let out = replay_json(&["--labels", &file.display().to_string()]);
+    let report = &out["report"];
+    assert_eq!(report["decided"]["require-approval"], 4, "{report}");
+    let human = &report["human_approvals"];
+    assert_eq!(
+        human["approvals_opened"], 2,
+        "three identical requests share one: {human}"
+    );
+    assert_eq!(human["approvals_per_1000"], 400.0, "{human}");
+    // Each approval needs its `approvers_required` (at least one) votes.
+    let votes = human["votes_needed"].as_u64().expect("votes");
+    assert!(votes >= 2, "{human}");
+    assert_eq!(human["refused"], 0, "{human}");
+}

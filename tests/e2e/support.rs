@@ -78,8 +78,7 @@ impl TestServer {
     pub(crate) fn audit_db(&self) -> PathBuf {
         self.running
             .app
-            .audit
-            .as_ref()
+            .audit()
             .expect("audit on")
             .path()
             .to_path_buf()

@@ -54,7 +54,7 @@ impl Running {
             .context("server task panicked")?
             .context("server failed");
         // Every request has finished: write what is queued and sign the final head.
-        if let Some(log) = &self.app.audit {
+        if let Some(log) = &self.app.audit() {
             log.close().await.context("cannot close the audit log")?;
         }
         served
@@ -88,7 +88,7 @@ pub async fn start_with_clock(
     let local_addr = listener.local_addr()?;
 
     let app = open(config, clock).await?;
-    let sets = app.sets.clone();
+    let sets = app.sets().clone();
 
     let (health_reporter, health) = tonic_health::server::health_reporter();
     health_reporter
@@ -294,7 +294,7 @@ fn open_state(
         .as_ref()
         .map(|a| a.redact.clone())
         .unwrap_or_default();
-    Ok(App {
+    Ok(App::new(arbiter_service::app::Parts {
         sets,
         auth,
         store,
@@ -305,10 +305,8 @@ fn open_state(
         metrics,
         loader,
         history,
-        set_changes: tokio::sync::Mutex::new(()),
-        stopping: tokio::sync::watch::channel(false).0,
         clock,
-    })
+    }))
 }
 
 /// Opens `<data_dir>/audit.db`, signing checkpoints with `<data_dir>/keys/audit.pem`
@@ -360,16 +358,16 @@ async fn start_metrics(
     let local = listener.local_addr()?;
     let refresh_app = app.clone();
     let refresh = Arc::new(move |m: &Metrics| {
-        if let Some(log) = &refresh_app.audit {
+        if let Some(log) = refresh_app.audit() {
             m.audit_queue(log.queue_depth());
         }
-        for set in refresh_app.sets.all() {
+        for set in refresh_app.sets().all() {
             for status in set.plugin_status() {
                 m.plugin_health(&set.identity().name, &status);
             }
         }
     });
-    let metrics = app.metrics.clone();
+    let metrics = app.metrics().clone();
     Ok((
         local,
         tokio::spawn(crate::metrics_http::serve(listener, metrics, refresh)),

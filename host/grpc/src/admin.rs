@@ -32,10 +32,10 @@ impl AdminService {
     fn status(&self, name: &str) -> Result<pb::SetStatus, ApiError> {
         let named = self
             .app
-            .sets
+            .sets()
             .get_named(name)
             .ok_or_else(|| ApiError::UnknownSet(name.to_string()))?;
-        Ok(status(name, &named, self.app.sets.default_name() == name))
+        Ok(status(name, &named, self.app.sets().default_name() == name))
     }
 
     /// Applies a change, records it (or its refusal), and answers with the status.
@@ -48,7 +48,7 @@ impl AdminService {
         change: impl FnOnce() -> Result<(), SetError>,
     ) -> Result<Response<pb::SetStatus>, Status> {
         let record = serde_json::json!({ "set": name, "detail": detail });
-        let known = act == "load" || self.app.sets.get_named(name).is_some();
+        let known = act == "load" || self.app.sets().get_named(name).is_some();
         if !known {
             return Err(ApiError::UnknownSet(name.to_string()).into_status());
         }
@@ -58,7 +58,7 @@ impl AdminService {
             .or_status()?
             .map_err(|e| ApiError::FailedPrecondition(e.to_string()))
             .or_status()?;
-        if let Some(named) = self.app.sets.get_named(name) {
+        if let Some(named) = self.app.sets().get_named(name) {
             let id = named.enforced.set.identity();
             tracing::info!(set = name, act, version = %id.version, digest = %id.digest, by = %caller.id, "policy set changed");
         }
@@ -158,12 +158,12 @@ impl pb::policy_admin_server::PolicyAdmin for AdminService {
         &self,
         request: Request<pb::ListSetsRequest>,
     ) -> Result<Response<pb::ListSetsResponse>, Status> {
-        self.app.auth.caller_of(&request, ADMIN)?;
-        let default = self.app.sets.default_name();
+        self.app.auth().caller_of(&request, ADMIN)?;
+        let default = self.app.sets().default_name();
         Ok(Response::new(pb::ListSetsResponse {
             sets: self
                 .app
-                .sets
+                .sets()
                 .named()
                 .iter()
                 .map(|(name, named)| status(name, named, *name == default))
@@ -175,7 +175,7 @@ impl pb::policy_admin_server::PolicyAdmin for AdminService {
         &self,
         request: Request<pb::GetSetStatusRequest>,
     ) -> Result<Response<pb::SetStatus>, Status> {
-        self.app.auth.caller_of(&request, ADMIN)?;
+        self.app.auth().caller_of(&request, ADMIN)?;
         let name = required("name", request.into_inner().name).or_status()?;
         Ok(Response::new(self.status(&name).or_status()?))
     }
@@ -184,7 +184,7 @@ impl pb::policy_admin_server::PolicyAdmin for AdminService {
         &self,
         request: Request<pb::LoadSetRequest>,
     ) -> Result<Response<pb::SetStatus>, Status> {
-        let caller = self.app.auth.caller_of(&request, ADMIN)?;
+        let caller = self.app.auth().caller_of(&request, ADMIN)?;
         let pb::LoadSetRequest { source, activation } = request.into_inner();
         let activation = pb::Activation::try_from(activation)
             .map_err(|_| {
@@ -209,7 +209,7 @@ impl pb::policy_admin_server::PolicyAdmin for AdminService {
                 );
             }
         };
-        let loaded = self.app.loader.load(source).await;
+        let loaded = self.app.loader().load(source).await;
         let v = match loaded {
             Ok(v) => v,
             Err(why) => {
@@ -247,7 +247,7 @@ impl pb::policy_admin_server::PolicyAdmin for AdminService {
             "bundle_sha256": upload_sha256,
             "signer": v.signer, "enforce": enforce, "shadow": shadow,
         });
-        let sets = self.app.sets.clone();
+        let sets = self.app.sets().clone();
         self.act(&caller, "load", &name, detail, move || {
             sets.add(v, enforce, shadow)
         })
@@ -258,7 +258,7 @@ impl pb::policy_admin_server::PolicyAdmin for AdminService {
         &self,
         request: Request<pb::ActivateSetRequest>,
     ) -> Result<Response<pb::SetStatus>, Status> {
-        let caller = self.app.auth.caller_of(&request, ADMIN)?;
+        let caller = self.app.auth().caller_of(&request, ADMIN)?;
         let pb::ActivateSetRequest { name, version } = request.into_inner();
         let (name, version) = (
             required("name", name).or_status()?,
@@ -266,7 +266,7 @@ impl pb::policy_admin_server::PolicyAdmin for AdminService {
         );
         let detail = serde_json::json!({ "version": version });
         self.act(&caller, "activate", &name, detail, || {
-            self.app.sets.activate(&name, &version)
+            self.app.sets().activate(&name, &version)
         })
         .await
     }
@@ -275,7 +275,7 @@ impl pb::policy_admin_server::PolicyAdmin for AdminService {
         &self,
         request: Request<pb::ShadowSetRequest>,
     ) -> Result<Response<pb::SetStatus>, Status> {
-        let caller = self.app.auth.caller_of(&request, ADMIN)?;
+        let caller = self.app.auth().caller_of(&request, ADMIN)?;
         let pb::ShadowSetRequest {
             name,
             version,
@@ -286,14 +286,14 @@ impl pb::policy_admin_server::PolicyAdmin for AdminService {
             let detail = serde_json::json!({});
             return self
                 .act(&caller, "demote", &name, detail, || {
-                    self.app.sets.demote(&name)
+                    self.app.sets().demote(&name)
                 })
                 .await;
         }
         let version = required("version", version).or_status()?;
         let detail = serde_json::json!({ "version": version });
         self.act(&caller, "shadow", &name, detail, || {
-            self.app.sets.shadow(&name, &version)
+            self.app.sets().shadow(&name, &version)
         })
         .await
     }
@@ -302,14 +302,14 @@ impl pb::policy_admin_server::PolicyAdmin for AdminService {
         &self,
         request: Request<pb::ClearShadowRequest>,
     ) -> Result<Response<pb::SetStatus>, Status> {
-        let caller = self.app.auth.caller_of(&request, ADMIN)?;
+        let caller = self.app.auth().caller_of(&request, ADMIN)?;
         let name = required("name", request.into_inner().name).or_status()?;
         self.act(
             &caller,
             "clear-shadow",
             &name,
             serde_json::json!({}),
-            || self.app.sets.clear_shadow(&name),
+            || self.app.sets().clear_shadow(&name),
         )
         .await
     }
@@ -318,13 +318,13 @@ impl pb::policy_admin_server::PolicyAdmin for AdminService {
         &self,
         request: Request<pb::RollbackSetRequest>,
     ) -> Result<Response<pb::SetStatus>, Status> {
-        let caller = self.app.auth.caller_of(&request, ADMIN)?;
+        let caller = self.app.auth().caller_of(&request, ADMIN)?;
         let pb::RollbackSetRequest { name, version } = request.into_inner();
         let name = required("name", name).or_status()?;
         let version = Some(version).filter(|v| !v.is_empty());
         let detail = serde_json::json!({ "version": version });
         self.act(&caller, "rollback", &name, detail, || {
-            self.app.sets.rollback(&name, version.as_deref())
+            self.app.sets().rollback(&name, version.as_deref())
         })
         .await
     }
@@ -333,7 +333,7 @@ impl pb::policy_admin_server::PolicyAdmin for AdminService {
         &self,
         request: Request<pb::ReleasePluginRequest>,
     ) -> Result<Response<pb::SetStatus>, Status> {
-        let caller = self.app.auth.caller_of(&request, ADMIN)?;
+        let caller = self.app.auth().caller_of(&request, ADMIN)?;
         let pb::ReleasePluginRequest { name, plugin } = request.into_inner();
         let (name, plugin) = (
             required("name", name).or_status()?,
@@ -343,7 +343,7 @@ impl pb::policy_admin_server::PolicyAdmin for AdminService {
         self.act(&caller, "release-plugin", &name, detail, || {
             let set = self
                 .app
-                .sets
+                .sets()
                 .get(Some(&name))
                 .ok_or_else(|| SetError::UnknownSet { name: name.clone() })?;
             set.release(&plugin)

@@ -119,7 +119,7 @@ impl pb::approvals_server::Approvals for ApprovalsService {
         &self,
         request: Request<pb::ListApprovalsRequest>,
     ) -> Result<Response<pb::ListApprovalsResponse>, Status> {
-        self.app.auth.caller_of(&request, READERS)?;
+        self.app.auth().caller_of(&request, READERS)?;
         let pb::ListApprovalsRequest {
             states,
             principal,
@@ -139,7 +139,7 @@ impl pb::approvals_server::Approvals for ApprovalsService {
             now_micros: 0,
             limit: limit as usize,
         };
-        let list = self.app.approvals.list(filter).await.or_status()?;
+        let list = self.app.approvals().list(filter).await.or_status()?;
         Ok(Response::new(pb::ListApprovalsResponse {
             approvals: list.iter().map(approval).collect(),
         }))
@@ -149,10 +149,10 @@ impl pb::approvals_server::Approvals for ApprovalsService {
         &self,
         request: Request<pb::GetApprovalRequest>,
     ) -> Result<Response<pb::Approval>, Status> {
-        self.app.auth.caller_of(&request, READERS)?;
+        self.app.auth().caller_of(&request, READERS)?;
         let id = required_id(request.into_inner().id).or_status()?;
         Ok(Response::new(approval(
-            &self.app.approvals.get(&id).await.or_status()?,
+            &self.app.approvals().get(&id).await.or_status()?,
         )))
     }
 
@@ -160,7 +160,7 @@ impl pb::approvals_server::Approvals for ApprovalsService {
         &self,
         request: Request<pb::DecideApprovalRequest>,
     ) -> Result<Response<pb::Approval>, Status> {
-        let caller = self.app.auth.caller_of(&request, &[Role::Approver])?;
+        let caller = self.app.auth().caller_of(&request, &[Role::Approver])?;
         let pb::DecideApprovalRequest {
             id,
             approve,
@@ -169,7 +169,7 @@ impl pb::approvals_server::Approvals for ApprovalsService {
         let id = required_id(id).or_status()?;
         let a = self
             .app
-            .approvals
+            .approvals()
             .vote(&caller, &id, approve, comment.clone())
             .await;
         let event = match &a {
@@ -192,7 +192,7 @@ impl pb::approvals_server::Approvals for ApprovalsService {
             // A vote that cannot be audited does not count.
             if a.is_ok() {
                 self.app
-                    .approvals
+                    .approvals()
                     .retract(&id, &caller.id)
                     .await
                     .or_status()?;
@@ -208,13 +208,13 @@ impl pb::approvals_server::Approvals for ApprovalsService {
         &self,
         request: Request<pb::WatchApprovalsRequest>,
     ) -> Result<Response<Self::WatchApprovalsStream>, Status> {
-        self.app.auth.caller_of(&request, READERS)?;
+        self.app.auth().caller_of(&request, READERS)?;
         let include_pending = request.into_inner().include_pending;
         // Subscribe before listing so nothing that changes in between is missed.
-        let events = self.app.approvals.subscribe();
+        let events = self.app.approvals().subscribe();
         let initial = if include_pending {
             self.app
-                .approvals
+                .approvals()
                 .list(ApprovalFilter {
                     states: vec![ApprovalState::Pending],
                     limit: 10_000,

@@ -29,7 +29,7 @@ impl AuditService {
     }
 
     fn log(&self) -> Result<&arbiter_audit::AuditLog, ApiError> {
-        self.app.audit.as_ref().ok_or_else(|| {
+        self.app.audit().ok_or_else(|| {
             ApiError::FailedPrecondition("the audit log is turned off on this server".into())
         })
     }
@@ -98,7 +98,7 @@ impl pb::audit_server::Audit for AuditService {
         &self,
         request: Request<pb::QueryAuditRequest>,
     ) -> Result<Response<pb::QueryAuditResponse>, Status> {
-        self.app.auth.caller_of(&request, &[Role::Admin])?;
+        self.app.auth().caller_of(&request, &[Role::Admin])?;
         let filter = filter(request.into_inner()).or_status()?;
         let log = self.log().or_status()?.clone();
         let records = blocking(move || {
@@ -118,7 +118,7 @@ impl pb::audit_server::Audit for AuditService {
         &self,
         request: Request<pb::VerifyAuditRequest>,
     ) -> Result<Response<pb::VerifyAuditResponse>, Status> {
-        self.app.auth.caller_of(&request, &[Role::Admin])?;
+        self.app.auth().caller_of(&request, &[Role::Admin])?;
         let path = self.log().or_status()?.path().to_path_buf();
         let v = blocking(move || {
             arbiter_audit::verify(&path, None).map_err(|e| {

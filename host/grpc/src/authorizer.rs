@@ -44,7 +44,7 @@ impl pb::authorizer_server::Authorizer for Authorizer {
         &self,
         request: Request<pb::AuthorizeRequest>,
     ) -> Result<Response<pb::AuthorizeResponse>, Status> {
-        let caller = self.decider.app().auth.caller_of(&request, ENFORCERS)?;
+        let caller = self.decider.app().auth().caller_of(&request, ENFORCERS)?;
         let request = request.into_inner();
         decode::check_size("request", &request).or_status()?;
         Ok(Response::new(
@@ -56,7 +56,7 @@ impl pb::authorizer_server::Authorizer for Authorizer {
         &self,
         request: Request<pb::AuthorizeBatchRequest>,
     ) -> Result<Response<pb::AuthorizeBatchResponse>, Status> {
-        let caller = self.decider.app().auth.caller_of(&request, ENFORCERS)?;
+        let caller = self.decider.app().auth().caller_of(&request, ENFORCERS)?;
         let batch = request.into_inner();
         decode::check_size("requests", &batch).or_status()?;
         let pb::AuthorizeBatchRequest { requests } = batch;

@@ -63,12 +63,12 @@ impl pb::credentials_server::Credentials for CredentialsService {
         &self,
         request: Request<pb::IntrospectRequest>,
     ) -> Result<Response<pb::IntrospectResponse>, Status> {
-        authenticated(self.app.auth.caller_of(&request, HOLDERS)?).or_status()?;
+        authenticated(self.app.auth().caller_of(&request, HOLDERS)?).or_status()?;
         let token = request.into_inner().token;
         if token.len() > MAX_TOKEN_BYTES {
             return Ok(Response::new(pb::IntrospectResponse::default()));
         }
-        let creds = self.app.credentials.clone();
+        let creds = self.app.credentials().clone();
         let found = blocking(move || creds.introspect(&token))
             .await
             .or_status()?;
@@ -93,9 +93,9 @@ impl pb::credentials_server::Credentials for CredentialsService {
         &self,
         request: Request<pb::RevokeRequest>,
     ) -> Result<Response<pb::RevokeResponse>, Status> {
-        let caller = authenticated(self.app.auth.caller_of(&request, HOLDERS)?).or_status()?;
+        let caller = authenticated(self.app.auth().caller_of(&request, HOLDERS)?).or_status()?;
         let id = required("id", request.into_inner().id).or_status()?;
-        let creds = self.app.credentials.clone();
+        let creds = self.app.credentials().clone();
         let key = id.clone();
         let revoked = blocking(move || creds.revoke(&key)).await.or_status()?;
         if revoked {
@@ -118,9 +118,9 @@ impl pb::credentials_server::Credentials for CredentialsService {
         &self,
         request: Request<pb::CompleteTaskRequest>,
     ) -> Result<Response<pb::CompleteTaskResponse>, Status> {
-        let caller = authenticated(self.app.auth.caller_of(&request, HOLDERS)?).or_status()?;
+        let caller = authenticated(self.app.auth().caller_of(&request, HOLDERS)?).or_status()?;
         let task_id = required("task_id", request.into_inner().task_id).or_status()?;
-        let creds = self.app.credentials.clone();
+        let creds = self.app.credentials().clone();
         let task = task_id.clone();
         let revoked = blocking(move || creds.complete_task(&task))
             .await
@@ -144,8 +144,8 @@ impl pb::credentials_server::Credentials for CredentialsService {
     ) -> Result<Response<pb::GetJwksResponse>, Status> {
         // Public keys are public: no token needed, so resource servers can fetch them.
         Ok(Response::new(pb::GetJwksResponse {
-            jwks_json: self.app.credentials.jwks(),
-            active_kid: self.app.credentials.active_kid(),
+            jwks_json: self.app.credentials().jwks(),
+            active_kid: self.app.credentials().active_kid(),
         }))
     }
 
@@ -153,8 +153,8 @@ impl pb::credentials_server::Credentials for CredentialsService {
         &self,
         request: Request<pb::RotateSigningKeyRequest>,
     ) -> Result<Response<pb::RotateSigningKeyResponse>, Status> {
-        let caller = self.app.auth.caller_of(&request, &[Role::Admin])?;
-        let creds = self.app.credentials.clone();
+        let caller = self.app.auth().caller_of(&request, &[Role::Admin])?;
+        let creds = self.app.credentials().clone();
         let (active_kid, retired_kid) = blocking(move || creds.rotate()).await.or_status()?;
         self.app
             .record(AuditEvent::Admin {

@@ -38,16 +38,16 @@ pub use arbiter_service::ServiceError as ApiError;
 
 /// The gRPC code of a service error.
 pub fn code(e: &ApiError) -> Code {
-    match e {
-        ApiError::InvalidArgument { .. } => Code::InvalidArgument,
-        ApiError::UnknownSet(_) => Code::NotFound,
-        ApiError::FailedPrecondition(_) => Code::FailedPrecondition,
-        ApiError::Overloaded { .. } => Code::ResourceExhausted,
-        ApiError::Unauthenticated(_) => Code::Unauthenticated,
-        ApiError::PermissionDenied(_) => Code::PermissionDenied,
-        ApiError::NotFound(_) => Code::NotFound,
-        ApiError::AlreadyExists(_) => Code::AlreadyExists,
-        ApiError::Unavailable(_) => Code::Unavailable,
+    use arbiter_service::ErrorClass as C;
+    match e.class() {
+        C::InvalidArgument => Code::InvalidArgument,
+        C::NotFound => Code::NotFound,
+        C::AlreadyExists => Code::AlreadyExists,
+        C::FailedPrecondition => Code::FailedPrecondition,
+        C::Unauthenticated => Code::Unauthenticated,
+        C::PermissionDenied => Code::PermissionDenied,
+        C::Unavailable => Code::Unavailable,
+        C::Overloaded => Code::ResourceExhausted,
     }
 }
 

@@ -19,9 +19,31 @@ use crate::metrics::Metrics;
 use crate::records;
 use crate::sets::Sets;
 
-/// The shared state of a running server.
+/// The shared state of a running server. Its parts are reached through accessors;
+/// what changes state goes through the service's own methods.
 #[derive(Debug)]
 pub struct App {
+    pub(crate) sets: Arc<Sets>,
+    pub(crate) auth: Authenticator,
+    pub(crate) store: Arc<dyn StateStore>,
+    pub(crate) approvals: ApprovalDesk,
+    pub(crate) credentials: Arc<Credentials>,
+    pub(crate) audit: Option<AuditLog>,
+    pub(crate) redact: Vec<String>,
+    pub(crate) metrics: Arc<Metrics>,
+    pub(crate) loader: Loader,
+    pub(crate) history: History,
+    /// Held from a set change until its audit record is written, so that a change that
+    /// cannot be recorded is undone before any other change starts.
+    pub(crate) set_changes: tokio::sync::Mutex<()>,
+    /// Flips to `true` when the server starts shutting down (see [`App::stopping`]).
+    stopping: watch::Sender<bool>,
+    pub(crate) clock: SharedClock,
+}
+
+/// What a server is assembled from (see `arbiter::server::open`).
+#[derive(Debug)]
+pub struct Parts {
     /// Loaded policy sets.
     pub sets: Arc<Sets>,
     /// Callers and roles.
@@ -42,11 +64,6 @@ pub struct App {
     pub loader: Loader,
     /// Keeps the sets' state across restarts.
     pub history: History,
-    /// Held from a set change until its audit record is written, so that a change that
-    /// cannot be recorded is undone before any other change starts.
-    pub set_changes: tokio::sync::Mutex<()>,
-    /// Flips to `true` when the server starts shutting down (see [`App::stopping`]).
-    pub stopping: watch::Sender<bool>,
     /// The time records and state go by (the system clock; a test's own clock).
     pub clock: SharedClock,
 }
@@ -92,6 +109,65 @@ impl arbiter_audit::Observer for AuditObserver {
 }
 
 impl App {
+    /// The server assembled from its parts.
+    pub fn new(p: Parts) -> Self {
+        Self {
+            sets: p.sets,
+            auth: p.auth,
+            store: p.store,
+            approvals: p.approvals,
+            credentials: p.credentials,
+            audit: p.audit,
+            redact: p.redact,
+            metrics: p.metrics,
+            loader: p.loader,
+            history: p.history,
+            set_changes: tokio::sync::Mutex::new(()),
+            stopping: watch::channel(false).0,
+            clock: p.clock,
+        }
+    }
+
+    /// Loaded policy sets.
+    pub fn sets(&self) -> &Arc<Sets> {
+        &self.sets
+    }
+
+    /// Callers and roles.
+    pub fn auth(&self) -> &Authenticator {
+        &self.auth
+    }
+
+    /// The approval desk.
+    pub fn approvals(&self) -> &ApprovalDesk {
+        &self.approvals
+    }
+
+    /// Credential issuing and checking.
+    pub fn credentials(&self) -> &Arc<Credentials> {
+        &self.credentials
+    }
+
+    /// The audit log, `None` when turned off.
+    pub fn audit(&self) -> Option<&AuditLog> {
+        self.audit.as_ref()
+    }
+
+    /// Prometheus metrics.
+    pub fn metrics(&self) -> &Arc<Metrics> {
+        &self.metrics
+    }
+
+    /// Loads new set versions with the server's trust policy.
+    pub fn loader(&self) -> &Loader {
+        &self.loader
+    }
+
+    /// The time records and state go by.
+    pub fn clock(&self) -> &SharedClock {
+        &self.clock
+    }
+
     /// Flips to `true` when the server starts shutting down; long-lived streams end.
     pub fn stopping(&self) -> watch::Receiver<bool> {
         self.stopping.subscribe()

@@ -258,9 +258,7 @@ impl ApprovalDesk {
             .unwrap_or_else(|e| e.into_inner())
             .insert(id.to_string())
         {
-            return Err(ServiceError::FailedPrecondition(format!(
-                "approval `{id}` is being used by another request right now; approvals are single-use"
-            )));
+            return Err(ServiceError::ApprovalBusy { id: id.to_string() });
         }
         let redemption = Redemption {
             id: id.to_string(),
@@ -283,11 +281,12 @@ impl ApprovalDesk {
         let (key, now) = (id.to_string(), self.clock.now_micros());
         let a = blocking(move || Ok(store.approval(&key, now)?))
             .await?
-            .ok_or_else(|| ServiceError::NotFound(format!("no approval `{id}`")))?;
-        let refuse = |why: String| {
-            Err(ServiceError::FailedPrecondition(format!(
-                "approval `{id}` {why}"
-            )))
+            .ok_or_else(|| ServiceError::not_found("approval", id))?;
+        let refuse = |reason: String| {
+            Err(ServiceError::ApprovalMismatch {
+                id: id.to_string(),
+                reason,
+            })
         };
         if a.new.request_digest != approval_digest(request, credential) {
             return refuse("was given for a different request (the canonical digest differs): an approval covers exactly the request that was held".into());
@@ -332,9 +331,10 @@ impl ApprovalDesk {
                 self.publish(&a);
                 Ok(a)
             }
-            _ => Err(ServiceError::FailedPrecondition(format!(
-                "approval `{id}` was used or expired while this request was evaluated; approvals are single-use"
-            ))),
+            (_, now) => Err(ServiceError::ApprovalClosed {
+                id: id.to_string(),
+                state: now.map_or(ApprovalState::Expired, |a| a.state),
+            }),
         }
     }
 
@@ -362,7 +362,7 @@ impl ApprovalDesk {
         let (key, now) = (id.to_string(), self.clock.now_micros());
         let current = blocking(move || Ok(store.approval(&key, now)?))
             .await?
-            .ok_or_else(|| ServiceError::NotFound(format!("no approval `{id}`")))?;
+            .ok_or_else(|| ServiceError::not_found("approval", id))?;
         let me = identity_key(&caller.id);
         if identity_key(&current.new.principal) == me {
             return Err(ServiceError::PermissionDenied(format!(
@@ -391,15 +391,15 @@ impl ApprovalDesk {
                 self.publish(&a);
                 Ok(a)
             }
-            VoteOutcome::AlreadyVoted(_) => Err(ServiceError::AlreadyExists(format!(
-                "`{}` already voted on approval `{id}`; a person counts once",
-                caller.id
-            ))),
-            VoteOutcome::Closed(a) => Err(ServiceError::FailedPrecondition(format!(
-                "approval `{id}` is {}, no longer open for votes",
-                a.state.as_str()
-            ))),
-            VoteOutcome::NotFound => Err(ServiceError::NotFound(format!("no approval `{id}`"))),
+            VoteOutcome::AlreadyVoted(_) => Err(ServiceError::AlreadyVoted {
+                id: id.to_string(),
+                approver: caller.id.clone(),
+            }),
+            VoteOutcome::Closed(a) => Err(ServiceError::ApprovalClosed {
+                id: id.to_string(),
+                state: a.state,
+            }),
+            VoteOutcome::NotFound => Err(ServiceError::not_found("approval", id)),
         }
     }
 
@@ -425,7 +425,7 @@ impl ApprovalDesk {
         let (key, now) = (id.to_string(), self.clock.now_micros());
         blocking(move || Ok(store.approval(&key, now)?))
             .await?
-            .ok_or_else(|| ServiceError::NotFound(format!("no approval `{id}`")))
+            .ok_or_else(|| ServiceError::not_found("approval", id))
     }
 
     /// Approvals matching `filter` (its clock is set here).

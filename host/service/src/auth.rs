@@ -251,16 +251,10 @@ impl Authenticator {
     ) -> Result<Caller, ServiceError> {
         let caller = self.identify(credential)?;
         if !caller.has_any(roles) {
-            let wanted = roles
-                .iter()
-                .map(|r| r.as_str())
-                .collect::<Vec<_>>()
-                .join(" or ");
-            return Err(ServiceError::PermissionDenied(if caller.authenticated {
-                format!("`{}` does not hold the {wanted} role", caller.id)
-            } else {
-                format!("this call needs a bearer token with the {wanted} role")
-            }));
+            return Err(ServiceError::MissingRole {
+                caller: caller.authenticated.then(|| caller.id.clone()),
+                needed: roles.to_vec(),
+            });
         }
         Ok(caller)
     }
@@ -331,7 +325,7 @@ mod tests {
         assert_eq!(c.id, "alice");
         assert!(matches!(
             auth.authorize(md(Some(&token)), &[Role::Admin]),
-            Err(ServiceError::PermissionDenied(_))
+            Err(ServiceError::MissingRole { .. })
         ));
         assert!(matches!(
             auth.authorize(md(Some("arb_wrong")), &[Role::Approver]),
@@ -354,7 +348,7 @@ mod tests {
         );
         assert!(matches!(
             auth.authorize(md(None), &[Role::Admin]),
-            Err(ServiceError::PermissionDenied(_))
+            Err(ServiceError::MissingRole { .. })
         ));
     }
 

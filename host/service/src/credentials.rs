@@ -248,9 +248,7 @@ impl Credentials {
     /// Revokes one credential: `Ok(false)` when already revoked.
     pub fn revoke(&self, id: &str) -> Result<bool, ServiceError> {
         if self.store.credential(id)?.is_none() {
-            return Err(ServiceError::NotFound(format!(
-                "no credential `{id}` was issued"
-            )));
+            return Err(ServiceError::not_found("credential", id));
         }
         Ok(self
             .store

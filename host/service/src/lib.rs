@@ -23,4 +23,4 @@ pub mod shadow;
 pub mod tokens;
 pub mod watch;
 
-pub use error::ServiceError;
+pub use error::{ErrorClass, ServiceError};

@@ -8,6 +8,7 @@
 //! Cases are evaluated one at a time, both sets in turn, so latency is measured
 //! without the two sets competing for the CPU.
 
+mod burden;
 mod input;
 mod matrix;
 mod report;
@@ -126,6 +127,7 @@ pub struct Definitions {
     false_positive_rate: &'static str,
     false_negative_rate: &'static str,
     approval_burden_per_1000: &'static str,
+    human_approvals: &'static str,
     confusion_matrix: &'static str,
     latency_us: &'static str,
 }
@@ -137,6 +139,7 @@ const DEFINITIONS: Definitions = Definitions {
     false_positive_rate: "false positives / actions labelled allow",
     false_negative_rate: "false negatives / actions labelled deny or require-approval",
     approval_burden_per_1000: "require-approval decisions per 1,000 replayed actions",
+    human_approvals: "each action also put through the server's decision pipeline: approvals opened (identical held requests join one pending approval) and approver votes they need, per 1,000 replayed actions",
     confusion_matrix: "confusion_matrix[label][replayed decision]",
     latency_us: "percentiles of the decision time (all plugins and combining), microseconds",
 };
@@ -179,6 +182,10 @@ pub async fn run(args: ReplayArgs) -> anyhow::Result<i32> {
     };
 
     let mut replay = Replay::new(second.is_some(), args.examples);
+    replay.pipelines.0 = Some(burden::Pipeline::open(&first.source).await?);
+    if let Some(second) = &second {
+        replay.pipelines.1 = Some(burden::Pipeline::open(&second.source).await?);
+    }
     let sets = (&first, second.as_ref());
     let input = if let Some(path) = &args.labels {
         let name = path.display().to_string();
@@ -233,6 +240,8 @@ struct Replay {
     first: Tally,
     second: Option<Tally>,
     differences: Changes,
+    /// The server pipeline of each set, for the approvals people would be asked for.
+    pipelines: (Option<burden::Pipeline>, Option<burden::Pipeline>),
 }
 
 impl Replay {
@@ -242,6 +251,7 @@ impl Replay {
             first: Tally::new(examples),
             second: two_sets.then(|| Tally::new(examples)),
             differences: Changes::new(examples),
+            pipelines: (None, None),
         }
     }
 
@@ -251,9 +261,15 @@ impl Replay {
             self.actions += 1;
             let a = first.set.decide(&case.request, case.approved).await;
             self.first.add(case, &a);
+            if let Some(p) = &mut self.pipelines.0 {
+                p.add(&case.request).await;
+            }
             if let (Some(second), Some(tally)) = (second, &mut self.second) {
                 let b = second.set.decide(&case.request, case.approved).await;
                 tally.add(case, &b);
+                if let Some(p) = &mut self.pipelines.1 {
+                    p.add(&case.request).await;
+                }
                 self.differences
                     .compare(case, a.outcome, Some(reason_codes(&a)), &b);
             }
@@ -261,10 +277,13 @@ impl Replay {
     }
 
     fn finish(self, first: &Named, second: Option<&Named>) -> Reports {
-        let report = self.first.report(&first.source, first.set.identity());
+        let burden = |p: &Option<burden::Pipeline>| p.as_ref().map(burden::Pipeline::burden);
+        let mut report = self.first.report(&first.source, first.set.identity());
+        report.human_approvals = burden(&self.pipelines.0);
         match (second, self.second) {
             (Some(named), Some(tally)) => {
-                let candidate = tally.report(&named.source, named.set.identity());
+                let mut candidate = tally.report(&named.source, named.set.identity());
+                candidate.human_approvals = burden(&self.pipelines.1);
                 Reports::Two {
                     delta: Delta::between(&report, &candidate),
                     baseline: report,

@@ -4,7 +4,7 @@
 //! test cases ([`cases`]); any other file is JSON-lines vectors.
 
 mod cases;
-mod pipeline;
+pub(crate) mod pipeline;
 #[cfg(test)]
 mod tests;
 

@@ -172,6 +172,7 @@ impl Tally {
             false_positive_rate: m.false_positive_rate(),
             false_negative_rate: m.false_negative_rate(),
             approval_burden_per_1000: m.approval_burden(),
+            human_approvals: None,
             changed: self.changed,
             latency_us: Latency {
                 p50: percentile(0.50),
@@ -217,6 +218,9 @@ pub struct Report {
     pub false_negative_rate: Option<f64>,
     /// Require-approval decisions per 1,000 actions (null when there are none).
     pub approval_burden_per_1000: Option<f64>,
+    /// The approvals and votes people would be asked for, from the server's own
+    /// pipeline (identical held requests share one approval).
+    pub human_approvals: Option<super::burden::Burden>,
     /// Decisions that differ from the labels.
     pub changed: Changes,
     /// Percentiles of the decision time in microseconds (null when there are none).

@@ -160,6 +160,32 @@ fn metrics(reports: &[&Report], delta: Option<&Delta>) -> Vec<Vec<String>> {
         d(&|d| signed_number(d.approval_burden_per_1000)),
     );
     let none = || String::new();
+    row(
+        "approvals opened / 1,000",
+        &|r| {
+            r.human_approvals.as_ref().map_or_else(
+                || "-".into(),
+                |h| {
+                    format!(
+                        "{} ({} in all)",
+                        number(h.approvals_per_1000),
+                        h.approvals_opened
+                    )
+                },
+            )
+        },
+        d(&|_| none()),
+    );
+    row(
+        "approver votes / 1,000",
+        &|r| {
+            r.human_approvals.as_ref().map_or_else(
+                || "-".into(),
+                |h| format!("{} ({} in all)", number(h.votes_per_1000), h.votes_needed),
+            )
+        },
+        d(&|_| none()),
+    );
     row("latency p50", &|r| micros(r.latency_us.p50), d(&|_| none()));
     row("latency p90", &|r| micros(r.latency_us.p90), d(&|_| none()));
     row(

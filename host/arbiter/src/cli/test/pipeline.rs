@@ -23,7 +23,7 @@ const ENFORCER: &str = "arbiter-test";
 
 /// The pipeline over `set` in a fresh scratch directory, kept alive by the returned
 /// guard.
-pub(super) async fn open(set: &str) -> anyhow::Result<(Decider, Arc<App>, tempfile::TempDir)> {
+pub(crate) async fn open(set: &str) -> anyhow::Result<(Decider, Arc<App>, tempfile::TempDir)> {
     let dir = tempfile::tempdir().context("cannot create a scratch data directory")?;
     let args = ServeArgs {
         data_dir: Some(dir.path().to_path_buf()),
@@ -69,7 +69,7 @@ async fn decide(decider: &Decider, app: &App, v: &Vector) -> Result<Answer, Stri
         return Err("held for approval, but no approval id came with it".into());
     };
     let required = app
-        .approvals
+        .approvals()
         .get(&id)
         .await
         .map_err(|e| e.to_string())?
@@ -81,7 +81,7 @@ async fn decide(decider: &Decider, app: &App, v: &Vector) -> Result<Answer, Stri
             PrincipalKind::Human,
             Role::Approver,
         );
-        app.approvals
+        app.approvals()
             .vote(&approver, &id, true, "arbiter test".into())
             .await
             .map_err(|e| format!("approver {n} of {required} could not approve: {e}"))?;
