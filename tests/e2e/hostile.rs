@@ -223,6 +223,7 @@ fn large_request() -> pb::AuthorizeRequest {
 /// burst really times evaluations out on any machine.
 #[tokio::test(flavor = "multi_thread")]
 async fn a_burst_of_valid_traffic_never_leaves_the_server_denying_everyone() {
+    let _alone = HEAVY.lock().await;
     let server = ServerProcess::start_with_config(
         &["builtin:reference".to_string()],
         Some("[limits]\ndeadline_ms = 3\n"),

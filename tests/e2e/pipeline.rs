@@ -22,6 +22,7 @@ fn caller(id: &str, kind: PrincipalKind, role: Role) -> Caller {
         kind,
         roles: vec![role],
         authenticated: true,
+        sets: arbiter_service::auth::SetAccess::Any,
     }
 }
 
@@ -94,7 +95,10 @@ async fn approved(decider: &Decider, app: &Arc<App>, set: Option<&str>) -> Strin
 
 fn refused(r: Result<Answer, ServiceError>, contains: &str) {
     match r {
-        Err(ServiceError::FailedPrecondition(m)) => assert!(m.contains(contains), "{m}"),
+        Err(e) if e.class() == arbiter_service::ErrorClass::FailedPrecondition => {
+            let m = e.to_string();
+            assert!(m.contains(contains), "{m}");
+        }
         other => panic!("expected a refusal saying `{contains}`, got {other:?}"),
     }
 }
@@ -215,6 +219,7 @@ async fn anonymous_callers_get_no_credential_and_unknown_sets_name_the_field() {
         kind: PrincipalKind::Service,
         roles: vec![Role::Enforcer],
         authenticated: false,
+        sets: arbiter_service::auth::SetAccess::Any,
     };
     match decider.decide(&anonymous, held(None, None)).await {
         Err(ServiceError::PermissionDenied(m)) => assert!(m.contains("credentials"), "{m}"),
@@ -277,7 +282,13 @@ async fn approvals_lapse_and_credentials_expire_by_the_injected_clock() {
         .vote(&alice(), &pending, true, "too late".into())
         .await;
     assert!(
-        matches!(&voted, Err(ServiceError::FailedPrecondition(m)) if m.contains("expired")),
+        matches!(
+            &voted,
+            Err(ServiceError::ApprovalClosed {
+                state: arbiter_store::ApprovalState::Expired,
+                ..
+            })
+        ),
         "{voted:?}"
     );
     // The expiry sweep (this call, or the server's own every second) records it by the

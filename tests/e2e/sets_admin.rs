@@ -851,3 +851,88 @@ async fn pruning_keeps_the_rollback_target_and_is_on_record() {
         .into_inner();
     assert_eq!(enforced(&back), "1.0.0");
 }
+
+#[tokio::test]
+async fn an_older_signed_version_built_in_sets_and_keys_out_of_scope_are_refused() {
+    let root = tempfile::tempdir().expect("tempdir");
+    let data = tempfile::tempdir().expect("tempdir");
+    let mut s = setup(root.path(), data.path());
+    // A second key, trusted only for `pci-*` sets.
+    let pci_key = SecretKey::generate().expect("key");
+    let pci_pub = root.path().join("pci.pub");
+    pci_key.public().write(&pci_pub).expect("pub");
+    s.config.scoped_keys = vec![(pci_pub, vec!["pci-*".into()])];
+    let server = TestServer::start_config(s.config, data).await;
+    let mut admin = PolicyAdminClient::new(channel(&server.url).await);
+    load(&mut admin, &s.admin, &s.v2, pb::Activation::Enforce)
+        .await
+        .expect("2.0.0 loads over 1.0.0");
+
+    // An older version, validly signed, never held: refused, and on record.
+    let old = bundle(&set_dir(root.path(), "0.9.0", ""), Some(&s.key));
+    let e = load(&mut admin, &s.admin, &old, pb::Activation::Enforce)
+        .await
+        .expect_err("older than 2.0.0");
+    assert_eq!(e.code(), tonic::Code::FailedPrecondition, "{e:?}");
+    assert!(
+        e.message().contains("older than version 2.0.0"),
+        "{}",
+        e.message()
+    );
+    assert_eq!(enforced(&status(&mut admin, &s.admin).await), "2.0.0");
+    let refused = audit_records(
+        &server.audit_db(),
+        arbiter_audit::Kind::Admin,
+        "load-refused",
+    );
+    assert!(
+        refused.iter().any(|r| r.record.body_value()["refused"]
+            .as_str()
+            .is_some_and(|m| m.contains("older"))),
+        "the refusal is on record: {:?}",
+        refused
+            .iter()
+            .map(|r| r.record.body_value())
+            .collect::<Vec<_>>()
+    );
+
+    // A built-in set the config does not list: the binary ships sets nobody signed.
+    let e = admin
+        .load_set(bearer(
+            &s.admin,
+            pb::LoadSetRequest {
+                source: Some(pb::load_set_request::Source::Path(
+                    "builtin:reference-weakened".into(),
+                )),
+                activation: pb::Activation::Enforce as i32,
+            },
+        ))
+        .await
+        .expect_err("not listed");
+    assert!(e.message().contains("built-in"), "{}", e.message());
+
+    // A key trusted for `pci-*` cannot sign `reference`.
+    let scoped = bundle(&set_dir(root.path(), "3.0.0", ""), Some(&pci_key));
+    let e = load(&mut admin, &s.admin, &scoped, pb::Activation::Enforce)
+        .await
+        .expect_err("out of scope");
+    assert!(
+        e.message().contains("trusted only for pci-*"),
+        "{}",
+        e.message()
+    );
+    assert_eq!(enforced(&status(&mut admin, &s.admin).await), "2.0.0");
+
+    // Going back is an explicit activation of a version the server holds.
+    admin
+        .activate_set(bearer(
+            &s.admin,
+            pb::ActivateSetRequest {
+                name: "reference".into(),
+                version: "1.0.0".into(),
+            },
+        ))
+        .await
+        .expect("activating a held version");
+    assert_eq!(enforced(&status(&mut admin, &s.admin).await), "1.0.0");
+}

@@ -9,6 +9,11 @@ use arbiter::server::{self, Running};
 use arbiter_core::{Limits, Outcome, Request};
 use tonic::transport::Channel;
 
+/// Held by the tests that load the machine on purpose (bursts, large uploads) or
+/// that time decisions tightly, so that they do not run at the same time: on two
+/// cores, one's load would push the other's evaluations past their deadlines.
+pub(crate) static HEAVY: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
 /// A server on an ephemeral loopback port with its own data directory.
 pub(crate) struct TestServer {
     pub running: Running,

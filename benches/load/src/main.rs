@@ -44,7 +44,8 @@ struct Args {
     /// Request source: JSON lines with a `request` field (or bare requests).
     #[arg(long)]
     vectors: Option<PathBuf>,
-    /// Targets to measure.
+    /// Targets to measure: `noop`, `arbiter`, `arbiter-tls` (the same server over TLS,
+    /// with a certificate made for the run; connections are reused).
     #[arg(long, value_delimiter = ',', default_value = "noop,arbiter")]
     targets: Vec<String>,
     /// CPU the servers are pinned to (with taskset); the generator should run on
@@ -88,10 +89,15 @@ fn main() -> anyhow::Result<()> {
     for target in &args.targets {
         let port = free_port()?;
         let data = tempfile::tempdir()?;
+        let tls = (target == "arbiter-tls")
+            .then(|| test_pki(data.path()))
+            .transpose()?;
         let mut server = spawn(&args, target, port, data.path())?;
-        let url = format!("http://127.0.0.1:{port}");
         let result = client_rt.block_on(async {
-            let channel = connect(&url).await?;
+            let channel = match &tls {
+                Some(ca) => connect_tls(port, ca).await?,
+                None => connect(&format!("http://127.0.0.1:{port}")).await?,
+            };
             let mut rows = Vec::new();
             for &n in &args.in_flight {
                 run(&channel, &requests, n, Duration::from_secs(args.warmup)).await?;
@@ -213,7 +219,7 @@ fn spawn(args: &Args, target: &str, port: u16, data: &std::path::Path) -> anyhow
     let listen = format!("127.0.0.1:{port}");
     let (program, argv): (PathBuf, Vec<String>) = match target {
         "noop" => (me.clone(), vec!["--noop-server".into(), listen]),
-        "arbiter" => {
+        "arbiter" | "arbiter-tls" => {
             let bin = args
                 .arbiter
                 .clone()
@@ -225,10 +231,16 @@ fn spawn(args: &Args, target: &str, port: u16, data: &std::path::Path) -> anyhow
                 "--data-dir".into(),
                 data.display().to_string(),
             ];
+            if target == "arbiter-tls" {
+                for (flag, file) in [("--tls-cert", "server.pem"), ("--tls-key", "server.key")] {
+                    v.push(flag.into());
+                    v.push(data.join(file).display().to_string());
+                }
+            }
             v.extend(args.serve_arg.iter().cloned());
             (bin, v)
         }
-        other => bail!("unknown target `{other}` (noop, arbiter)"),
+        other => bail!("unknown target `{other}` (noop, arbiter, arbiter-tls)"),
     };
     let mut cmd = match args.server_cpu {
         Some(cpu) => {
@@ -244,6 +256,43 @@ fn spawn(args: &Args, target: &str, port: u16, data: &std::path::Path) -> anyhow
         .stderr(Stdio::inherit());
     cmd.spawn()
         .with_context(|| format!("cannot start `{}`", program.display()))
+}
+
+/// A CA and a server certificate for localhost in `dir` (`server.pem`,
+/// `server.key`); returns the CA certificate (PEM).
+fn test_pki(dir: &std::path::Path) -> anyhow::Result<String> {
+    use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, IsCa, KeyPair};
+    let mut ca = CertificateParams::new(Vec::<String>::new())?;
+    ca.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    let issuer = CertifiedIssuer::self_signed(ca, KeyPair::generate()?)?;
+    let key = KeyPair::generate()?;
+    let cert = CertificateParams::new(vec!["localhost".to_string()])?.signed_by(&key, &issuer)?;
+    std::fs::write(dir.join("server.pem"), cert.pem())?;
+    std::fs::write(dir.join("server.key"), key.serialize_pem())?;
+    Ok(issuer.pem())
+}
+
+/// One reused TLS connection to the server on `port`, trusting `ca`.
+async fn connect_tls(port: u16, ca: &str) -> anyhow::Result<Channel> {
+    use tonic::transport::{Certificate, ClientTlsConfig};
+    let tls = ClientTlsConfig::new()
+        .ca_certificate(Certificate::from_pem(ca))
+        .domain_name("localhost");
+    let url = format!("https://localhost:{port}");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        match Channel::from_shared(url.clone())?
+            .tls_config(tls.clone())?
+            .connect()
+            .await
+        {
+            Ok(c) => return Ok(c),
+            Err(_) if Instant::now() < deadline => {
+                tokio::time::sleep(Duration::from_millis(50)).await
+            }
+            Err(e) => bail!("server at {url} did not come up: {e}"),
+        }
+    }
 }
 
 async fn connect(url: &str) -> anyhow::Result<Channel> {

@@ -10,10 +10,10 @@ use std::time::Duration;
 use arbiter_core::{Limits, LimitsOverride};
 use serde::Deserialize;
 
-use crate::auth::{self, Caller, Role, TokenConfig};
+use crate::auth::{self, Caller, PeerConfig, PeerRule, Role, TokenConfig};
 use crate::credentials::CredentialConfig;
 use crate::embedded;
-use sections::{audit_settings, credential_config};
+use sections::{audit_settings, check_capacity, check_stack, credential_config};
 
 /// Where the server listens by default: loopback only, so a fresh install exposes
 /// nothing to the network.
@@ -70,8 +70,15 @@ pub struct RawConfig {
     /// only bundles signed by one of them are loaded (built-in sets excepted).
     #[serde(default)]
     pub trusted_keys: Vec<PathBuf>,
+    /// `[[trusted_key]]`: a key trusted only for some set names.
+    #[serde(default)]
+    pub trusted_key: Vec<tls::ScopedKey>,
     /// A directory watched for new bundles, loaded with the same checks.
     pub watch_dir: Option<PathBuf>,
+    /// `[tls]`.
+    pub tls: Option<RawTls>,
+    /// `[connections]`.
+    pub connections: Option<tls::RawConnections>,
 }
 
 /// `[audit]`.
@@ -103,6 +110,12 @@ pub struct RawAuth {
     /// Tokens, by SHA-256.
     #[serde(default)]
     pub tokens: Vec<TokenConfig>,
+    /// `[[auth.peers]]`: client-certificate identities and their roles.
+    #[serde(default)]
+    pub peers: Vec<PeerConfig>,
+    /// `[[auth.groups]]`: enforcement identities that share approvals and credentials.
+    #[serde(default)]
+    pub groups: Vec<auth::GroupConfig>,
 }
 
 /// `[approvals]`.
@@ -189,6 +202,9 @@ pub struct ServeArgs {
     /// Watch this directory and load the bundles that appear in it.
     #[arg(long, env = "ARBITER_WATCH_DIR")]
     pub watch_dir: Option<PathBuf>,
+    /// TLS and mutual TLS.
+    #[command(flatten)]
+    pub tls: TlsArgs,
 }
 
 /// Validated server configuration.
@@ -212,8 +228,19 @@ pub struct Config {
     pub wasm_stack_bytes: usize,
     /// Configured tokens, by hash.
     pub tokens: HashMap<String, Caller>,
-    /// Roles of callers without a token.
+    /// Roles of callers without a token (granted to loopback peers only).
     pub anonymous_roles: Vec<Role>,
+    /// The zero-config tour: loopback, no `[auth]` section. Anonymous decisions are
+    /// then allowed only while the data directory holds no tokens either.
+    pub tour: bool,
+    /// Client-certificate identities and their roles.
+    pub peers: Vec<PeerRule>,
+    /// Enforcement groups: identity id -> group name.
+    pub groups: HashMap<String, String>,
+    /// TLS on every listener; `None` is plaintext.
+    pub tls: Option<TlsSettings>,
+    /// What one client may hold of the gRPC listener.
+    pub connections: ConnectionLimits,
     /// How long approvals stay open.
     pub approval_ttl: Duration,
     /// How long closed approvals and expired credentials stay in the state database
@@ -225,8 +252,10 @@ pub struct Config {
     pub metrics_listen: Option<SocketAddr>,
     /// The audit log; `None` is off.
     pub audit: Option<AuditSettings>,
-    /// Trusted bundle-signing keys.
+    /// Trusted bundle-signing keys (for any set name).
     pub trusted_keys: Vec<PathBuf>,
+    /// Trusted keys scoped to set names (`pci-*` matches by prefix).
+    pub scoped_keys: Vec<(PathBuf, Vec<String>)>,
     /// Directory watched for bundles.
     pub watch_dir: Option<PathBuf>,
 }
@@ -272,7 +301,7 @@ impl Config {
                 let raw: RawConfig = toml::from_str(&text).map_err(|e| {
                     let line = e.span().map_or(0, |s| text[..s.start].matches('\n').count() + 1);
                     anyhow::anyhow!(
-                        "{}:{line}: {}\nhint: valid keys are version, listen, data_dir, policy_sets, default_set, log_format, capacity, wasm_stack_kib, metrics_listen, trusted_keys, watch_dir, [limits], [auth], [approvals], [credentials], [audit], [state]",
+                        "{}:{line}: {}\nhint: valid keys are version, listen, data_dir, policy_sets, default_set, log_format, capacity, wasm_stack_kib, metrics_listen, trusted_keys, watch_dir, [limits], [auth], [approvals], [credentials], [audit], [state], [tls], [connections]",
                         path.display(),
                         e.message()
                     )
@@ -332,11 +361,17 @@ impl Config {
         let limits = Limits::default()
             .apply(&raw.limits.unwrap_or_default())
             .map_err(|e| anyhow::anyhow!("config [limits]: {e}"))?;
+        let tour = raw.auth.is_none() && listen.ip().is_loopback();
         let auth = raw.auth.unwrap_or_default();
+        let peers = tls::peer_rules(&auth.peers)?;
+        let groups = auth::groups(&auth.groups).map_err(anyhow::Error::msg)?;
+        let tls = tls::tls_settings(raw.tls, &args.tls, base.as_deref())?;
+        tls::check_plaintext("gRPC", listen, tls.is_some(), args.tls.insecure_plaintext)?;
         let mut tokens = HashMap::new();
         for t in &auth.tokens {
-            let caller = auth::caller_of(&t.sha256, &t.id, &t.kind, &t.roles)
+            let mut caller = auth::caller_of(&t.sha256, &t.id, &t.kind, &t.roles)
                 .map_err(|e| anyhow::anyhow!("config [[auth.tokens]]: {e}"))?;
+            caller.sets = auth::SetAccess::from_config(t.sets.clone());
             tokens.insert(t.sha256.to_ascii_lowercase(), caller);
         }
         let loopback = listen.ip().is_loopback();
@@ -390,8 +425,15 @@ impl Config {
             args.trusted_keys.clone()
         };
         let watch_dir = args.watch_dir.clone().or(raw.watch_dir.map(relative));
+        let scoped_keys = tls::scoped_keys(raw.trusted_key, &relative)?;
         Ok(Self {
+            tour,
+            peers,
+            groups,
+            connections: tls::connection_limits(raw.connections)?,
+            tls,
             trusted_keys,
+            scoped_keys,
             watch_dir,
             metrics_listen,
             audit,
@@ -420,31 +462,6 @@ impl Config {
 /// more concurrent evaluations than this help no machine.
 pub const MAX_CAPACITY: u32 = 4096;
 
-fn check_stack(kib: Option<u32>) -> anyhow::Result<usize> {
-    let Some(kib) = kib else {
-        return Ok(arbiter_runtime::MAX_WASM_STACK);
-    };
-    let bytes = kib as usize * 1024;
-    let range = arbiter_runtime::WASM_STACK_RANGE;
-    if !range.contains(&bytes) {
-        anyhow::bail!(
-            "wasm stack of {kib} KiB is out of range: use {} to {} KiB",
-            range.start() / 1024,
-            range.end() / 1024
-        );
-    }
-    Ok(bytes)
-}
-
-fn check_capacity(c: u32) -> anyhow::Result<u32> {
-    if c == 0 || c > MAX_CAPACITY {
-        anyhow::bail!(
-            "capacity {c} is out of range: use 1 to {MAX_CAPACITY} concurrent evaluations"
-        );
-    }
-    Ok(c)
-}
-
 /// `$XDG_DATA_HOME/arbiter`, else `~/.local/share/arbiter`, else `./arbiter-data`.
 pub fn default_data_dir() -> PathBuf {
     if let Some(x) = std::env::var_os("XDG_DATA_HOME").filter(|x| !x.is_empty()) {
@@ -457,5 +474,7 @@ pub fn default_data_dir() -> PathBuf {
 }
 
 mod sections;
+mod tls;
+pub use tls::{ConnectionLimits, RawTls, TlsArgs, TlsSettings};
 #[cfg(test)]
 mod tests;

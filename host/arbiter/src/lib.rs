@@ -7,6 +7,7 @@ pub mod cli;
 pub mod config;
 pub mod metrics_http;
 pub mod server;
+mod upkeep;
 
 // The gRPC front door lives in `arbiter-grpc`, the domain in `arbiter-service`; these
 // keep their modules at their old paths for the CLI, the tests and the benches.

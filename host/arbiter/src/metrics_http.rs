@@ -1,5 +1,5 @@
-//! The metrics endpoint: `GET /metrics` over plain HTTP/1.1 (hyper), rendering the
-//! service's registry.
+//! The metrics endpoint: `GET /metrics` over HTTP/1.1 (hyper), plain or over TLS,
+//! rendering the service's registry.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -10,9 +10,24 @@ use arbiter_service::metrics::Metrics;
 /// every scrape (to update gauges that are read, not counted).
 pub async fn serve(
     listener: tokio::net::TcpListener,
+    tls: Option<(Arc<arbiter_tls::Acceptor>, tokio::task::JoinHandle<()>)>,
     metrics: Arc<Metrics>,
     refresh: Arc<dyn Fn(&Metrics) + Send + Sync>,
 ) {
+    // The reloader stops with this task.
+    struct AbortOnDrop(Option<tokio::task::JoinHandle<()>>);
+    impl Drop for AbortOnDrop {
+        fn drop(&mut self) {
+            if let Some(t) = &self.0 {
+                t.abort();
+            }
+        }
+    }
+    let (acceptor, reloader) = match tls {
+        Some((a, r)) => (Some(a), Some(r)),
+        None => (None, None),
+    };
+    let _reloader = AbortOnDrop(reloader);
     use http_body_util::Full;
     use hyper::body::Bytes;
     use hyper::{Response, StatusCode};
@@ -21,6 +36,7 @@ pub async fn serve(
             continue;
         };
         let (metrics, refresh) = (metrics.clone(), refresh.clone());
+        let acceptor = acceptor.clone();
         tokio::spawn(async move {
             let service =
                 hyper::service::service_fn(move |req: hyper::Request<hyper::body::Incoming>| {
@@ -42,10 +58,19 @@ pub async fn serve(
                         response.map_err(|e| e.to_string())
                     }
                 });
-            let io = hyper_util::rt::TokioIo::new(stream);
-            let _ = hyper::server::conn::http1::Builder::new()
-                .serve_connection(io, service)
-                .await;
+            let http = hyper::server::conn::http1::Builder::new();
+            match acceptor {
+                Some(acceptor) => {
+                    if let Ok(tls) = acceptor.accept(stream).await {
+                        let io = hyper_util::rt::TokioIo::new(tls);
+                        let _ = http.serve_connection(io, service).await;
+                    }
+                }
+                None => {
+                    let io = hyper_util::rt::TokioIo::new(stream);
+                    let _ = http.serve_connection(io, service).await;
+                }
+            }
         });
     }
 }

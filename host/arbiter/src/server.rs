@@ -9,7 +9,6 @@ use arbiter_runtime::{Runtime, RuntimeConfig};
 use tokio::net::TcpListener;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
-use tonic::transport::server::TcpIncoming;
 
 use arbiter_audit::{AuditConfig, AuditLog};
 use arbiter_store::{SqliteStore, StateStore};
@@ -123,22 +122,43 @@ pub async fn start_with_clock(
             "cannot record the caller tokens; tokens not on record do not authenticate yet"
         );
     }
-    let refresher = spawn_token_refresher(app.clone());
-    let sweeper = spawn_expiry_sweeper(app.clone(), config.state_keep);
+    let refresher = arbiter_service::upkeep::spawn_token_refresher(app.clone());
+    let sweeper = arbiter_service::upkeep::spawn_expiry_sweeper(app.clone(), config.state_keep);
     let watcher = config
         .watch_dir
         .clone()
         .map(|dir| crate::watch::spawn(app.clone(), dir));
     let (metrics_addr, metrics_task) = match config.metrics_listen {
         Some(addr) => {
-            let (a, t) = start_metrics(addr, app.clone()).await?;
+            let (a, t) = crate::upkeep::start_metrics(addr, app.clone(), config).await?;
             (Some(a), Some(t))
         }
         None => (None, None),
     };
+    let tls = match &config.tls {
+        Some(t) => Some(
+            arbiter_grpc::listen::acceptor(
+                "grpc",
+                t.grpc.clone(),
+                arbiter_grpc::listen::GRPC_ALPN,
+                app.metrics().clone(),
+            )
+            .context("cannot set up TLS for the gRPC listener")?,
+        ),
+        None => None,
+    };
+    let reloader = tls.as_ref().map(|(_, r)| r.abort_handle());
 
     let (stop, stopped) = oneshot::channel::<()>();
+    // Who is calling is settled from the headers before any body is read, and the
+    // bodies in flight are bounded (see `arbiter_grpc::gate`).
+    let gate = arbiter_grpc::gate::GateLayer::new(
+        app.auth().clone(),
+        arbiter_grpc::gate::Budget::new(config.connections.request_bytes_in_flight),
+    );
     let router = tonic::transport::Server::builder()
+        .max_concurrent_streams(Some(config.connections.max_streams))
+        .layer(gate)
         .add_service(health)
         .add_service(reflection)
         .add_service(reflection_alpha)
@@ -147,37 +167,56 @@ pub async fn start_with_clock(
         .add_service(credentials)
         .add_service(audit)
         .add_service(admin);
-    // Without TCP_NODELAY, small responses wait for delayed ACKs: 40 ms tails.
-    let incoming = TcpIncoming::from(listener).with_nodelay(Some(true));
     let stopping_app = app.clone();
-    let task = tokio::spawn(async move {
-        router
-            .serve_with_incoming_shutdown(incoming, async move {
-                let _ = stopped.await;
-                refresher.abort();
-                sweeper.abort();
-                if let Some(w) = &watcher {
-                    w.abort();
-                }
-                if let Some(t) = &metrics_task {
-                    t.abort();
-                }
-                // Watch streams end, so that the drain does not wait on them forever.
-                stopping_app.stop();
-                // Health watchers learn the server is going away before it does.
-                health_reporter
-                    .set_not_serving::<proto::authorizer_server::AuthorizerServer<Authorizer>>()
-                    .await;
-            })
-            .await
-    });
+    let shutdown = async move {
+        let _ = stopped.await;
+        if let Some(r) = &reloader {
+            r.abort();
+        }
+        refresher.abort();
+        sweeper.abort();
+        if let Some(w) = &watcher {
+            w.abort();
+        }
+        if let Some(t) = &metrics_task {
+            t.abort();
+        }
+        // Watch streams end, so that the drain does not wait on them forever.
+        stopping_app.stop();
+        // Health watchers learn the server is going away before it does.
+        health_reporter
+            .set_not_serving::<proto::authorizer_server::AuthorizerServer<Authorizer>>()
+            .await;
+    };
+    let limit = arbiter_grpc::listen::PeerLimit::new(
+        config.connections.max_per_peer,
+        config.connections.exempt_loopback,
+    );
+    let metrics = app.metrics().clone();
+    let task = match tls {
+        Some((acceptor, _)) => {
+            let incoming = arbiter_grpc::listen::tls(listener, acceptor, limit, metrics);
+            tokio::spawn(router.serve_with_incoming_shutdown(incoming, shutdown))
+        }
+        None => {
+            let incoming = arbiter_grpc::listen::plain(listener, limit, metrics);
+            tokio::spawn(router.serve_with_incoming_shutdown(incoming, shutdown))
+        }
+    };
     for set in sets.all() {
         let id = set.identity();
         tracing::info!(set = %id.name, version = %id.version, digest = %id.digest, default = (id.name == sets.default_name()), "serving policy set");
     }
-    tracing::info!(listen = %local_addr, data_dir = %config.data_dir.display(), "arbiter is serving");
+    tracing::info!(listen = %local_addr, tls = config.tls.is_some(), data_dir = %config.data_dir.display(), "arbiter is serving");
     if let Some(addr) = metrics_addr {
-        tracing::info!(metrics = %format!("http://{addr}/metrics"), "serving Prometheus metrics");
+        let scheme = match config.tls.as_ref().and_then(|t| t.metrics()) {
+            Some(_) => "https",
+            None => "http",
+        };
+        tracing::info!(metrics = %format!("{scheme}://{addr}/metrics"), "serving Prometheus metrics");
+        if scheme == "http" && config.tls.is_some() && !addr.ip().is_loopback() {
+            tracing::warn!(%addr, "the metrics endpoint serves plain HTTP on a non-loopback address ([tls] metrics_plaintext)");
+        }
     }
     Ok(Running {
         local_addr,
@@ -206,17 +245,44 @@ pub async fn open(config: &Config, clock: arbiter_core::SharedClock) -> anyhow::
         pool_instances: config.capacity,
         wasm_stack_bytes: config.wasm_stack_bytes,
     })?;
-    let trusted =
-        loader::trusted_keys(&config.trusted_keys).context("cannot read a trusted bundle key")?;
-    let loader =
-        Loader::new(runtime, config.limits, trusted).keeping_in(config.data_dir.join("sets"));
+    let mut paths = config.trusted_keys.clone();
+    paths.extend(config.scoped_keys.iter().map(|(p, _)| p.clone()));
+    let trusted = loader::trusted_keys(&paths).context("cannot read a trusted bundle key")?;
+    // Keys listed with `sets` sign only those names.
+    let scopes = config
+        .scoped_keys
+        .iter()
+        .zip(&trusted[config.trusted_keys.len()..])
+        .map(|((_, sets), key)| (key.id(), sets.clone()))
+        .collect();
+    let sets_dir = config.data_dir.join("sets");
+    let newest = arbiter_service::newest::Newest::open(&sets_dir).map_err(anyhow::Error::msg)?;
+    let loader = Loader::new(runtime, config.limits, trusted)
+        .keeping_in(sets_dir)
+        .remembering(newest)
+        .scoping(scopes)
+        .allowing_builtins(
+            config
+                .policy_sets
+                .iter()
+                .filter(|r| r.starts_with(crate::embedded::PREFIX))
+                .cloned()
+                .collect(),
+        );
     let mut enforced = Vec::new();
     let mut shadows = Vec::new();
     for reference in &config.policy_sets {
+        let refused = |e: String| anyhow::anyhow!("cannot load policy set `{reference}`: {e}");
         let version = loader
-            .load(Source::Reference(reference.clone()))
+            .load_held(Source::Reference(reference.clone()))
             .await
-            .map_err(|e| anyhow::anyhow!("cannot load policy set `{reference}`: {e}"))?;
+            .map_err(refused)?;
+        // A version the server held before comes back as it was; any other must not
+        // be older than the newest of its name ever loaded.
+        let id = version.set.identity();
+        if !History::held(&config.data_dir, &id.name).contains(&id.digest) {
+            loader.admit(&version).map_err(refused)?;
+        }
         if version.set.manifest().mode == arbiter_core::Mode::Shadow {
             shadows.push(version);
         } else {
@@ -258,10 +324,33 @@ fn open_state(
         SqliteStore::open(&path)
             .with_context(|| format!("cannot open the state database `{}`", path.display()))?,
     );
-    let auth = Authenticator::new(config.tokens.clone(), config.anonymous_roles.clone());
-    auth.refresh(&*store)
+    let metrics = Arc::new(Metrics::new());
+    let stored_tokens = store
+        .tokens()
         .context("cannot read the caller tokens from the state database")?;
-    if !config.listen.ip().is_loopback() && !auth.has_tokens() {
+    // The zero-config tour lets loopback callers decide without a token, until the
+    // data directory holds tokens: from then on callers say who they are.
+    let anonymous = if config.tour && !stored_tokens.is_empty() {
+        tracing::info!(
+            "callers without a token are refused: the data directory holds tokens (set [auth] anonymous_roles = [\"enforcer\"] to allow them on loopback)"
+        );
+        Vec::new()
+    } else {
+        config.anonymous_roles.clone()
+    };
+    let tour = config.tour && stored_tokens.is_empty();
+    let auth = Authenticator::new(config.tokens.clone(), anonymous)
+        .with_peers(auth::PeerMap::new(config.peers.clone()))
+        .with_groups(config.groups.clone())
+        .with_metrics(metrics.clone());
+    // On the tour, anyone on this machine may try every loaded set.
+    let auth = if tour {
+        auth.anonymous_may_name_any_set()
+    } else {
+        auth
+    };
+    auth.replace(stored_tokens);
+    if !config.listen.ip().is_loopback() && !auth.has_tokens() && config.peers.is_empty() {
         anyhow::bail!(
             "refusing to serve on {} without any caller token: anyone who can reach it could ask for decisions and credentials. Create tokens with `arbiter token create --id ID --kind KIND --role ROLE --data-dir {}` (or list their hashes under [[auth.tokens]] in the config), or listen on 127.0.0.1",
             config.listen,
@@ -281,7 +370,6 @@ fn open_state(
         .context("cannot set up the credential signing keys")?,
     );
     let approvals = ApprovalDesk::new(store.clone(), config.approval_ttl, clock.clone());
-    let metrics = Arc::new(Metrics::new());
     let audit = match &config.audit {
         None => {
             tracing::warn!("the audit log is off: decisions are not recorded");
@@ -294,6 +382,13 @@ fn open_state(
         .as_ref()
         .map(|a| a.redact.clone())
         .unwrap_or_default();
+    let redaction = if redact.is_empty() {
+        arbiter_service::redaction::Redaction::none()
+    } else {
+        let key = arbiter_service::redaction::Redaction::load_key(&config.data_dir.join("keys"))
+            .context("cannot read or create the redaction key")?;
+        arbiter_service::redaction::Redaction::new(redact, key)
+    };
     Ok(App::new(arbiter_service::app::Parts {
         sets,
         auth,
@@ -301,7 +396,7 @@ fn open_state(
         approvals,
         credentials,
         audit,
-        redact,
+        redaction,
         metrics,
         loader,
         history,
@@ -345,79 +440,6 @@ fn open_audit(
     };
     AuditLog::open(audit, Some(Arc::new(AuditObserver { metrics, copy })))
         .context("cannot open the audit log")
-}
-
-/// Serves Prometheus metrics, refreshing the gauges that are read at scrape time.
-async fn start_metrics(
-    addr: SocketAddr,
-    app: Arc<App>,
-) -> anyhow::Result<(SocketAddr, JoinHandle<()>)> {
-    let listener = TcpListener::bind(addr).await.with_context(|| {
-        format!("cannot serve metrics on {addr} (set --metrics-listen, or `off`)")
-    })?;
-    let local = listener.local_addr()?;
-    let refresh_app = app.clone();
-    let refresh = Arc::new(move |m: &Metrics| {
-        if let Some(log) = refresh_app.audit() {
-            m.audit_queue(log.queue_depth());
-        }
-        for set in refresh_app.sets().all() {
-            for status in set.plugin_status() {
-                m.plugin_health(&set.identity().name, &status);
-            }
-        }
-    });
-    let metrics = app.metrics().clone();
-    Ok((
-        local,
-        tokio::spawn(crate::metrics_http::serve(listener, metrics, refresh)),
-    ))
-}
-
-/// Picks up (and records) tokens created or removed with `arbiter token` while the
-/// server runs.
-fn spawn_token_refresher(app: Arc<App>) -> JoinHandle<()> {
-    tokio::spawn(async move {
-        let mut tick = tokio::time::interval(auth::REFRESH);
-        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        loop {
-            tick.tick().await;
-            if let Err(e) = crate::tokens::refresh(&app).await {
-                tracing::warn!(
-                    error = format!("{e:#}"),
-                    "cannot re-read or record the caller tokens; trying again shortly"
-                );
-            }
-        }
-    })
-}
-
-/// Records approvals whose time ran out as `expired` (audit record, watch event, stored
-/// state), so that expiry is an approval step on record like the others; and, with
-/// `keep` set, purges what closed or expired longer ago than that, at start and then
-/// every [`crate::approvals::PURGE_EVERY`].
-fn spawn_expiry_sweeper(app: Arc<App>, keep: Option<std::time::Duration>) -> JoinHandle<()> {
-    tokio::spawn(async move {
-        let mut tick = tokio::time::interval(crate::approvals::EXPIRY_SWEEP);
-        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        let mut purged: Option<tokio::time::Instant> = None;
-        loop {
-            tick.tick().await;
-            if let Err(e) = crate::approvals::sweep_expired(&app).await {
-                tracing::warn!(error = %e, "cannot record expired approvals; trying again shortly");
-            }
-            let Some(keep) = keep else { continue };
-            if purged.is_some_and(|at| at.elapsed() < crate::approvals::PURGE_EVERY) {
-                continue;
-            }
-            match crate::approvals::purge_old(&app, keep).await {
-                Ok(_) => purged = Some(tokio::time::Instant::now()),
-                Err(e) => {
-                    tracing::warn!(error = %e, "cannot purge old approvals and credentials; trying again shortly")
-                }
-            }
-        }
-    })
 }
 
 /// Resolves when the process receives SIGINT or SIGTERM.

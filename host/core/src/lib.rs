@@ -24,6 +24,7 @@ pub mod fuzz;
 pub mod limits;
 mod manifest;
 mod request;
+mod text;
 mod verdict;
 
 pub use clock::{Clock, ManualClock, SharedClock, SystemClock, system_clock};
@@ -34,4 +35,5 @@ pub use manifest::{AuditMode, Instances, Manifest, ManifestError, Mode, OnError,
 pub use request::{
     Action, Attributes, Intent, Principal, PrincipalKind, Privilege, Request, Resource, Value,
 };
+pub use text::invisible_in;
 pub use verdict::{Effect, Failure, FailureKind, Obligations, PluginOutcome, Reason, Verdict};

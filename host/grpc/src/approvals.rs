@@ -1,6 +1,6 @@
 //! The `arbiter.v1.Approvals` service.
 
-use crate::{IntoStatus as _, OrStatus as _};
+use crate::OrStatus as _;
 use std::pin::Pin;
 use std::sync::Arc;
 
@@ -14,7 +14,6 @@ use crate::CallerOf as _;
 use crate::proto as pb;
 use arbiter_service::app::App;
 use arbiter_service::auth::Role;
-use arbiter_service::events::{ApprovalStep, AuditEvent};
 
 /// Lists, shows, decides and streams approvals.
 #[derive(Debug, Clone)]
@@ -167,38 +166,7 @@ impl pb::approvals_server::Approvals for ApprovalsService {
             comment,
         } = request.into_inner();
         let id = required_id(id).or_status()?;
-        let a = self
-            .app
-            .approvals()
-            .vote(&caller, &id, approve, comment.clone())
-            .await;
-        let event = match &a {
-            Ok(counted) => AuditEvent::Approval {
-                actor: &caller.id,
-                approval: counted,
-                step: ApprovalStep::Vote,
-                vote: Some((approve, &comment)),
-            },
-            Err(e) => AuditEvent::VoteRefused {
-                actor: &caller.id,
-                approval_id: &id,
-                approve,
-                comment: &comment,
-                refused: Some(e.to_string()),
-            },
-        };
-        let recorded = self.app.record(event).await;
-        if let Err(e) = recorded {
-            // A vote that cannot be audited does not count.
-            if a.is_ok() {
-                self.app
-                    .approvals()
-                    .retract(&id, &caller.id)
-                    .await
-                    .or_status()?;
-            }
-            return Err(e.into_status());
-        }
+        let a = self.app.vote(&caller, &id, approve, comment).await;
         Ok(Response::new(approval(&a.or_status()?)))
     }
 
@@ -209,6 +177,20 @@ impl pb::approvals_server::Approvals for ApprovalsService {
         request: Request<pb::WatchApprovalsRequest>,
     ) -> Result<Response<Self::WatchApprovalsStream>, Status> {
         self.app.auth().caller_of(&request, READERS)?;
+        // What the caller proved, kept to prove it again before every event: a token
+        // revoked (or a role taken away) while the stream is open ends the stream.
+        let token = request
+            .metadata()
+            .get("authorization")
+            .map(|v| v.as_bytes().to_vec());
+        let peer = crate::peer_of(&request);
+        let auth = self.app.auth().clone();
+        let still_allowed = move || {
+            let presented = arbiter_service::auth::Presented::from_header(token.as_deref());
+            auth.authorize(presented, &peer, READERS)
+                .map(drop)
+                .map_err(crate::status)
+        };
         let include_pending = request.into_inner().include_pending;
         // Subscribe before listing so nothing that changes in between is missed.
         let events = self.app.approvals().subscribe();
@@ -227,22 +209,28 @@ impl pb::approvals_server::Approvals for ApprovalsService {
         };
         let initial = futures::stream::iter(initial.into_iter().map(|a| Ok(event(&a))));
         let stopping = self.app.stopping();
-        let live = futures::stream::unfold(Some((events, stopping)), |state| async move {
-            let (mut events, mut stopping) = state?;
-            let got = tokio::select! {
-                // The server is shutting down: end the stream so the drain can finish.
-                _ = stopping.wait_for(|s| *s) => return None,
-                got = events.recv() => got,
-            };
-            match got {
-                Ok(a) => Some((Ok(event(&a)), Some((events, stopping)))),
-                Err(RecvError::Lagged(n)) => Some((
-                    Err(Status::data_loss(format!(
-                        "this watcher fell {n} events behind; list approvals again and re-watch"
-                    ))),
-                    None,
-                )),
-                Err(RecvError::Closed) => None,
+        let live = futures::stream::unfold(Some((events, stopping)), move |state| {
+            let still_allowed = still_allowed.clone();
+            async move {
+                let (mut events, mut stopping) = state?;
+                let got = tokio::select! {
+                    // The server is shutting down: end the stream so the drain can finish.
+                    _ = stopping.wait_for(|s| *s) => return None,
+                    got = events.recv() => got,
+                };
+                if let Err(refused) = still_allowed() {
+                    return Some((Err(refused), None));
+                }
+                match got {
+                    Ok(a) => Some((Ok(event(&a)), Some((events, stopping)))),
+                    Err(RecvError::Lagged(n)) => Some((
+                        Err(Status::data_loss(format!(
+                            "this watcher fell {n} events behind; list approvals again and re-watch"
+                        ))),
+                        None,
+                    )),
+                    Err(RecvError::Closed) => None,
+                }
             }
         });
         let stream = initial.chain(live);

@@ -27,6 +27,8 @@ impl CredentialsService {
 }
 
 const HOLDERS: &[Role] = &[Role::Enforcer, Role::Admin];
+/// Resource servers check credentials with the narrow `introspector` role.
+const INTROSPECTORS: &[Role] = &[Role::Introspector, Role::Enforcer, Role::Admin];
 
 /// Reading or changing credential state needs a proven identity: a caller without a
 /// token (allowed to ask for decisions on loopback) may not revoke or introspect.
@@ -43,6 +45,12 @@ fn authenticated(
 }
 /// A JWT longer than this is not one of ours.
 const MAX_TOKEN_BYTES: usize = 8192;
+
+/// Whose credentials a caller may revoke: an admin's, anyone's; an enforcer's, those
+/// issued to it (or its group).
+fn scope(app: &App, caller: &arbiter_service::auth::Caller) -> Option<String> {
+    (!caller.roles.contains(&Role::Admin)).then(|| app.auth().holder_of(caller))
+}
 
 fn required(field: &str, v: String) -> Result<String, ApiError> {
     if v.is_empty() {
@@ -63,7 +71,7 @@ impl pb::credentials_server::Credentials for CredentialsService {
         &self,
         request: Request<pb::IntrospectRequest>,
     ) -> Result<Response<pb::IntrospectResponse>, Status> {
-        authenticated(self.app.auth().caller_of(&request, HOLDERS)?).or_status()?;
+        authenticated(self.app.auth().caller_of(&request, INTROSPECTORS)?).or_status()?;
         let token = request.into_inner().token;
         if token.len() > MAX_TOKEN_BYTES {
             return Ok(Response::new(pb::IntrospectResponse::default()));
@@ -97,7 +105,10 @@ impl pb::credentials_server::Credentials for CredentialsService {
         let id = required("id", request.into_inner().id).or_status()?;
         let creds = self.app.credentials().clone();
         let key = id.clone();
-        let revoked = blocking(move || creds.revoke(&key)).await.or_status()?;
+        let holder = scope(&self.app, &caller);
+        let revoked = blocking(move || creds.revoke(&key, holder.as_deref()))
+            .await
+            .or_status()?;
         if revoked {
             self.app
                 .record(AuditEvent::Credential {
@@ -122,7 +133,8 @@ impl pb::credentials_server::Credentials for CredentialsService {
         let task_id = required("task_id", request.into_inner().task_id).or_status()?;
         let creds = self.app.credentials().clone();
         let task = task_id.clone();
-        let revoked = blocking(move || creds.complete_task(&task))
+        let holder = scope(&self.app, &caller);
+        let revoked = blocking(move || creds.complete_task(&task, holder.as_deref()))
             .await
             .or_status()?;
         self.app

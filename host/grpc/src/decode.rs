@@ -147,6 +147,12 @@ fn decode_principal(field: &str, p: pb::Principal) -> Result<Principal, ApiError
         attributes,
     } = p;
     let id = text(&format!("{field}.id"), id, MAX_ID_BYTES)?;
+    if arbiter_core::invisible_in(&id) {
+        return Err(ApiError::field(
+            format!("{field}.id"),
+            "must not contain zero-width, bidirectional-override or other invisible characters: they make two ids look alike",
+        ));
+    }
     if id.is_empty() {
         return Err(ApiError::field(format!("{field}.id"), "is required"));
     }
@@ -248,7 +254,8 @@ fn decode_attributes(field: &str, map: HashMap<String, pb::Value>) -> Result<Att
     }
     let mut out = Attributes::new();
     for (name, value) in map {
-        let at = format!("{field}[{name:?}]");
+        // The name as the error shows it: at most 64 bytes of what the caller sent.
+        let at = format!("{field}[{:?}]", shown(&name));
         if name.is_empty() {
             return Err(ApiError::field(field, "attribute names must not be empty"));
         }
@@ -293,4 +300,18 @@ fn decode_attributes(field: &str, map: HashMap<String, pb::Value>) -> Result<Att
         out.insert(name, value);
     }
     Ok(out)
+}
+
+/// At most 64 bytes of caller input, for an error message (with `…` when cut): an
+/// error never echoes more than a bounded prefix of what was sent.
+pub(crate) fn shown(s: &str) -> String {
+    const MAX: usize = 64;
+    if s.len() <= MAX {
+        return s.to_string();
+    }
+    let mut end = MAX;
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}…", &s[..end])
 }

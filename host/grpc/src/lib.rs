@@ -12,6 +12,8 @@ pub mod decode;
 pub mod encode;
 #[doc(hidden)]
 pub mod fuzz;
+pub mod gate;
+pub mod listen;
 
 /// Generated protobuf and gRPC code for `arbiter.v1`.
 #[allow(
@@ -101,10 +103,58 @@ pub trait CallerOf {
 
 impl CallerOf for arbiter_service::auth::Authenticator {
     fn caller_of<T>(&self, request: &tonic::Request<T>, roles: &[Role]) -> Result<Caller, Status> {
-        self.authorize(presented(request.metadata()), roles)
+        self.authorize(presented(request.metadata()), &peer_of(request), roles)
             .map_err(status)
     }
 }
+
+/// What the connection proves: the remote address and, over mutual TLS, the identity
+/// of the client certificate rustls verified during the handshake.
+pub fn peer_of<T>(request: &tonic::Request<T>) -> arbiter_service::auth::Peer {
+    peer_from(
+        request.extensions().get::<TcpConnectInfo>(),
+        request.extensions().get::<TlsConnectInfo<TcpConnectInfo>>(),
+    )
+}
+
+/// [`peer_of`] from the extensions of an HTTP request (the gate sees those).
+pub(crate) fn peer_of_parts(extensions: &http::Extensions) -> arbiter_service::auth::Peer {
+    peer_from(
+        extensions.get::<TcpConnectInfo>(),
+        extensions.get::<TlsConnectInfo<TcpConnectInfo>>(),
+    )
+}
+
+fn peer_from(
+    tcp: Option<&TcpConnectInfo>,
+    tls: Option<&TlsConnectInfo<TcpConnectInfo>>,
+) -> arbiter_service::auth::Peer {
+    let addr = tcp
+        .and_then(TcpConnectInfo::remote_addr)
+        .or_else(|| tls.and_then(|t| t.get_ref().remote_addr()));
+    // A certificate the handshake verified but that cannot be read proves no
+    // identity that any entry maps: it is refused, never taken as no certificate.
+    let certificate = tls
+        .and_then(TlsConnectInfo::peer_certs)
+        .and_then(|chain| chain.first().cloned())
+        .map(|leaf| match arbiter_tls::identity_of(&leaf) {
+            Some(c) => arbiter_service::auth::PeerCertificate {
+                spiffe_id: c.spiffe_id,
+                subject: c.subject,
+            },
+            None => arbiter_service::auth::PeerCertificate {
+                spiffe_id: None,
+                subject: "(unreadable certificate)".into(),
+            },
+        });
+    arbiter_service::auth::Peer {
+        door: "grpc",
+        addr,
+        certificate,
+    }
+}
+
+use tonic::transport::server::{TcpConnectInfo, TlsConnectInfo};
 
 /// What the caller presented in the `authorization` metadata.
 fn presented(metadata: &tonic::metadata::MetadataMap) -> arbiter_service::auth::Presented<'_> {

@@ -53,7 +53,19 @@ pub(crate) struct Breaker {
     trial: AtomicBool,
     times: AtomicU64,
     cause: Mutex<String>,
+    /// The distinct callers whose requests failed in the current run of failures (up
+    /// to [`MAX_NAMED_CALLERS`]): one caller alone cannot quarantine a plugin for
+    /// everyone with crafted inputs.
+    streak: Mutex<Vec<String>>,
 }
+
+/// Callers a quarantine's cause names at most.
+const MAX_NAMED_CALLERS: usize = 8;
+
+/// Distinct callers whose failures it takes to quarantine a plugin. An in-process
+/// caller (`arbiter test`, `replay`), who has no name, is trusted: its failures alone
+/// may quarantine.
+pub(crate) const CALLERS_TO_QUARANTINE: usize = 2;
 
 impl Breaker {
     pub(crate) fn new(after: u32) -> Self {
@@ -67,6 +79,7 @@ impl Breaker {
             trial: AtomicBool::new(false),
             times: AtomicU64::new(0),
             cause: Mutex::new(String::new()),
+            streak: Mutex::new(Vec::new()),
         }
     }
 
@@ -93,6 +106,10 @@ impl Breaker {
     /// Records a success; returns true when it closed an open breaker.
     pub(crate) fn success(&self, admit: Admit) -> bool {
         self.consecutive.store(0, Ordering::Relaxed);
+        self.streak
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clear();
         if admit == Admit::Trial {
             self.backoff.store(nanos(FIRST_BACKOFF), Ordering::Relaxed);
             self.open.store(false, Ordering::Release);
@@ -104,8 +121,35 @@ impl Breaker {
 
     /// Records a failure that is the plugin's own doing; returns the consecutive count
     /// and whether this failure opened the breaker (or re-opened it after a trial).
-    pub(crate) fn failure(&self, admit: Admit, cause: impl FnOnce() -> String) -> (u32, bool) {
+    /// `caller` names who sent the request (empty: in-process); the breaker opens only
+    /// once failures in a row came from [`CALLERS_TO_QUARANTINE`] distinct callers (or
+    /// from in-process), and the cause names them.
+    pub(crate) fn failure(
+        &self,
+        admit: Admit,
+        caller: &str,
+        cause: impl FnOnce() -> String,
+    ) -> (u32, bool) {
         let in_a_row = self.consecutive.fetch_add(1, Ordering::Relaxed) + 1;
+        let (callers, named) = {
+            let mut streak = self.streak.lock().unwrap_or_else(PoisonError::into_inner);
+            let who = if caller.is_empty() {
+                "in-process".to_string()
+            } else {
+                caller.to_string()
+            };
+            if !streak.contains(&who) && streak.len() < MAX_NAMED_CALLERS {
+                streak.push(who);
+            }
+            (streak.len(), streak.join(", "))
+        };
+        let cause = || {
+            if caller.is_empty() {
+                cause()
+            } else {
+                format!("{} (failing for: {named})", cause())
+            }
+        };
         match admit {
             Admit::Trial => {
                 let backoff = self.backoff.load(Ordering::Relaxed);
@@ -117,7 +161,11 @@ impl Breaker {
                 self.trial.store(false, Ordering::Release);
                 (in_a_row, true)
             }
-            Admit::Run if in_a_row >= self.after && !self.open.load(Ordering::Acquire) => {
+            Admit::Run
+                if in_a_row >= self.after
+                    && (callers >= CALLERS_TO_QUARANTINE || caller.is_empty())
+                    && !self.open.load(Ordering::Acquire) =>
+            {
                 *self.cause.lock().unwrap_or_else(PoisonError::into_inner) = cause();
                 self.retry_at.store(
                     self.now()
@@ -220,9 +268,9 @@ mod tests {
         let b = Breaker::new(3);
         for i in 1..3 {
             assert_eq!(b.admit(), Admit::Run);
-            assert_eq!(b.failure(Admit::Run, || "trap".into()), (i, false));
+            assert_eq!(b.failure(Admit::Run, "", || "trap".into()), (i, false));
         }
-        assert_eq!(b.failure(Admit::Run, || "trap".into()), (3, true));
+        assert_eq!(b.failure(Admit::Run, "", || "trap".into()), (3, true));
         assert_eq!(b.admit(), Admit::Refuse);
         let q = b.quarantine().expect("open");
         assert_eq!(q.cause, "trap");
@@ -241,11 +289,11 @@ mod tests {
     #[test]
     fn a_failed_trial_doubles_the_backoff_up_to_the_maximum() {
         let b = Breaker::new(1);
-        assert!(b.failure(Admit::Run, String::new).1);
+        assert!(b.failure(Admit::Run, "", String::new).1);
         for _ in 0..20 {
             b.retry_at.store(0, Ordering::Release);
             assert_eq!(b.admit(), Admit::Trial);
-            assert!(b.failure(Admit::Trial, || "still broken".into()).1);
+            assert!(b.failure(Admit::Trial, "", || "still broken".into()).1);
         }
         assert_eq!(b.backoff(), MAX_BACKOFF);
         assert_eq!(b.admit(), Admit::Refuse);
@@ -257,7 +305,7 @@ mod tests {
     #[test]
     fn a_cancelled_trial_lets_the_next_request_try() {
         let b = Breaker::new(1);
-        b.failure(Admit::Run, String::new);
+        b.failure(Admit::Run, "", String::new);
         b.retry_at.store(0, Ordering::Release);
         let admit = b.admit();
         assert_eq!(admit, Admit::Trial);
@@ -270,7 +318,7 @@ mod tests {
     #[test]
     fn an_inconclusive_trial_lets_the_next_request_try() {
         let b = Breaker::new(1);
-        b.failure(Admit::Run, String::new);
+        b.failure(Admit::Run, "", String::new);
         b.retry_at.store(0, Ordering::Release);
         assert_eq!(b.admit(), Admit::Trial);
         b.inconclusive(Admit::Trial);

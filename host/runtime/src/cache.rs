@@ -53,7 +53,7 @@ impl Runtime {
             self.compatibility()
         ));
         if path.exists() {
-            match load_precompiled(engine, &path) {
+            match trusted_entry(dir, &path).and_then(|()| load_precompiled(engine, &path)) {
                 Ok(c) => return Ok((c, CacheOutcome::Hit)),
                 Err(e) => {
                     tracing::warn!(path = %path.display(), error = %e, "ignoring unusable cache entry")
@@ -68,6 +68,47 @@ impl Runtime {
     }
 }
 
+/// Loading a cache entry runs its bytes as native code, so an entry is used only when
+/// it and its directory belong to this process's user and no one else may write them:
+/// anyone else who could would run code inside the server.
+fn trusted_entry(dir: &Path, path: &Path) -> wasmtime::Result<()> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::MetadataExt as _;
+        let me = effective_uid();
+        for (what, p) in [("directory", dir), ("entry", path)] {
+            let m = std::fs::symlink_metadata(p)?;
+            if m.file_type().is_symlink() {
+                wasmtime::bail!("the cache {what} `{}` is a symbolic link", p.display());
+            }
+            if m.uid() != me {
+                wasmtime::bail!(
+                    "the cache {what} `{}` belongs to user {}, not to this server's user {me}",
+                    p.display(),
+                    m.uid()
+                );
+            }
+            if m.mode() & 0o022 != 0 {
+                wasmtime::bail!(
+                    "the cache {what} `{}` may be written by other users (mode {:o})",
+                    p.display(),
+                    m.mode() & 0o777
+                );
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = (dir, path);
+    Ok(())
+}
+
+#[cfg(unix)]
+#[expect(unsafe_code, reason = "a plain libc call with no arguments")]
+fn effective_uid() -> u32 {
+    // SAFETY: `geteuid` takes nothing, cannot fail and touches no memory of ours.
+    unsafe { libc::geteuid() }
+}
+
 #[expect(unsafe_code, reason = "wasmtime's only way to load precompiled code")]
 fn load_precompiled(engine: &wasmtime::Engine, path: &Path) -> wasmtime::Result<Component> {
     // Read into memory rather than `deserialize_file`, which maps the file: a mapped
@@ -77,8 +118,8 @@ fn load_precompiled(engine: &wasmtime::Engine, path: &Path) -> wasmtime::Result<
     // process writes the cache directory (created owner-only, entries written to a
     // temporary name and renamed into place), the name pins the source digest and the
     // engine's compatibility hash, and wasmtime itself re-checks the engine
-    // configuration and version recorded in the bytes. Anyone who can write the data
-    // directory can already replace the policy sets themselves.
+    // configuration and version recorded in the bytes. `trusted_entry` has checked
+    // that no other user can write the entry or its directory.
     unsafe { Component::deserialize(engine, &bytes) }
 }
 
@@ -86,7 +127,12 @@ fn store(component: &Component, dir: &Path, path: &PathBuf) -> std::io::Result<(
     create_private_dir(dir)?;
     let bytes = component.serialize().map_err(std::io::Error::other)?;
     let tmp = path.with_extension(format!("tmp{}", std::process::id()));
-    std::fs::write(&tmp, bytes)?;
+    let mut open = std::fs::OpenOptions::new();
+    open.write(true).create(true).truncate(true);
+    // Owner-only whatever the umask: `trusted_entry` refuses anything looser.
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut open, 0o600);
+    std::io::Write::write_all(&mut open.open(&tmp)?, &bytes)?;
     std::fs::rename(&tmp, path)
 }
 

@@ -155,7 +155,12 @@ impl LoadedPlugin {
 
     /// Runs one evaluation in a fresh (or, when opted in, a pooled) instance. Never
     /// fails: every failure is a classified [`PluginOutcome::Failed`].
-    pub(crate) async fn evaluate(&self, request: &wit::Request, data: &SetData) -> PluginOutcome {
+    pub(crate) async fn evaluate(
+        &self,
+        request: &wit::Request,
+        data: &SetData,
+        caller: &str,
+    ) -> PluginOutcome {
         self.evaluations.fetch_add(1, Ordering::Relaxed);
         let limits = self.spec.limits;
         let admit = self.breaker.admit();
@@ -224,7 +229,7 @@ impl LoadedPlugin {
                 }
                 let (in_a_row, opened) = self
                     .breaker
-                    .failure(admit, || format!("{}: {}", f.kind, f.detail));
+                    .failure(admit, caller, || format!("{}: {}", f.kind, f.detail));
                 if opened {
                     tracing::error!(
                         plugin = %self.spec.name,

@@ -39,6 +39,9 @@ pub(crate) struct StoreState {
     pub tripped: Tripped,
     host_calls: u32,
     meter: Arc<Meter>,
+    /// Bytes of every linear memory of the instance together: `memory_mib` limits the
+    /// plugin, however many memories its component has.
+    memory_used: u64,
 }
 
 /// The clocks of one evaluation, started by [`Meter::restart`] once the instance
@@ -219,6 +222,7 @@ pub(crate) fn new_store(
         tripped: Tripped::None,
         host_calls: 0,
         meter,
+        memory_used: 0,
     };
     let mut store = Store::new(engine, state);
     store.limiter(|s| s);
@@ -248,15 +252,26 @@ fn copy_budget(limits: &Limits) -> usize {
 impl ResourceLimiter for StoreState {
     fn memory_growing(
         &mut self,
-        _current: usize,
+        current: usize,
         desired: usize,
         _maximum: Option<usize>,
     ) -> wasmtime::Result<bool> {
-        let allowed = u64::try_from(desired).is_ok_and(|d| d <= self.limits.memory_bytes);
-        if !allowed {
-            self.tripped = Tripped::Memory;
+        // The total over all memories once this one has grown from `current`.
+        let total = u64::try_from(desired).ok().and_then(|d| {
+            self.memory_used
+                .saturating_sub(current as u64)
+                .checked_add(d)
+        });
+        match total.filter(|t| *t <= self.limits.memory_bytes) {
+            Some(t) => {
+                self.memory_used = t;
+                Ok(true)
+            }
+            None => {
+                self.tripped = Tripped::Memory;
+                Ok(false)
+            }
         }
-        Ok(allowed)
     }
 
     /// A grow the limiter allowed but the engine could not carry out (past the pooling

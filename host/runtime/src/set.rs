@@ -266,12 +266,24 @@ impl PolicySet {
     /// the set's combining algorithm. `approval_verified` is true only when the host
     /// has verified a human approval bound to exactly this request.
     pub async fn decide(&self, request: &Request, approval_verified: bool) -> Decision {
+        self.decide_as(request, approval_verified, "").await
+    }
+
+    /// [`PolicySet::decide`] for `caller` (the identity that sent the request): a
+    /// plugin is quarantined only when its failures in a row came from more than one
+    /// caller, so one caller's crafted inputs cannot quarantine it for everyone.
+    pub async fn decide_as(
+        &self,
+        request: &Request,
+        approval_verified: bool,
+        caller: &str,
+    ) -> Decision {
         let started = Instant::now();
         let wit_request = convert::request(request, approval_verified);
         let mut reports = Vec::with_capacity(self.plugins.len());
         for plugin in &self.plugins {
             let t = Instant::now();
-            let outcome = plugin.evaluate(&wit_request, &self.data).await;
+            let outcome = plugin.evaluate(&wit_request, &self.data, caller).await;
             reports.push(PluginReport {
                 name: plugin.spec.name.clone(),
                 outcome,

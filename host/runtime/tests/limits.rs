@@ -146,3 +146,36 @@ async fn a_quarantined_plugin_is_retried_by_itself_and_recovers() {
     assert_eq!(d.outcome, Outcome::Allow, "{d:?}");
     assert!(set.plugin_status()[0].quarantine.is_none());
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn one_callers_crafted_inputs_cannot_quarantine_a_plugin_for_everyone() {
+    let rt = runtime();
+    let set = misbehaving(&rt, "count", "limits = { quarantine_after = 2 }").await;
+    let failing = request(
+        r#"{"principal":{"id":"spiffe://t/agent/a","kind":"agent"},
+            "action":{"name":"db:Query","privilege":"read"},"context":{"fail":true}}"#,
+    );
+    // However often one caller makes it trap, it keeps running for everyone.
+    for _ in 0..10 {
+        let d = set.decide_as(&failing, false, "mallory").await;
+        assert!(
+            matches!(&d.plugins[0].outcome, PluginOutcome::Failed(f) if f.kind == FailureKind::Trap),
+            "{d:?}"
+        );
+    }
+    assert!(set.plugin_status()[0].quarantine.is_none());
+    let d = set.decide_as(&plain(false), false, "alice").await;
+    assert_eq!(d.outcome, Outcome::Allow, "others are still served");
+    // Failures in a row from two callers: broken for everyone, and the operator sees
+    // who it failed for.
+    set.decide_as(&failing, false, "mallory").await;
+    set.decide_as(&failing, false, "bob").await;
+    let q = set.plugin_status()[0]
+        .quarantine
+        .clone()
+        .expect("quarantined");
+    assert!(
+        q.cause.contains("mallory") && q.cause.contains("bob"),
+        "{q:?}"
+    );
+}

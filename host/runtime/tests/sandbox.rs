@@ -370,8 +370,35 @@ async fn compiled_components_are_cached_by_digest_and_engine() {
         cold.decide(&r, false).await.outcome,
         warm.decide(&r, false).await.outcome
     );
-    // A corrupt entry is ignored and replaced, never trusted.
+    // An entry other users may write is not loaded: it would run as native code.
     let entry = entries[0].as_ref().expect("entry").path();
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt as _;
+        std::fs::set_permissions(&entry, std::fs::Permissions::from_mode(0o666)).expect("chmod");
+        let shared = Runtime::new(RuntimeConfig {
+            cache_dir: Some(dir.path().join("cache")),
+            ..RuntimeConfig::default()
+        })
+        .expect("runtime");
+        let recompiled = set_of(&shared, "", &[("reference", "reference", "")])
+            .await
+            .expect("loads by compiling");
+        assert!(
+            !recompiled.plugin_status()[0].cache_hit,
+            "a world-writable entry is not trusted"
+        );
+        let mode = std::fs::metadata(&entry)
+            .expect("rewritten")
+            .permissions()
+            .mode();
+        assert_eq!(
+            mode & 0o022,
+            0,
+            "and it was replaced by a private one: {mode:o}"
+        );
+    }
+    // A corrupt entry is ignored and replaced, never trusted.
     std::fs::write(&entry, b"garbage").expect("corrupt");
     let third = Runtime::new(RuntimeConfig {
         cache_dir: Some(dir.path().join("cache")),

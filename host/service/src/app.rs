@@ -29,7 +29,7 @@ pub struct App {
     pub(crate) approvals: ApprovalDesk,
     pub(crate) credentials: Arc<Credentials>,
     pub(crate) audit: Option<AuditLog>,
-    pub(crate) redact: Vec<String>,
+    pub(crate) redaction: crate::redaction::Redaction,
     pub(crate) metrics: Arc<Metrics>,
     pub(crate) loader: Loader,
     pub(crate) history: History,
@@ -56,8 +56,8 @@ pub struct Parts {
     pub credentials: Arc<Credentials>,
     /// The tamper-evident record of every event; `None` when turned off.
     pub audit: Option<AuditLog>,
-    /// Request fields left out of decision records.
-    pub redact: Vec<String>,
+    /// Request fields left out of every record, and the key of their digests.
+    pub redaction: crate::redaction::Redaction,
     /// Prometheus metrics.
     pub metrics: Arc<Metrics>,
     /// Loads new set versions with the server's trust policy.
@@ -118,7 +118,7 @@ impl App {
             approvals: p.approvals,
             credentials: p.credentials,
             audit: p.audit,
-            redact: p.redact,
+            redaction: p.redaction,
             metrics: p.metrics,
             loader: p.loader,
             history: p.history,
@@ -212,7 +212,7 @@ impl App {
             &caller.id,
             approval_id,
             latency_micros,
-            &self.redact,
+            &self.redaction,
             self.clock.now_micros(),
         );
         let durability = match mode {
@@ -251,8 +251,11 @@ impl App {
             }
             AuditEvent::VoteRefused { .. } | AuditEvent::RedemptionRefused { .. } => {}
         }
-        self.append(event.record(self.clock.now_micros()), Durability::Durable)
-            .await
+        self.append(
+            event.record(self.clock.now_micros(), &self.redaction),
+            Durability::Durable,
+        )
+        .await
     }
 
     /// Applies a set change and records it as an admin act (or its refusal); a change

@@ -138,7 +138,8 @@ impl Drop for Redemption {
 }
 
 /// (request digest, set name) to (approval id, expiry in unix microseconds).
-type OpenApprovals = HashMap<(String, String), (String, i64)>;
+/// Pending approvals by (request digest, set name, holder).
+type OpenApprovals = HashMap<(String, String, String), (String, i64)>;
 
 /// Open approvals remembered at most; past this, expired ones are forgotten first.
 const MAX_REMEMBERED: usize = 100_000;
@@ -179,7 +180,11 @@ impl ApprovalDesk {
 
     /// Keeps the pending-approval memory in step with `a`'s state.
     fn remember(&self, a: &Approval) {
-        let key = (a.new.request_digest.clone(), a.new.set.name.clone());
+        let key = (
+            a.new.request_digest.clone(),
+            a.new.set.name.clone(),
+            a.new.held_by.clone(),
+        );
         let mut open = self.open.lock().unwrap_or_else(|e| e.into_inner());
         if a.state == ApprovalState::Pending {
             if open.len() >= MAX_REMEMBERED {
@@ -196,11 +201,14 @@ impl ApprovalDesk {
 
     /// Records (or finds, for an identical request still pending) the approval a
     /// require-approval decision asks for; returns its id, and the approval when new.
+    /// Approvals are bound to `held_by`, the enforcement identity (or group) that
+    /// held the request: the same request held by another identity opens its own.
     pub async fn hold(
         &self,
         request: &Request,
         credential: Option<Option<Duration>>,
         decision: &Decision,
+        held_by: &str,
     ) -> Result<(String, Option<Approval>), ServiceError> {
         let digest = approval_digest(request, credential);
         let now = self.clock.now_micros();
@@ -208,7 +216,11 @@ impl ApprovalDesk {
             .open
             .lock()
             .unwrap_or_else(|e| e.into_inner())
-            .get(&(digest.clone(), decision.set.name.clone()))
+            .get(&(
+                digest.clone(),
+                decision.set.name.clone(),
+                held_by.to_string(),
+            ))
             .filter(|(_, expires)| *expires > now)
             .map(|(id, _)| id.clone());
         if let Some(id) = remembered {
@@ -228,6 +240,7 @@ impl ApprovalDesk {
             created_micros: now,
             expires_micros: now
                 .saturating_add(i64::try_from(self.ttl.as_micros()).unwrap_or(i64::MAX)),
+            held_by: held_by.to_string(),
         };
         let store = self.store.clone();
         let (approval, created) = blocking(move || Ok(store.hold_approval(&new, now)?)).await?;
@@ -249,9 +262,11 @@ impl ApprovalDesk {
         request: &Request,
         credential: Option<Option<Duration>>,
         set: &SetIdentity,
+        holder: &str,
     ) -> Result<(Approval, Redemption), ServiceError> {
         // Checked first, so that only a request the approval covers can hold it...
-        self.check_stored(id, request, credential, set).await?;
+        self.check_stored(id, request, credential, set, holder)
+            .await?;
         if !self
             .redeeming
             .lock()
@@ -266,7 +281,9 @@ impl ApprovalDesk {
         };
         // ... and again once held: a redemption that ended between the two (and used
         // the approval) is seen now, not after a credential was signed.
-        let approval = self.check_stored(id, request, credential, set).await?;
+        let approval = self
+            .check_stored(id, request, credential, set, holder)
+            .await?;
         Ok((approval, redemption))
     }
 
@@ -276,12 +293,16 @@ impl ApprovalDesk {
         request: &Request,
         credential: Option<Option<Duration>>,
         set: &SetIdentity,
+        holder: &str,
     ) -> Result<Approval, ServiceError> {
         let store = self.store.clone();
         let (key, now) = (id.to_string(), self.clock.now_micros());
         let a = blocking(move || Ok(store.approval(&key, now)?))
             .await?
             .ok_or_else(|| ServiceError::not_found("approval", id))?;
+        if !a.new.held_by.is_empty() && a.new.held_by != holder {
+            return Err(ServiceError::ApprovalNotYours { id: id.to_string() });
+        }
         let refuse = |reason: String| {
             Err(ServiceError::ApprovalMismatch {
                 id: id.to_string(),
@@ -439,7 +460,9 @@ impl ApprovalDesk {
 /// How ids compare for separation of duties: an enforcement point and a token may spell
 /// the same person differently (`Alice@Acme.org`, `alice@acme.org `).
 pub fn identity_key(id: &str) -> String {
-    id.trim().to_lowercase()
+    use unicode_normalization::UnicodeNormalization as _;
+    // Compatibility forms fold (fullwidth letters, ligatures), then case.
+    id.trim().nfkc().collect::<String>().to_lowercase()
 }
 
 /// What an approval is bound to: the canonical request digest, and whether (and for how

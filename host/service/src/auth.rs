@@ -18,6 +18,9 @@ use sha2::{Digest as _, Sha256};
 
 use crate::ServiceError;
 
+mod peers;
+pub use peers::{GroupConfig, Peer, PeerCertificate, PeerConfig, PeerMap, PeerRule, groups};
+
 /// What a caller presented to prove who it is, as a front door extracted it from its
 /// transport (the gRPC `authorization` metadata, an HTTP header).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -63,6 +66,8 @@ pub enum Role {
     Approver,
     /// Administers policy sets, keys and the audit log.
     Admin,
+    /// A resource server: checks credentials (introspection) and nothing else.
+    Introspector,
 }
 
 impl Role {
@@ -72,14 +77,20 @@ impl Role {
             Self::Enforcer => "enforcer",
             Self::Approver => "approver",
             Self::Admin => "admin",
+            Self::Introspector => "introspector",
         }
     }
 
     /// Parses a config name.
     pub fn parse(s: &str) -> Option<Self> {
-        [Self::Enforcer, Self::Approver, Self::Admin]
-            .into_iter()
-            .find(|r| r.as_str() == s)
+        [
+            Self::Enforcer,
+            Self::Approver,
+            Self::Admin,
+            Self::Introspector,
+        ]
+        .into_iter()
+        .find(|r| r.as_str() == s)
     }
 }
 
@@ -94,6 +105,45 @@ pub struct Caller {
     pub roles: Vec<Role>,
     /// Whether a token proved the identity.
     pub authenticated: bool,
+    /// Which policy sets it may name in a request.
+    pub sets: SetAccess,
+}
+
+/// Which policy sets a caller may name in a request (a request naming none is
+/// decided by the default set, which every caller may use).
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub enum SetAccess {
+    /// The default set only.
+    #[default]
+    Default,
+    /// Any loaded set (the zero-config tour; in-process callers).
+    Any,
+    /// The default set and these (`pci-*` matches by prefix).
+    Only(Vec<String>),
+}
+
+impl SetAccess {
+    /// From a config entry's `sets` (absent: the default set only).
+    pub fn from_config(sets: Option<Vec<String>>) -> Self {
+        match sets {
+            None => Self::Default,
+            Some(s) if s.iter().any(|n| n == "*") => Self::Any,
+            Some(s) => Self::Only(s),
+        }
+    }
+
+    /// Whether a caller with this access may name `set`, the default being `default`.
+    pub fn allows(&self, set: &str, default: &str) -> bool {
+        set == default
+            || match self {
+                Self::Default => false,
+                Self::Any => true,
+                Self::Only(names) => names.iter().any(|n| match n.strip_suffix('*') {
+                    Some(prefix) => set.starts_with(prefix),
+                    None => n == set,
+                }),
+            }
+    }
 }
 
 impl Caller {
@@ -113,8 +163,10 @@ pub struct TokenConfig {
     pub id: String,
     /// `human`, `service`, `agent` or `workload`.
     pub kind: String,
-    /// Roles: `enforcer`, `approver`, `admin`.
+    /// Roles: `enforcer`, `approver`, `admin`, `introspector`.
     pub roles: Vec<String>,
+    /// Policy sets it may name in a request (absent: the default set only; `*`: any).
+    pub sets: Option<Vec<String>>,
 }
 
 /// The hex SHA-256 of a token, as configured and stored.
@@ -155,6 +207,12 @@ pub fn caller_of(sha256: &str, id: &str, kind: &str, roles: &[String]) -> Result
     if id.is_empty() {
         return Err("a token has an empty `id`".into());
     }
+    if arbiter_core::invisible_in(id) {
+        return Err(format!(
+            "token of `{}`: the id has control, zero-width or bidirectional-override characters, which could make two ids look alike",
+            id.escape_default()
+        ));
+    }
     let kind = parse_kind(kind).ok_or_else(|| {
         format!("token of `{id}`: kind `{kind}` is not human, service, agent or workload")
     })?;
@@ -162,7 +220,9 @@ pub fn caller_of(sha256: &str, id: &str, kind: &str, roles: &[String]) -> Result
         .iter()
         .map(|r| {
             Role::parse(r).ok_or_else(|| {
-                format!("token of `{id}`: role `{r}` is not enforcer, approver or admin")
+                format!(
+                    "token of `{id}`: role `{r}` is not enforcer, approver, admin or introspector"
+                )
             })
         })
         .collect::<Result<Vec<_>, _>>()?;
@@ -182,6 +242,7 @@ pub fn caller_of(sha256: &str, id: &str, kind: &str, roles: &[String]) -> Result
         kind,
         roles,
         authenticated: true,
+        sets: SetAccess::Default,
     })
 }
 
@@ -191,6 +252,9 @@ pub struct Authenticator {
     configured: Arc<HashMap<String, Caller>>,
     stored: Arc<ArcSwap<HashMap<String, Caller>>>,
     anonymous: Option<Caller>,
+    peers: Arc<PeerMap>,
+    metrics: Option<Arc<crate::metrics::Metrics>>,
+    groups: Arc<HashMap<String, String>>,
 }
 
 impl Authenticator {
@@ -205,8 +269,70 @@ impl Authenticator {
                 kind: PrincipalKind::Service,
                 roles: anonymous_roles,
                 authenticated: false,
+                sets: SetAccess::Default,
             }),
+            peers: Arc::new(PeerMap::default()),
+            metrics: None,
+            groups: Arc::default(),
         }
+    }
+
+    /// Enforcement groups: identity id -> group name (`[[auth.groups]]`). The
+    /// replicas of one gateway share the approvals and credentials they obtain.
+    pub fn with_groups(mut self, groups: HashMap<String, String>) -> Self {
+        self.groups = Arc::new(groups);
+        self
+    }
+
+    /// Whether identity `id` holds `role` through any configured or stored token, or
+    /// through the `[[auth.peers]]` mapping of its SPIFFE ID. Identities compare by
+    /// [`crate::approvals::identity_key`].
+    pub fn identity_holds(&self, id: &str, role: Role) -> bool {
+        let key = crate::approvals::identity_key(id);
+        let by_token = |m: &HashMap<String, Caller>| {
+            m.values()
+                .any(|c| crate::approvals::identity_key(&c.id) == key && c.roles.contains(&role))
+        };
+        let by_peer = || {
+            id.starts_with("spiffe://")
+                && self
+                    .peers
+                    .caller(&PeerCertificate {
+                        spiffe_id: Some(id.to_string()),
+                        subject: String::new(),
+                    })
+                    .is_some_and(|c| c.roles.contains(&role))
+        };
+        by_token(&self.configured) || by_token(&self.stored.load()) || by_peer()
+    }
+
+    /// Who approvals held and credentials obtained by `caller` are bound to: its
+    /// group (`group:NAME`), else its own id.
+    pub fn holder_of(&self, caller: &Caller) -> String {
+        match self.groups.get(&caller.id) {
+            Some(group) => format!("group:{group}"),
+            None => caller.id.clone(),
+        }
+    }
+
+    /// Lets callers without a token name any set (the zero-config tour).
+    pub fn anonymous_may_name_any_set(mut self) -> Self {
+        if let Some(a) = &mut self.anonymous {
+            a.sets = SetAccess::Any;
+        }
+        self
+    }
+
+    /// Counts refused callers in `metrics`.
+    pub fn with_metrics(mut self, metrics: Arc<crate::metrics::Metrics>) -> Self {
+        self.metrics = Some(metrics);
+        self
+    }
+
+    /// Also accepts callers proven by client certificates, mapped by `peers`.
+    pub fn with_peers(mut self, peers: PeerMap) -> Self {
+        self.peers = Arc::new(peers);
+        self
     }
 
     /// Re-reads the tokens of the state database, all of them. The server uses
@@ -247,25 +373,63 @@ impl Authenticator {
     pub fn authorize(
         &self,
         credential: Presented<'_>,
+        peer: &Peer,
         roles: &[Role],
     ) -> Result<Caller, ServiceError> {
-        let caller = self.identify(credential)?;
+        let refused = |e: ServiceError, reason: &'static str| {
+            // Every refusal is seen: in the log (who, from where, why) and counted.
+            tracing::warn!(door = peer.door, peer = ?peer.addr, reason, error = %e, "caller refused");
+            if let Some(m) = &self.metrics {
+                m.caller_refused(peer.door, reason);
+            }
+            e
+        };
+        let caller = match self.identify(credential, peer) {
+            Ok(c) => c,
+            Err(e @ ServiceError::Unauthenticated(_)) => return Err(refused(e, "unauthenticated")),
+            Err(e @ ServiceError::UnmappedCertificate { .. }) => {
+                return Err(refused(e, "unmapped-certificate"));
+            }
+            Err(e @ ServiceError::IdentityMismatch { .. }) => {
+                return Err(refused(e, "identity-mismatch"));
+            }
+            Err(e) => return Err(refused(e, "refused")),
+        };
         if !caller.has_any(roles) {
-            return Err(ServiceError::MissingRole {
-                caller: caller.authenticated.then(|| caller.id.clone()),
-                needed: roles.to_vec(),
-            });
+            return Err(refused(
+                ServiceError::MissingRole {
+                    caller: caller.authenticated.then(|| caller.id.clone()),
+                    needed: roles.to_vec(),
+                },
+                "missing-role",
+            ));
         }
         Ok(caller)
     }
 
-    /// The caller of a request, whatever its roles.
-    pub fn identify(&self, credential: Presented<'_>) -> Result<Caller, ServiceError> {
+    /// The caller of a request, whatever its roles: from the client certificate the
+    /// transport verified, the bearer token, or both (then they must name the same
+    /// identity); with neither, the anonymous roles, for loopback peers only.
+    pub fn identify(&self, credential: Presented<'_>, peer: &Peer) -> Result<Caller, ServiceError> {
+        let by_certificate =
+            match &peer.certificate {
+                None => None,
+                Some(cert) => Some(self.peers.caller(cert).ok_or_else(|| {
+                    ServiceError::UnmappedCertificate {
+                        id: bounded(cert.id()).to_string(),
+                    }
+                })?),
+            };
         let token = match credential {
             Presented::Nothing => {
-                return self.anonymous.clone().ok_or(ServiceError::Unauthenticated(
-                    "no `authorization: Bearer <token>` metadata",
-                ));
+                return match by_certificate {
+                    Some(c) => Ok(c),
+                    None => self.anonymous.clone().filter(|_| peer.is_loopback()).ok_or(
+                        ServiceError::Unauthenticated(
+                            "no `authorization: Bearer <token>` metadata",
+                        ),
+                    ),
+                };
             }
             Presented::Malformed => {
                 return Err(ServiceError::Unauthenticated(
@@ -275,91 +439,32 @@ impl Authenticator {
             Presented::Bearer(token) => token.trim(),
         };
         let hash = token_hash(token);
-        self.configured
+        let by_token = self
+            .configured
             .get(&hash)
             .cloned()
             .or_else(|| self.stored.load().get(&hash).cloned())
             .ok_or(ServiceError::Unauthenticated(
                 "the bearer token is not known",
-            ))
+            ))?;
+        match by_certificate {
+            Some(c) if c.id != by_token.id => Err(ServiceError::IdentityMismatch {
+                token: bounded(&by_token.id).to_string(),
+                certificate: bounded(&c.id).to_string(),
+            }),
+            _ => Ok(by_token),
+        }
     }
+}
+
+/// At most 128 bytes of an identity for an error message.
+fn bounded(id: &str) -> &str {
+    let mut end = id.len().min(128);
+    while !id.is_char_boundary(end) {
+        end -= 1;
+    }
+    &id[..end]
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn md(token: Option<&str>) -> Presented<'_> {
-        token.map_or(Presented::Nothing, Presented::Bearer)
-    }
-
-    #[test]
-    fn authorization_headers_are_read_strictly() {
-        assert_eq!(Presented::from_header(None), Presented::Nothing);
-        assert_eq!(
-            Presented::from_header(Some(b"Bearer arb_x")),
-            Presented::Bearer("arb_x")
-        );
-        assert_eq!(
-            Presented::from_header(Some(b"bearer arb_x")),
-            Presented::Bearer("arb_x")
-        );
-        for bad in [&b"Basic YQ=="[..], b"Bearer\tx", b"arb_x", b"Bearer \xff"] {
-            assert_eq!(
-                Presented::from_header(Some(bad)),
-                Presented::Malformed,
-                "{bad:?}"
-            );
-        }
-    }
-
-    #[test]
-    fn tokens_map_to_callers_and_roles_are_checked() {
-        let token = new_token().expect("token");
-        let alice =
-            caller_of(&token_hash(&token), "alice", "human", &["approver".into()]).expect("valid");
-        let auth = Authenticator::new(HashMap::from([(token_hash(&token), alice)]), vec![]);
-        let c = auth
-            .authorize(md(Some(&token)), &[Role::Approver])
-            .expect("ok");
-        assert_eq!(c.id, "alice");
-        assert!(matches!(
-            auth.authorize(md(Some(&token)), &[Role::Admin]),
-            Err(ServiceError::MissingRole { .. })
-        ));
-        assert!(matches!(
-            auth.authorize(md(Some("arb_wrong")), &[Role::Approver]),
-            Err(ServiceError::Unauthenticated(_))
-        ));
-        assert!(matches!(
-            auth.authorize(md(None), &[Role::Enforcer]),
-            Err(ServiceError::Unauthenticated(_))
-        ));
-    }
-
-    #[test]
-    fn anonymous_callers_get_only_the_anonymous_roles() {
-        let auth = Authenticator::new(HashMap::new(), vec![Role::Enforcer]);
-        assert!(
-            !auth
-                .authorize(md(None), &[Role::Enforcer])
-                .expect("ok")
-                .authenticated
-        );
-        assert!(matches!(
-            auth.authorize(md(None), &[Role::Admin]),
-            Err(ServiceError::MissingRole { .. })
-        ));
-    }
-
-    #[test]
-    fn only_humans_approve_and_entries_are_validated() {
-        let h = "a".repeat(64);
-        assert!(caller_of(&h, "bot", "agent", &["approver".into()]).is_err());
-        assert!(caller_of(&h, "x", "robot", &[]).is_err());
-        assert!(caller_of(&h, "x", "human", &["root".into()]).is_err());
-        assert!(caller_of("abc", "x", "human", &[]).is_err());
-        let both = caller_of(&h, "x", "human", &["enforcer".into(), "approver".into()]);
-        assert!(both.expect_err("refused").contains("both"));
-    }
-}
+mod tests;

@@ -163,6 +163,7 @@ impl Credentials {
         request: &Request,
         decision: &Decision,
         wish: Option<Duration>,
+        holder: &str,
     ) -> Result<Issued, ServiceError> {
         let mut lifetime = wish
             .unwrap_or(self.config.default_lifetime)
@@ -198,6 +199,7 @@ impl Credentials {
             expires_at: claims.exp,
             revoked_micros: None,
             revoke_reason: None,
+            holder: holder.to_string(),
         })?;
         Ok(Issued {
             id: claims.jti,
@@ -245,9 +247,19 @@ impl Credentials {
         Some((claims, header.kid))
     }
 
-    /// Revokes one credential: `Ok(false)` when already revoked.
-    pub fn revoke(&self, id: &str) -> Result<bool, ServiceError> {
-        if self.store.credential(id)?.is_none() {
+    /// Revokes one credential: `Ok(false)` when already revoked. With `holder`, only
+    /// a credential issued to that enforcement identity (or group); `None` is an
+    /// admin's revocation, or the server's own.
+    pub fn revoke(&self, id: &str, holder: Option<&str>) -> Result<bool, ServiceError> {
+        let Some(found) = self.store.credential(id)? else {
+            return Err(ServiceError::not_found("credential", id));
+        };
+        if let Some(h) = holder
+            && !found.holder.is_empty()
+            && found.holder != h
+        {
+            // Said as "not found": whether another identity's credential exists is
+            // none of this caller's business.
             return Err(ServiceError::not_found("credential", id));
         }
         Ok(self
@@ -255,9 +267,16 @@ impl Credentials {
             .revoke_credential(id, self.clock.now_micros(), "revoked")?)
     }
 
-    /// Revokes every credential of `task_id`.
-    pub fn complete_task(&self, task_id: &str) -> Result<Vec<String>, ServiceError> {
-        Ok(self.store.revoke_task(task_id, self.clock.now_micros())?)
+    /// Revokes every credential of `task_id` issued to `holder` (`None`: everyone's,
+    /// an admin's completion).
+    pub fn complete_task(
+        &self,
+        task_id: &str,
+        holder: Option<&str>,
+    ) -> Result<Vec<String>, ServiceError> {
+        Ok(self
+            .store
+            .revoke_task(task_id, holder, self.clock.now_micros())?)
     }
 
     /// The published keys as a JWKS document.

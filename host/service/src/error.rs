@@ -51,6 +51,14 @@ pub enum ServiceError {
         /// What differs.
         reason: String,
     },
+    /// An approval held by another enforcement identity (or group): only it redeems.
+    #[error(
+        "permission denied: approval `{id}` was held by another enforcement identity; only that identity (or its group) may redeem it"
+    )]
+    ApprovalNotYours {
+        /// The approval.
+        id: String,
+    },
     /// The person already voted on this approval.
     #[error("`{approver}` already voted on approval `{id}`; a person counts once")]
     AlreadyVoted {
@@ -66,6 +74,24 @@ pub enum ServiceError {
         caller: Option<String>,
         /// Any one of these would do.
         needed: Vec<Role>,
+    },
+    /// A verified client certificate whose identity no `[[auth.peers]]` entry maps.
+    #[error(
+        "permission denied: the client certificate proves `{id}`, which no [[auth.peers]] entry maps to a role"
+    )]
+    UnmappedCertificate {
+        /// The certificate's SPIFFE ID or subject (at most 128 bytes of it).
+        id: String,
+    },
+    /// A bearer token and a client certificate that name two identities.
+    #[error(
+        "permission denied: the bearer token is `{token}`'s but the client certificate proves `{certificate}`: one call, one identity"
+    )]
+    IdentityMismatch {
+        /// The token's identity.
+        token: String,
+        /// The certificate's identity.
+        certificate: String,
     },
     /// The request needs a feature this server does not offer, or a state it is not in.
     #[error("{0}")]
@@ -161,7 +187,11 @@ impl ServiceError {
             | Self::ApprovalMismatch { .. }
             | Self::FailedPrecondition(_) => ErrorClass::FailedPrecondition,
             Self::Unauthenticated(_) => ErrorClass::Unauthenticated,
-            Self::MissingRole { .. } | Self::PermissionDenied(_) => ErrorClass::PermissionDenied,
+            Self::MissingRole { .. }
+            | Self::UnmappedCertificate { .. }
+            | Self::IdentityMismatch { .. }
+            | Self::ApprovalNotYours { .. }
+            | Self::PermissionDenied(_) => ErrorClass::PermissionDenied,
             Self::Unavailable(_) => ErrorClass::Unavailable,
             Self::Overloaded { .. } => ErrorClass::Overloaded,
         }

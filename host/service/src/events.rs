@@ -11,6 +11,7 @@ use arbiter_store::Approval;
 use serde_json::{Value, json};
 
 use crate::records;
+use crate::redaction::Redaction;
 
 /// A step in an approval's life that changed it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -128,8 +129,9 @@ pub enum AuditEvent<'a> {
 }
 
 impl AuditEvent<'_> {
-    /// The record of this event, at `now` (microseconds since the Unix epoch).
-    pub fn record(&self, now: i64) -> Record {
+    /// The record of this event, at `now` (microseconds since the Unix epoch), with the
+    /// server's redaction applied (ids of redacted fields, keyed request digests).
+    pub fn record(&self, now: i64, redaction: &Redaction) -> Record {
         match self {
             Self::Approval {
                 actor,
@@ -149,11 +151,11 @@ impl AuditEvent<'_> {
                     json!({
                         "approval_id": a.new.id,
                         "state": a.state.as_str(),
-                        "requester": a.new.principal,
-                        "delegation": a.new.delegation,
+                        "requester": redaction.shown("principal.id", &a.new.principal),
+                        "delegation": a.new.delegation.iter().map(|d| redaction.shown("delegation.id", d)).collect::<Vec<_>>(),
                         "approvals": a.approvals(),
                         "approvers_required": a.new.approvers_required,
-                        "request_digest": a.new.request_digest,
+                        "request_digest": redaction.digest_of_digest(&a.new.request_digest),
                         "detail": detail,
                     }),
                     now,
@@ -193,9 +195,9 @@ impl AuditEvent<'_> {
                 json!({
                     "approval_id": approval_id,
                     "reason": reason,
-                    "principal": request.principal.id,
-                    "action": request.action.name,
-                    "request_digest": hex::encode(request.digest()),
+                    "principal": redaction.shown("principal.id", &request.principal.id),
+                    "action": redaction.shown("action.name", &request.action.name),
+                    "request_digest": redaction.request_digest(request),
                 }),
                 now,
             ),

@@ -57,6 +57,28 @@ impl History {
         }
     }
 
+    /// The digests of every version of `name` the saved state holds (enforced,
+    /// shadowed or kept for rollback): versions the server held before.
+    pub fn held(data_dir: &Path, name: &str) -> Vec<String> {
+        let file = data_dir.join("sets").join("state.json");
+        let Some(state) = std::fs::read(file)
+            .ok()
+            .and_then(|b| serde_json::from_slice::<State>(&b).ok())
+        else {
+            return Vec::new();
+        };
+        state
+            .names
+            .get(name)
+            .map(|n| {
+                let mut d: Vec<String> = n.versions.iter().map(|k| k.digest.clone()).collect();
+                d.push(n.enforced.clone());
+                d.extend(n.shadow.clone());
+                d
+            })
+            .unwrap_or_default()
+    }
+
     /// Where kept bundles go.
     pub fn dir(&self) -> PathBuf {
         self.file
@@ -133,7 +155,7 @@ impl History {
                     continue;
                 }
                 let v = match loader
-                    .load(Source::Reference(kept.restore_from.clone()))
+                    .load_held(Source::Reference(kept.restore_from.clone()))
                     .await
                 {
                     Ok(v) if v.set.identity().digest == kept.digest => v,

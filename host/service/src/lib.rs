@@ -16,11 +16,15 @@ pub mod events;
 pub mod history;
 pub mod loader;
 pub mod metrics;
+pub mod newest;
 pub mod pipeline;
 pub mod records;
+pub mod redaction;
 pub mod sets;
 pub mod shadow;
 pub mod tokens;
+pub mod upkeep;
+mod voting;
 pub mod watch;
 
 pub use error::{ErrorClass, ServiceError};

@@ -1,9 +1,13 @@
 //! Loading policy sets, at startup and later (admin API, watched directory), with the
 //! same checks everywhere: bundles are verified (digests always; signatures by a
-//! trusted key when trusted keys are configured), then compiled, configured and
-//! verified off the request path. Nothing that fails here touches what is serving.
+//! trusted key when trusted keys are configured, by a key trusted for that set's name
+//! when keys are scoped), then compiled, configured and verified off the request path;
+//! a version older than the newest of its name ever loaded is refused
+//! ([`crate::newest`]), and with trusted keys configured, a built-in set loads only
+//! when the config lists it. Nothing that fails here touches what is serving.
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use arbiter_bundle::Trust;
 use arbiter_core::Limits;
@@ -11,6 +15,7 @@ use arbiter_keys::PublicKey;
 use arbiter_runtime::{PolicySet, Runtime, SetSource};
 
 use crate::embedded;
+use crate::newest::Newest;
 use crate::sets::Version;
 
 /// Largest bundle accepted over the admin API.
@@ -31,8 +36,13 @@ pub struct Loader {
     runtime: Runtime,
     limits: Limits,
     trusted: Vec<PublicKey>,
+    /// Key id -> the set names it may sign (absent: any name).
+    scopes: std::collections::HashMap<String, Vec<String>>,
+    /// With trusted keys: the built-in sets the config lists (the only ones that load).
+    builtins: Vec<String>,
     /// Where loaded versions are kept as bundles, to be restored after a restart.
     keep: Option<PathBuf>,
+    newest: Arc<Newest>,
 }
 
 impl Loader {
@@ -42,8 +52,31 @@ impl Loader {
             runtime,
             limits,
             trusted,
+            scopes: std::collections::HashMap::new(),
+            builtins: Vec::new(),
             keep: None,
+            newest: Arc::new(Newest::in_memory()),
         }
+    }
+
+    /// Refuses versions older than the newest of their name in `newest`.
+    pub fn remembering(mut self, newest: Newest) -> Self {
+        self.newest = Arc::new(newest);
+        self
+    }
+
+    /// Scopes trusted keys: a bundle signed by key `id` loads only when its set name
+    /// matches one of the names (`*` at the end matches any rest).
+    pub fn scoping(mut self, scopes: std::collections::HashMap<String, Vec<String>>) -> Self {
+        self.scopes = scopes;
+        self
+    }
+
+    /// With trusted keys configured, only these built-in references load (the ones the
+    /// config lists): the binary ships sets no one signed for this deployment.
+    pub fn allowing_builtins(mut self, references: Vec<String>) -> Self {
+        self.builtins = references;
+        self
     }
 
     /// Keeps every version loaded from a file or upload as `<dir>/<digest>.bundle`.
@@ -67,6 +100,27 @@ impl Loader {
 
     /// Verifies and loads a set; the error says why it was refused.
     pub async fn load(&self, source: Source) -> Result<Version, String> {
+        let v = self.load_any(source).await?;
+        self.admit(&v)?;
+        Ok(v)
+    }
+
+    /// Refuses `v` when it is older than the newest version of its name ever loaded;
+    /// otherwise remembers it (see [`crate::newest`]).
+    pub fn admit(&self, v: &Version) -> Result<(), String> {
+        let id = v.set.identity();
+        self.newest.check(&id.name, &id.version)?;
+        self.newest.record(&id.name, &id.version);
+        Ok(())
+    }
+
+    /// Loads a version this server held before (restoring after a restart): it may
+    /// be older than the newest of its name, as it was when it was held.
+    pub async fn load_held(&self, source: Source) -> Result<Version, String> {
+        self.load_any(source).await
+    }
+
+    async fn load_any(&self, source: Source) -> Result<Version, String> {
         let kept = source.clone();
         let (origin, set_source, signer) = match source {
             Source::Bundle(bytes) => {
@@ -88,7 +142,12 @@ impl Loader {
                 ("upload".to_string(), source, signer)
             }
             Source::Reference(r) if r.starts_with(embedded::PREFIX) => {
-                // Compiled into the binary: as trusted as the binary itself.
+                if self.requires_signatures() && !self.builtins.contains(&r) {
+                    return Err(format!(
+                        "`{r}` is a built-in set, and this server only loads signed bundles: built-in sets load only when the config lists them"
+                    ));
+                }
+                // Compiled into the binary and listed by the operator.
                 (r.clone(), embedded::resolve(&r)?, None)
             }
             Source::Reference(r) => {
@@ -125,6 +184,16 @@ impl Loader {
                 }
                 msg
             })?;
+        if let Some(names) = signer.as_ref().and_then(|k| self.scopes.get(k)) {
+            let name = &set.identity().name;
+            if !names.iter().any(|n| name_matches(n, name)) {
+                return Err(format!(
+                    "policy set `{name}` is signed by key `{}`, which is trusted only for {}",
+                    signer.as_deref().unwrap_or_default(),
+                    names.join(", ")
+                ));
+            }
+        }
         let mut version = Version::new(set, origin, signer);
         version.restore_from = self.keep(&kept, &version.set.identity().digest);
         Ok(version)
@@ -165,6 +234,14 @@ impl Loader {
                 None
             }
         }
+    }
+}
+
+/// Whether a scoped key's `pattern` covers set `name` (`pci-*` covers `pci-eu`).
+fn name_matches(pattern: &str, name: &str) -> bool {
+    match pattern.strip_suffix('*') {
+        Some(prefix) => name.starts_with(prefix),
+        None => pattern == name,
     }
 }
 

@@ -56,6 +56,18 @@ struct Divergence {
     to: String,
 }
 
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ListenerResult {
+    listener: String,
+    result: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct RefusalLabel {
+    listener: String,
+    reason: String,
+}
+
 fn latency() -> Histogram {
     // 10 us .. ~5 s in 20 doubling buckets: covers a fresh Rust instance and a slow
     // Python plugin alike.
@@ -88,6 +100,8 @@ pub struct Metrics {
     credentials_revoked: Counter,
     divergences: Family<Divergence, Counter>,
     shadow_shed: Family<SetLabel, Counter>,
+    tls_reloads: Family<ListenerResult, Counter>,
+    refusals: Family<RefusalLabel, Counter>,
 }
 
 impl Default for Metrics {
@@ -118,8 +132,20 @@ impl Metrics {
             credentials_revoked: Counter::default(),
             divergences: Family::default(),
             shadow_shed: Family::default(),
+            tls_reloads: Family::default(),
+            refusals: Family::default(),
             registry: Registry::default(),
         };
+        r.register(
+            "tls_reloads",
+            "TLS certificate reloads by listener and result (`failed`: the previous certificate is still served)",
+            m.tls_reloads.clone(),
+        );
+        r.register(
+            "refused_callers",
+            "Calls refused for who the caller is, by listener and reason (TLS handshake failures, unknown tokens, unmapped certificates, token and certificate naming two identities, missing roles)",
+            m.refusals.clone(),
+        );
         r.register(
             "decisions",
             "Decisions by policy set and outcome",
@@ -315,6 +341,26 @@ impl Metrics {
         self.shadow_shed
             .get_or_create(&SetLabel {
                 set: shadow.to_string(),
+            })
+            .inc();
+    }
+
+    /// A TLS reload on `listener` succeeded or failed.
+    pub fn tls_reloaded(&self, listener: &str, ok: bool) {
+        self.tls_reloads
+            .get_or_create(&ListenerResult {
+                listener: listener.into(),
+                result: if ok { "ok" } else { "failed" }.into(),
+            })
+            .inc();
+    }
+
+    /// A caller was refused on `listener` for `reason` (a fixed word).
+    pub fn caller_refused(&self, listener: &str, reason: &str) {
+        self.refusals
+            .get_or_create(&RefusalLabel {
+                listener: listener.into(),
+                reason: reason.into(),
             })
             .inc();
     }

@@ -158,6 +158,15 @@ impl Decider {
             .route(a.policy_set.as_deref())
             .ok_or_else(|| ServiceError::UnknownSet(a.policy_set.clone().unwrap_or_default()))?;
         let set = route.set;
+        if let Some(named) = &a.policy_set
+            && !caller.sets.allows(named, &self.app.sets.default_name())
+        {
+            return Err(ServiceError::PermissionDenied(format!(
+                "`{}` may not select policy set `{named}`: a caller uses the default set unless its `sets` list names others",
+                caller.id
+            )));
+        }
+        let holder = self.app.auth.holder_of(caller);
         if a.credential.is_some() && !caller.authenticated {
             return Err(ServiceError::PermissionDenied(
                 "credentials are issued only to authenticated enforcement points: send a bearer token with the enforcer role".into(),
@@ -172,7 +181,7 @@ impl Decider {
                 let checked = self
                     .app
                     .approvals
-                    .check(id, &a.request, a.credential, set.identity())
+                    .check(id, &a.request, a.credential, set.identity(), &holder)
                     .await;
                 match checked {
                     Ok((approval, redemption)) => (Some(approval), Some(redemption)),
@@ -194,7 +203,7 @@ impl Decider {
         );
         let permit = self.admission.enter().await?;
         let d = set
-            .decide(&a.request, approval.is_some())
+            .decide_as(&a.request, approval.is_some(), &holder)
             .instrument(span.clone())
             .await;
         drop(permit);
@@ -228,7 +237,7 @@ impl Decider {
                 let (id, created) = self
                     .app
                     .approvals
-                    .hold(&a.request, a.credential, &d)
+                    .hold(&a.request, a.credential, &d, &holder)
                     .await?;
                 if let Some(created) = created {
                     self.app
@@ -242,7 +251,10 @@ impl Decider {
                 }
                 answer.approval_id = Some(id);
             }
-            Outcome::Allow => self.allow(caller, &a, &d, approval, &mut answer).await?,
+            Outcome::Allow => {
+                self.allow(caller, &holder, &a, &d, approval, &mut answer)
+                    .await?
+            }
             Outcome::Deny => {}
         }
         Ok(Answer {
@@ -259,6 +271,7 @@ impl Decider {
     async fn allow(
         &self,
         caller: &Caller,
+        holder: &str,
         a: &Authorize,
         d: &Decision,
         approval: Option<arbiter_store::Approval>,
@@ -267,8 +280,8 @@ impl Decider {
         let issued = match a.credential {
             Some(wish) => {
                 let creds = self.app.credentials.clone();
-                let (request, decision) = (a.request.clone(), d.clone());
-                let issued = blocking(move || creds.issue(&request, &decision, wish)).await?;
+                let (request, decision, to) = (a.request.clone(), d.clone(), holder.to_string());
+                let issued = blocking(move || creds.issue(&request, &decision, wish, &to)).await?;
                 let recorded = self
                     .app
                     .record(AuditEvent::Credential {
@@ -335,7 +348,7 @@ impl Decider {
         why: &str,
     ) {
         let (creds, key) = (self.app.credentials.clone(), id.to_string());
-        if let Err(e) = blocking(move || creds.revoke(&key)).await {
+        if let Err(e) = blocking(move || creds.revoke(&key, None)).await {
             tracing::error!(credential = id, error = %e, "cannot revoke a credential that was never handed out");
             return;
         }

@@ -14,6 +14,61 @@ use serde_json::Value;
 /// What replaced a redacted field.
 pub const REDACTED: &str = "[redacted]";
 
+/// Request strings longer than this are recorded by their SHA-256 and length, not in
+/// full, so that the record of a large request stays small (a 4 MiB request would
+/// otherwise write 4 MB to the log); `body.digested` lists where.
+pub const MAX_RECORDED_VALUE_BYTES: usize = 1024;
+
+fn long(s: &str) -> bool {
+    s.len() > MAX_RECORDED_VALUE_BYTES
+}
+
+/// Whether any string of `request` is recorded by digest.
+fn has_long_values(request: &Request) -> bool {
+    let attrs = |a: &arbiter_core::Attributes| {
+        a.values().any(|v| match v {
+            arbiter_core::Value::Str(s) => long(s),
+            arbiter_core::Value::Strings(items) => items.iter().any(|s| long(s)),
+            _ => false,
+        })
+    };
+    let principal = |p: &arbiter_core::Principal| long(&p.id) || attrs(&p.attributes);
+    // Attribute names are bounded by the API (far below the limit) and not checked.
+    principal(&request.principal)
+        || request.delegation.iter().any(principal)
+        || long(&request.resource.id)
+        || attrs(&request.resource.attributes)
+        || attrs(&request.context)
+        || long(&request.intent.justification)
+}
+
+/// Replaces every long string under `v` by its digest; returns where.
+fn digest_long_strings(v: &mut Value, at: &str, out: &mut Vec<String>) {
+    use sha2::Digest as _;
+    match v {
+        Value::String(s) if long(s) => {
+            out.push(at.to_string());
+            *s = format!(
+                "[sha256:{} {} bytes]",
+                hex::encode(sha2::Sha256::digest(s.as_bytes())),
+                s.len()
+            );
+        }
+        Value::Array(items) => {
+            for (i, item) in items.iter_mut().enumerate() {
+                digest_long_strings(item, &format!("{at}[{i}]"), out);
+            }
+        }
+        Value::Object(map) => {
+            // Names are short: the API refuses long attribute names.
+            for (k, item) in map.iter_mut() {
+                digest_long_strings(item, &format!("{at}.{k}"), out);
+            }
+        }
+        _ => {}
+    }
+}
+
 /// The record of one decision.
 ///
 /// This runs once per decision on the request path, so the body is serialized straight
@@ -26,10 +81,12 @@ pub fn decision(
     caller: &str,
     approval_id: Option<&str>,
     latency_micros: u64,
-    redact: &[String],
+    redaction: &crate::redaction::Redaction,
     now_micros: i64,
 ) -> Record {
-    let (request_body, redacted) = if redact.is_empty() {
+    let redact = redaction.paths();
+    let mut digested = Vec::new();
+    let (request_body, redacted) = if redact.is_empty() && !has_long_values(request) {
         (RequestBody::Plain(request), Vec::new())
     } else {
         let mut v = serde_json::to_value(request).unwrap_or(Value::Null);
@@ -37,12 +94,16 @@ pub fn decision(
             .iter()
             .filter(|path| redact_path(&mut v, path))
             .collect();
+        digest_long_strings(&mut v, "request", &mut digested);
         (RequestBody::Redacted(v), redacted)
     };
     let body = DecisionBody {
         request: request_body,
         redacted,
-        request_digest: hex::encode(request.digest()),
+        digested,
+        // Keyed when anything is redacted: a plain digest would let anyone holding the
+        // log recover a redacted value by trying candidates.
+        request_digest: redaction.request_digest(request),
         set: &d.set,
         caller,
         approval_id,
@@ -54,14 +115,11 @@ pub fn decision(
         latency_us: latency_micros,
     };
     let mut r = Record::new(Kind::Decision, now_micros);
-    let principal_redacted = redact
-        .iter()
-        .any(|p| p == "principal" || p == "principal.id");
-    r.principal = Some(if principal_redacted {
-        REDACTED.to_string()
-    } else {
-        request.principal.id.clone()
-    });
+    r.principal = Some(
+        redaction
+            .shown("principal.id", &request.principal.id)
+            .to_string(),
+    );
     r.outcome = Some(d.outcome.as_str().to_string());
     r.policy_set = Some(d.set.name.clone());
     r.decision_id = Some(d.id.clone());
@@ -78,6 +136,10 @@ fn micros(d: std::time::Duration) -> u64 {
 struct DecisionBody<'a> {
     request: RequestBody<'a>,
     redacted: Vec<&'a String>,
+    /// Where strings were recorded by digest (absent when nowhere: records read as
+    /// they always did).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    digested: Vec<String>,
     request_digest: String,
     set: &'a SetIdentity,
     caller: &'a str,

@@ -66,7 +66,7 @@ pub fn spawn(
             "shadow",
             None,
             0,
-            &app.redact,
+            &app.redaction,
             app.clock.now_micros(),
         );
         r.kind = Kind::Shadow;

@@ -70,6 +70,7 @@ async fn note(app: &App, token: &TokenEntry, added: bool) -> anyhow::Result<()> 
         kind: PrincipalKind::Human,
         roles: Vec::new(),
         authenticated: false,
+        sets: crate::auth::SetAccess::Any,
     };
     let what = if added {
         "token-added"

@@ -30,6 +30,7 @@ pub fn spawn(app: Arc<App>, dir: PathBuf) -> JoinHandle<()> {
             kind: PrincipalKind::Service,
             roles: Vec::new(),
             authenticated: true,
+            sets: crate::auth::SetAccess::Default,
         };
         let mut loaded: Seen = HashMap::new();
         let mut pending: Seen = HashMap::new();

@@ -128,8 +128,14 @@ pub trait StateStore: Send + Sync + std::fmt::Debug {
         now_micros: i64,
         reason: &str,
     ) -> Result<bool, StoreError>;
-    /// Revokes every unrevoked credential of `task_id`; returns their ids.
-    fn revoke_task(&self, task_id: &str, now_micros: i64) -> Result<Vec<String>, StoreError>;
+    /// Revokes every unrevoked credential of `task_id` issued to `holder` (`None`:
+    /// to anyone); returns their ids.
+    fn revoke_task(
+        &self,
+        task_id: &str,
+        holder: Option<&str>,
+        now_micros: i64,
+    ) -> Result<Vec<String>, StoreError>;
 
     /// Every caller token entry.
     fn tokens(&self) -> Result<Vec<TokenEntry>, StoreError>;

@@ -72,6 +72,10 @@ pub struct NewApproval {
     pub created_micros: i64,
     /// Expiry, unix microseconds.
     pub expires_micros: i64,
+    /// The enforcement identity (or group) that held the request: only it may redeem
+    /// the approval. Empty for approvals from before this was recorded.
+    #[serde(default)]
+    pub held_by: String,
 }
 
 /// One approver's vote.
@@ -165,6 +169,10 @@ pub struct Credential {
     pub revoked_micros: Option<i64>,
     /// Why it was revoked (`task-complete`, `revoked`, ...).
     pub revoke_reason: Option<String>,
+    /// The enforcement identity (or group) it was issued to: only it (or an admin)
+    /// may revoke it or complete its task. Empty for credentials from before.
+    #[serde(default)]
+    pub holder: String,
 }
 
 /// A caller token, by hash: the plain token is shown once and never stored.

@@ -76,6 +76,13 @@ const MIGRATIONS: &[&str] = &[
         created_micros INTEGER NOT NULL
     );
     CREATE INDEX approvals_open ON approvals (state, expires_micros);",
+    // 3: approvals and credentials bound to the enforcement identity (or group) that
+    // held or obtained them: only it may redeem, revoke or complete them. Rows from
+    // before have '' (any enforcer, as they were).
+    "ALTER TABLE approvals ADD COLUMN held_by TEXT NOT NULL DEFAULT '';
+    ALTER TABLE credentials ADD COLUMN holder TEXT NOT NULL DEFAULT '';
+    DROP INDEX approvals_pending;
+    CREATE INDEX approvals_pending ON approvals (request_digest, set_name, held_by, state);",
 ];
 
 /// The newest schema this build knows.

@@ -107,9 +107,9 @@ impl StateStore for SqliteStore {
         let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
         let open = tx
             .prepare_cached(&format!(
-                "SELECT {APPROVAL_COLUMNS} FROM approvals WHERE request_digest = ?1 AND set_name = ?2 AND state = 'pending' AND expires_micros > ?3 ORDER BY created_micros DESC LIMIT 1"
+                "SELECT {APPROVAL_COLUMNS} FROM approvals WHERE request_digest = ?1 AND set_name = ?2 AND held_by = ?4 AND state = 'pending' AND expires_micros > ?3 ORDER BY created_micros DESC LIMIT 1"
             ))?
-            .query_row(params![a.request_digest, a.set.name, now], approval_row)
+            .query_row(params![a.request_digest, a.set.name, now, a.held_by], approval_row)
             .optional()?;
         if let Some(row) = open {
             let found = finish(&tx, row, now)?;
@@ -305,8 +305,8 @@ impl StateStore for SqliteStore {
     fn insert_credential(&self, c: &Credential) -> Result<(), StoreError> {
         self.conn()
             .prepare_cached(
-                "INSERT INTO credentials (id, task_id, principal, action, resource, decision_id, kid, issued_at, expires_at, revoked_micros, revoke_reason)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
+                "INSERT INTO credentials (id, task_id, principal, action, resource, decision_id, kid, issued_at, expires_at, revoked_micros, revoke_reason, holder)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
             )?
             .execute(params![
                 c.id,
@@ -320,6 +320,7 @@ impl StateStore for SqliteStore {
                 c.expires_at,
                 c.revoked_micros,
                 c.revoke_reason,
+                c.holder,
             ])?;
         Ok(())
     }
@@ -327,7 +328,7 @@ impl StateStore for SqliteStore {
     fn credential(&self, id: &str) -> Result<Option<Credential>, StoreError> {
         Ok(self
             .conn()
-            .prepare_cached("SELECT id, task_id, principal, action, resource, decision_id, kid, issued_at, expires_at, revoked_micros, revoke_reason FROM credentials WHERE id = ?1")?
+            .prepare_cached("SELECT id, task_id, principal, action, resource, decision_id, kid, issued_at, expires_at, revoked_micros, revoke_reason, holder FROM credentials WHERE id = ?1")?
             .query_row([id], credential_row)
             .optional()?)
     }
@@ -340,16 +341,22 @@ impl StateStore for SqliteStore {
         Ok(n == 1)
     }
 
-    fn revoke_task(&self, task_id: &str, now: i64) -> Result<Vec<String>, StoreError> {
+    fn revoke_task(
+        &self,
+        task_id: &str,
+        holder: Option<&str>,
+        now: i64,
+    ) -> Result<Vec<String>, StoreError> {
         let mut conn = self.conn();
         let tx = conn.transaction()?;
+        // No holder: everyone's (an admin completing a task).
         let ids = tx
-            .prepare("SELECT id FROM credentials WHERE task_id = ?1 AND revoked_micros IS NULL ORDER BY issued_at, id")?
-            .query_map([task_id], |r| r.get::<_, String>(0))?
+            .prepare("SELECT id FROM credentials WHERE task_id = ?1 AND revoked_micros IS NULL AND (?2 IS NULL OR holder = ?2) ORDER BY issued_at, id")?
+            .query_map(params![task_id, holder], |r| r.get::<_, String>(0))?
             .collect::<Result<Vec<_>, _>>()?;
         tx.execute(
-            "UPDATE credentials SET revoked_micros = ?2, revoke_reason = 'task-complete' WHERE task_id = ?1 AND revoked_micros IS NULL",
-            params![task_id, now],
+            "UPDATE credentials SET revoked_micros = ?2, revoke_reason = 'task-complete' WHERE task_id = ?1 AND revoked_micros IS NULL AND (?3 IS NULL OR holder = ?3)",
+            params![task_id, now, holder],
         )?;
         tx.commit()?;
         Ok(ids)

@@ -116,7 +116,26 @@ fn create(c: CreateArgs) -> anyhow::Result<i32> {
         );
         return Ok(0);
     }
-    c.data.open()?.add_token(&TokenEntry {
+    let store = c.data.open()?;
+    let same = crate::approvals::identity_key(&c.id);
+    let mut all: Vec<String> = roles.clone();
+    for t in store.tokens()? {
+        if crate::approvals::identity_key(&t.id) == same {
+            all.extend(t.roles);
+        }
+    }
+    if all.iter().any(|r| r == "enforcer") && all.iter().any(|r| r == "approver") {
+        anyhow::bail!(
+            "`{}` already has a token with the {} role: one identity cannot both hold requests (enforcer) and approve them (approver), whatever the token\nhint: give the enforcement point and the person two identities",
+            c.id,
+            if roles.iter().any(|r| r == "approver") {
+                "enforcer"
+            } else {
+                "approver"
+            }
+        );
+    }
+    store.add_token(&TokenEntry {
         sha256,
         id: c.id.clone(),
         kind: c.kind,

@@ -1,4 +1,5 @@
-//! The `[audit]` and `[credentials]` sections, from raw to resolved.
+//! The `[audit]` and `[credentials]` sections, the capacity and the wasm stack, from
+//! raw to resolved.
 
 use std::time::Duration;
 
@@ -63,4 +64,30 @@ pub(super) fn credential_config(raw: RawCredentials) -> anyhow::Result<Credentia
         max_lifetime: Duration::from_secs(max),
         default_lifetime: Duration::from_secs(default),
     })
+}
+
+pub(super) fn check_stack(kib: Option<u32>) -> anyhow::Result<usize> {
+    let Some(kib) = kib else {
+        return Ok(arbiter_runtime::MAX_WASM_STACK);
+    };
+    let bytes = kib as usize * 1024;
+    let range = arbiter_runtime::WASM_STACK_RANGE;
+    if !range.contains(&bytes) {
+        anyhow::bail!(
+            "wasm stack of {kib} KiB is out of range: use {} to {} KiB",
+            range.start() / 1024,
+            range.end() / 1024
+        );
+    }
+    Ok(bytes)
+}
+
+pub(super) fn check_capacity(c: u32) -> anyhow::Result<u32> {
+    if c == 0 || c > super::MAX_CAPACITY {
+        anyhow::bail!(
+            "capacity {c} is out of range: use 1 to {} concurrent evaluations",
+            super::MAX_CAPACITY
+        );
+    }
+    Ok(c)
 }

@@ -25,7 +25,7 @@ pub(super) fn create_private(path: &Path) -> Result<(), StoreError> {
         })
 }
 
-pub(super) const APPROVAL_COLUMNS: &str = "id, request_digest, request, principal, delegation, task_id, set_name, set_version, set_digest, decision_id, reasons, approvers_required, created_micros, expires_micros, state, consumed_micros, consumed_by, updated_micros";
+pub(super) const APPROVAL_COLUMNS: &str = "id, request_digest, request, principal, delegation, task_id, set_name, set_version, set_digest, decision_id, reasons, approvers_required, created_micros, expires_micros, state, consumed_micros, consumed_by, updated_micros, held_by";
 
 pub(super) fn json<T: serde::de::DeserializeOwned>(
     text: &str,
@@ -56,6 +56,7 @@ pub(super) struct ApprovalRow {
     pub(super) consumed: Option<i64>,
     pub(super) consumed_by: Option<String>,
     pub(super) updated: i64,
+    pub(super) held_by: String,
 }
 
 pub(super) fn approval_row(r: &Row<'_>) -> rusqlite::Result<ApprovalRow> {
@@ -78,6 +79,7 @@ pub(super) fn approval_row(r: &Row<'_>) -> rusqlite::Result<ApprovalRow> {
         consumed: r.get(15)?,
         consumed_by: r.get(16)?,
         updated: r.get(17)?,
+        held_by: r.get(18)?,
     })
 }
 
@@ -130,6 +132,7 @@ pub(super) fn finish(
             approvers_required: row.approvers_required,
             created_micros: row.created,
             expires_micros: row.expires,
+            held_by: row.held_by,
         },
         state,
         consumed_micros: row.consumed,
@@ -184,7 +187,7 @@ pub(super) fn set_state(
 pub(super) fn insert_approval(conn: &Connection, a: &NewApproval) -> Result<(), StoreError> {
     let n = conn
         .prepare_cached(&format!(
-            "INSERT OR IGNORE INTO approvals ({APPROVAL_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, 'pending', NULL, NULL, ?13)"
+            "INSERT OR IGNORE INTO approvals ({APPROVAL_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, 'pending', NULL, NULL, ?13, ?15)"
         ))?
         .execute(params![
             a.id,
@@ -201,6 +204,7 @@ pub(super) fn insert_approval(conn: &Connection, a: &NewApproval) -> Result<(), 
             a.approvers_required,
             a.created_micros,
             a.expires_micros,
+            a.held_by,
         ])?;
     if n == 0 {
         return Err(StoreError::Duplicate(a.id.clone()));
@@ -221,5 +225,6 @@ pub(super) fn credential_row(r: &Row<'_>) -> rusqlite::Result<Credential> {
         expires_at: r.get(8)?,
         revoked_micros: r.get(9)?,
         revoke_reason: r.get(10)?,
+        holder: r.get(11)?,
     })
 }

@@ -25,6 +25,7 @@ fn approval(id: &str, required: u32) -> NewApproval {
         approvers_required: required,
         created_micros: 1_000,
         expires_micros: 10_000,
+        held_by: "gateway".into(),
     }
 }
 
@@ -176,6 +177,7 @@ fn credential(id: &str, task: &str) -> Credential {
         expires_at: 100,
         revoked_micros: None,
         revoke_reason: None,
+        holder: "gateway".into(),
     }
 }
 
@@ -187,8 +189,17 @@ fn completing_a_task_revokes_all_its_credentials_once() {
     }
     assert!(s.revoke_credential("c2", 5, "revoked").expect("revoke"));
     assert!(!s.revoke_credential("c2", 6, "revoked").expect("again"));
-    assert_eq!(s.revoke_task("t1", 7).expect("task"), ["c1"]);
-    assert!(s.revoke_task("t1", 8).expect("task").is_empty());
+    // Another holder's completion leaves the gateway's credentials alone.
+    assert!(
+        s.revoke_task("t1", Some("other"), 7)
+            .expect("task")
+            .is_empty()
+    );
+    assert_eq!(
+        s.revoke_task("t1", Some("gateway"), 7).expect("task"),
+        ["c1"]
+    );
+    assert!(s.revoke_task("t1", None, 8).expect("task").is_empty());
     let c1 = s.credential("c1").expect("read").expect("exists");
     assert_eq!(
         (c1.revoked_micros, c1.revoke_reason.as_deref()),

@@ -52,6 +52,7 @@ impl Pipeline {
             kind: PrincipalKind::Service,
             roles: vec![Role::Enforcer],
             authenticated: true,
+            sets: arbiter_service::auth::SetAccess::Any,
         };
         let ask = Authorize {
             request: request.clone(),

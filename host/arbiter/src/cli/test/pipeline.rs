@@ -43,6 +43,7 @@ fn caller(id: String, kind: PrincipalKind, role: Role) -> Caller {
         kind,
         roles: vec![role],
         authenticated: true,
+        sets: arbiter_service::auth::SetAccess::Any,
     }
 }
 

@@ -1,0 +1,56 @@
+//! The server's upkeep, beside its front doors: the token refresher (tokens created or
+//! removed with `arbiter token` while the server runs) and the expiry sweeper
+//! (approvals that ran out recorded as expired; old state purged).
+
+use std::sync::Arc;
+
+use tokio::task::JoinHandle;
+
+use crate::app::App;
+use crate::auth;
+
+/// Picks up (and records) tokens created or removed with `arbiter token` while the
+/// server runs.
+pub fn spawn_token_refresher(app: Arc<App>) -> JoinHandle<()> {
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(auth::REFRESH);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tick.tick().await;
+            if let Err(e) = crate::tokens::refresh(&app).await {
+                tracing::warn!(
+                    error = format!("{e:#}"),
+                    "cannot re-read or record the caller tokens; trying again shortly"
+                );
+            }
+        }
+    })
+}
+
+/// Records approvals whose time ran out as `expired` (audit record, watch event, stored
+/// state), so that expiry is an approval step on record like the others; and, with
+/// `keep` set, purges what closed or expired longer ago than that, at start and then
+/// every [`crate::approvals::PURGE_EVERY`].
+pub fn spawn_expiry_sweeper(app: Arc<App>, keep: Option<std::time::Duration>) -> JoinHandle<()> {
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(crate::approvals::EXPIRY_SWEEP);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut purged: Option<tokio::time::Instant> = None;
+        loop {
+            tick.tick().await;
+            if let Err(e) = crate::approvals::sweep_expired(&app).await {
+                tracing::warn!(error = %e, "cannot record expired approvals; trying again shortly");
+            }
+            let Some(keep) = keep else { continue };
+            if purged.is_some_and(|at| at.elapsed() < crate::approvals::PURGE_EVERY) {
+                continue;
+            }
+            match crate::approvals::purge_old(&app, keep).await {
+                Ok(_) => purged = Some(tokio::time::Instant::now()),
+                Err(e) => {
+                    tracing::warn!(error = %e, "cannot purge old approvals and credentials; trying again shortly")
+                }
+            }
+        }
+    })
+}
