@@ -386,6 +386,19 @@ pub(crate) fn verifies_offline(token: &str, jwks: &serde_json::Value) -> bool {
     let header: serde_json::Value =
         serde_json::from_slice(&B64.decode(parts[0]).expect("b64")).expect("header");
     assert_eq!(header["alg"], "EdDSA");
+    // An RFC 9068 access token, with Arbiter's own claim for the action (`act` is
+    // RFC 8693's actor claim), this deployment's issuer and a named audience.
+    assert_eq!(header["typ"], "at+jwt");
+    let claims: serde_json::Value =
+        serde_json::from_slice(&B64.decode(parts[1]).expect("b64")).expect("claims");
+    assert!(claims.get("act").is_none(), "{claims}");
+    assert!(claims["arbiter_action"].is_string(), "{claims}");
+    let iss = claims["iss"].as_str().expect("iss");
+    assert!(
+        iss.starts_with("urn:arbiter:") && iss.len() == 12 + 32,
+        "{iss}"
+    );
+    assert!(!claims["aud"].as_str().expect("aud").is_empty(), "{claims}");
     let Some(key) = jwks["keys"]
         .as_array()
         .expect("keys")

@@ -500,6 +500,25 @@ async fn token_changes_are_recorded_before_they_count() {
     assert_eq!(body["roles"], serde_json::json!(["enforcer"]));
     assert_eq!(body["token_sha256_prefix"], entry.sha256[..12]);
 
+    // Roles edited by hand in the state file are a change on record too.
+    rusqlite::Connection::open(dir.join("state.db"))
+        .expect("open")
+        .execute(
+            "UPDATE tokens SET roles = ?1 WHERE id = 'gateway-7'",
+            [serde_json::json!(["enforcer", "introspector"]).to_string()],
+        )
+        .expect("edit");
+    eventually("the edit is recorded", || async {
+        !records("token-changed").is_empty()
+    })
+    .await;
+    let changed = records("token-changed")[0].record.body_value();
+    assert_eq!(
+        changed["roles"],
+        serde_json::json!(["enforcer", "introspector"])
+    );
+    assert_eq!(changed["was"]["roles"], serde_json::json!(["enforcer"]));
+
     assert_eq!(store.remove_tokens("gateway-7").expect("remove"), 1);
     eventually("the removed token stops working", || async {
         !authenticates().await

@@ -497,3 +497,91 @@ async fn a_certificate_rotated_on_disk_is_served_to_new_connections_while_an_ope
         "a failed reload is counted"
     );
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_cli_talks_to_a_mutual_tls_server_with_its_certificate_or_a_token_file() {
+    let ca = Ca::new("Arbiter Test CA");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let files = write_files(dir.path(), &ca.server("s"), &ca);
+    let data = tempfile::tempdir().expect("tempdir");
+    let mut config = test_config(data.path());
+    let tokens = with_tokens(&mut config);
+    config.tls = Some(TlsSettings {
+        grpc: ServerFiles {
+            cert: files.cert,
+            key: files.key,
+            client_ca: Some(files.ca.clone()),
+            client_auth: ClientAuth::Optional,
+        },
+        metrics_plaintext: true,
+    });
+    config.peers = vec![peer(
+        "spiffe_id",
+        "spiffe://acme.org/ns/prod/sa/ops",
+        "service",
+        &[Role::Admin],
+    )];
+    let server = TestServer::start_config(config, data).await;
+    let ops = ca.client("ops", Some("spiffe://acme.org/ns/prod/sa/ops"));
+    let (cert, key) = (dir.path().join("ops.pem"), dir.path().join("ops.key"));
+    std::fs::write(&cert, &ops.cert).expect("cert");
+    std::fs::write(&key, &ops.key).expect("key");
+    let token_file = dir.path().join("admin.token");
+    std::fs::write(&token_file, format!("{}\n", tokens.admin)).expect("token");
+    let url = https(&server);
+    let run = move |args: Vec<String>| {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_arbiter"))
+            .args(&args)
+            .env_remove("ARBITER_TOKEN")
+            .output()
+            .expect("runs");
+        (
+            out.status.success(),
+            String::from_utf8_lossy(&out.stdout).to_string()
+                + &String::from_utf8_lossy(&out.stderr),
+        )
+    };
+    let base = |extra: &[&str]| {
+        let mut v: Vec<String> = ["sets", "list", "--server", &url, "--tls-ca"]
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
+        v.push(files.ca.display().to_string());
+        v.extend(extra.iter().map(|s| s.to_string()));
+        v
+    };
+    // By certificate (mapped to admin), by token file, and refused with neither.
+    let with_cert = base(&[
+        "--tls-cert",
+        &cert.display().to_string(),
+        "--tls-key",
+        &key.display().to_string(),
+    ]);
+    let with_token = base(&["--token-file", &token_file.display().to_string()]);
+    let with_nothing = base(&[]);
+    let plain = vec![
+        "sets".to_string(),
+        "list".into(),
+        "--server".into(),
+        url.replace("https", "http"),
+        "--tls-ca".into(),
+        files.ca.display().to_string(),
+    ];
+    let results =
+        tokio::task::spawn_blocking(move || [with_cert, with_token, with_nothing, plain].map(run))
+            .await
+            .expect("joins");
+    let [
+        (cert_ok, cert_out),
+        (token_ok, token_out),
+        (none_ok, none_out),
+        (plain_ok, plain_out),
+    ] = results;
+    assert!(cert_ok, "{cert_out}");
+    assert!(cert_out.contains("reference"), "{cert_out}");
+    assert!(token_ok, "{token_out}");
+    assert!(!none_ok, "no certificate, no token: refused");
+    assert!(none_out.contains("nauthenticated"), "{none_out}");
+    assert!(!plain_ok);
+    assert!(plain_out.contains("https://"), "a clear error: {plain_out}");
+}

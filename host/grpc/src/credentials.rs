@@ -86,7 +86,7 @@ impl pb::credentials_server::Credentials for CredentialsService {
                 active: true,
                 id: c.jti,
                 subject: c.sub,
-                action: c.act,
+                action: c.action,
                 resource: c.aud,
                 task_id: c.task_id,
                 decision_id: c.decision_id,

@@ -1,7 +1,10 @@
-//! Just-in-time credentials: short-lived JWTs (EdDSA over Ed25519, `kid` header) bound
-//! to one principal, action, resource, task and decision, recorded before they are
-//! returned, revocable one by one or per task, and verifiable offline with the
-//! published keys (`jwks.json` in the data directory, and `Credentials.GetJwks`).
+//! Just-in-time credentials: short-lived JWT access tokens (RFC 9068: `typ: at+jwt`,
+//! EdDSA over Ed25519, `kid` header), minted and verified with the `jsonwebtoken`
+//! library, bound to one principal, action, resource, task and decision, recorded
+//! before they are returned, revocable one by one or per task, and verifiable offline
+//! with the published keys (`jwks.json` in the data directory, and
+//! `Credentials.GetJwks`). The issuer is per deployment (`urn:arbiter:<id>`, the id
+//! kept in `<data_dir>/keys/deployment-id`) unless `[credentials] issuer` names one.
 //!
 //! Keys live in `<data_dir>/keys/credentials/<kid>.pem` (owner-only); which one signs
 //! is recorded in the state database. Rotation starts a new key; a retired key stays
@@ -44,7 +47,8 @@ pub struct CredentialConfig {
 impl Default for CredentialConfig {
     fn default() -> Self {
         Self {
-            issuer: "arbiter".into(),
+            // Empty: this deployment's own (see the module docs).
+            issuer: String::new(),
             max_lifetime: DEFAULT_MAX_LIFETIME,
             default_lifetime: DEFAULT_LIFETIME,
         }
@@ -58,10 +62,11 @@ pub struct Claims {
     pub iss: String,
     /// The principal.
     pub sub: String,
-    /// The resource.
+    /// The resource (never empty: a credential is asked for a named resource).
     pub aud: String,
-    /// The action.
-    pub act: String,
+    /// The action: a private claim, since `act` is RFC 8693's actor claim.
+    #[serde(rename = "arbiter_action")]
+    pub action: String,
     /// The task.
     pub task_id: String,
     /// The decision that issued it.
@@ -76,12 +81,8 @@ pub struct Claims {
     pub exp: i64,
 }
 
-#[derive(Debug, Serialize, Deserialize)]
-struct Header {
-    alg: String,
-    typ: String,
-    kid: String,
-}
+/// The JWT `typ` of an access token (RFC 9068).
+pub const JWT_TYPE: &str = "at+jwt";
 
 /// A credential as handed to the caller.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -100,6 +101,8 @@ pub type Introspection = Option<(Claims, String)>;
 #[derive(Debug)]
 struct Keyring {
     active: (String, SecretKey),
+    /// The active key as the JOSE library takes it.
+    encoding: jsonwebtoken::EncodingKey,
     /// Every key that may still have live credentials, with its retirement time.
     published: Vec<(String, PublicKey, Option<i64>)>,
 }
@@ -132,6 +135,10 @@ impl Credentials {
     ) -> anyhow::Result<Self> {
         let dir = data_dir.join("keys").join("credentials");
         arbiter_runtime::create_private_dir(&dir)?;
+        let mut config = config;
+        if config.issuer.is_empty() {
+            config.issuer = deployment_issuer(&data_dir.join("keys"))?;
+        }
         let keyring = load_keyring(&*store, &dir, config.max_lifetime, clock.now_micros())?;
         let this = Self {
             store,
@@ -173,12 +180,18 @@ impl Credentials {
         }
         let now = self.clock.now_secs();
         let keys = self.keys.load();
-        let (kid, key) = &keys.active;
+        let kid = &keys.active.0;
+        if request.resource.id.is_empty() {
+            return Err(ServiceError::field(
+                "resource.id",
+                "is required when asking for a credential: it is the credential's audience",
+            ));
+        }
         let claims = Claims {
             iss: self.config.issuer.clone(),
             sub: request.principal.id.clone(),
             aud: request.resource.id.clone(),
-            act: request.action.name.clone(),
+            action: request.action.name.clone(),
             task_id: request.intent.task_id.clone(),
             decision_id: decision.id.clone(),
             jti: uuid::Uuid::now_v7().to_string(),
@@ -186,12 +199,12 @@ impl Credentials {
             nbf: now,
             exp: now + i64::try_from(lifetime.as_secs()).unwrap_or(0),
         };
-        let token = sign(kid, key, &claims);
+        let token = sign(kid, &keys.encoding, &claims)?;
         self.store.insert_credential(&Credential {
             id: claims.jti.clone(),
             task_id: claims.task_id.clone(),
             principal: claims.sub.clone(),
-            action: claims.act.clone(),
+            action: claims.action.clone(),
             resource: claims.aud.clone(),
             decision_id: claims.decision_id.clone(),
             kid: kid.clone(),
@@ -226,25 +239,27 @@ impl Credentials {
         }
     }
 
-    /// Checks the signature with a published key and parses the claims.
+    /// Checks the header (`EdDSA`, `at+jwt`, a published `kid`) and the signature,
+    /// and parses the claims; times and the issuer are checked by the caller, on the
+    /// injected clock.
     fn verify_offline(&self, token: &str) -> Option<(Claims, String)> {
-        let mut parts = token.split('.');
-        let (h, c, s) = (parts.next()?, parts.next()?, parts.next()?);
-        if parts.next().is_some() {
+        use jsonwebtoken::{Algorithm, DecodingKey, Validation};
+        let header = jsonwebtoken::decode_header(token).ok()?;
+        if header.alg != Algorithm::EdDSA || header.typ.as_deref() != Some(JWT_TYPE) {
             return None;
         }
-        let header: Header = serde_json::from_slice(&B64.decode(h).ok()?).ok()?;
-        if header.alg != "EdDSA" {
-            return None;
-        }
+        let kid = header.kid?;
         let keys = self.keys.load();
-        let (_, public, _) = keys.published.iter().find(|(k, ..)| *k == header.kid)?;
-        let signature = B64.decode(s).ok()?;
-        public
-            .verify(format!("{h}.{c}").as_bytes(), &signature)
-            .ok()?;
-        let claims: Claims = serde_json::from_slice(&B64.decode(c).ok()?).ok()?;
-        Some((claims, header.kid))
+        let (_, public, _) = keys.published.iter().find(|(k, ..)| *k == kid)?;
+        let key = DecodingKey::from_ed_components(&B64.encode(public.to_bytes())).ok()?;
+        let mut validation = Validation::new(Algorithm::EdDSA);
+        // Expiry, not-before and issuer are checked against the injected clock.
+        validation.validate_exp = false;
+        validation.validate_nbf = false;
+        validation.validate_aud = false;
+        validation.required_spec_claims.clear();
+        let data = jsonwebtoken::decode::<Claims>(token, &key, &validation).ok()?;
+        Some((data.claims, kid))
     }
 
     /// Revokes one credential: `Ok(false)` when already revoked. With `holder`, only
@@ -315,18 +330,41 @@ impl Credentials {
     }
 }
 
-fn sign(kid: &str, key: &SecretKey, claims: &Claims) -> String {
-    let header = Header {
-        alg: "EdDSA".into(),
-        typ: "JWT".into(),
-        kid: kid.to_string(),
+fn sign(
+    kid: &str,
+    key: &jsonwebtoken::EncodingKey,
+    claims: &Claims,
+) -> Result<String, ServiceError> {
+    let mut header = jsonwebtoken::Header::new(jsonwebtoken::Algorithm::EdDSA);
+    header.typ = Some(JWT_TYPE.into());
+    header.kid = Some(kid.to_string());
+    jsonwebtoken::encode(&header, claims, key)
+        .map_err(|e| unavailable("cannot sign a credential", e))
+}
+
+/// `urn:arbiter:<id>`, the id random and kept in `<keys>/deployment-id`, so replicas
+/// sharing a data directory's keys share it, and two deployments never do.
+fn deployment_issuer(keys: &std::path::Path) -> anyhow::Result<String> {
+    let path = keys.join("deployment-id");
+    let id = match std::fs::read_to_string(&path) {
+        Ok(id) => id.trim().to_string(),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            let mut bytes = [0u8; 16];
+            getrandom::fill(&mut bytes).map_err(|e| anyhow::anyhow!("no randomness: {e}"))?;
+            let id = hex::encode(bytes);
+            arbiter_runtime::create_private_dir(keys)?;
+            std::fs::write(&path, &id)?;
+            id
+        }
+        Err(e) => return Err(e.into()),
     };
-    // Serialising these plain structs cannot fail.
-    let h = B64.encode(serde_json::to_vec(&header).unwrap_or_default());
-    let c = B64.encode(serde_json::to_vec(claims).unwrap_or_default());
-    let input = format!("{h}.{c}");
-    let s = B64.encode(key.sign(input.as_bytes()));
-    format!("{input}.{s}")
+    if id.len() != 32 || !id.bytes().all(|b| b.is_ascii_hexdigit()) {
+        anyhow::bail!(
+            "`{}` is not a deployment id (32 hex digits)",
+            path.display()
+        );
+    }
+    Ok(format!("urn:arbiter:{id}"))
 }
 
 fn jwks_json(ring: &Keyring) -> String {
@@ -387,5 +425,11 @@ fn load_keyring(
             (kid, key)
         }
     };
-    Ok(Keyring { active, published })
+    let encoding = jsonwebtoken::EncodingKey::from_ed_pem(active.1.to_pem().as_bytes())
+        .map_err(|e| anyhow::anyhow!("the signing key `{}` cannot sign JWTs: {e}", active.0))?;
+    Ok(Keyring {
+        active,
+        encoding,
+        published,
+    })
 }

@@ -1,11 +1,13 @@
 //! Caller tokens made with `arbiter token` are admin acts, so they go on record: the
 //! server compares the state database's tokens with the ones the audit log has
-//! recorded (table `audited_tokens`), records each difference as an admin record
-//! (`token-added`, `token-removed`, actor [`ACTOR`]) and lets a new token authenticate
-//! only once its record is written. A change made while the server was down is
-//! recorded when it starts. A removed token stops working at once, recorded or not.
+//! recorded (table `audited_tokens`), whole entries (id, kind, roles) and not only
+//! hashes, records each difference as an admin record (`token-added`,
+//! `token-changed`, `token-removed`, actor [`ACTOR`]) and lets a new or changed token
+//! authenticate only once its record is written. A change made while the server was
+//! down is recorded when it starts. A removed token stops working at once, recorded or
+//! not.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 
 use anyhow::Context as _;
 use arbiter_core::PrincipalKind;
@@ -36,13 +38,24 @@ pub async fn refresh(app: &App) -> anyhow::Result<usize> {
     if app.audit.is_none() {
         return Ok(app.auth.replace(current));
     }
-    let on_record: HashSet<String> = audited.iter().map(|t| t.sha256.clone()).collect();
+    let on_record: HashMap<&str, &TokenEntry> =
+        audited.iter().map(|t| (t.sha256.as_str(), t)).collect();
     let present: HashSet<String> = current.iter().map(|t| t.sha256.clone()).collect();
     let mut usable = Vec::with_capacity(current.len());
     let mut failed = None;
     for token in current {
-        if !on_record.contains(&token.sha256)
-            && let Err(e) = note(app, &token, true).await
+        let change = match on_record.get(token.sha256.as_str()) {
+            None => Some(Change::Added),
+            // Edited in place (say, roles added by hand): recorded like any change.
+            Some(old)
+                if (&old.id, &old.kind, &old.roles) != (&token.id, &token.kind, &token.roles) =>
+            {
+                Some(Change::Changed(old))
+            }
+            Some(_) => None,
+        };
+        if let Some(change) = change
+            && let Err(e) = note(app, &token, change).await
         {
             failed = Some(e);
             continue;
@@ -50,7 +63,7 @@ pub async fn refresh(app: &App) -> anyhow::Result<usize> {
         usable.push(token);
     }
     for token in audited.iter().filter(|t| !present.contains(&t.sha256)) {
-        if let Err(e) = note(app, token, false).await {
+        if let Err(e) = note(app, token, Change::Removed).await {
             failed = Some(e);
         }
     }
@@ -62,9 +75,18 @@ pub async fn refresh(app: &App) -> anyhow::Result<usize> {
     }
 }
 
-/// Records `token`'s addition or removal, then notes in the state database that it
-/// is on record.
-async fn note(app: &App, token: &TokenEntry, added: bool) -> anyhow::Result<()> {
+/// What happened to a stored token.
+#[derive(Debug, Clone, Copy)]
+enum Change<'a> {
+    Added,
+    /// Its entry differs from the one on record (shown).
+    Changed(&'a TokenEntry),
+    Removed,
+}
+
+/// Records `token`'s change, then notes in the state database that it is on record.
+async fn note(app: &App, token: &TokenEntry, change: Change<'_>) -> anyhow::Result<()> {
+    let added = !matches!(change, Change::Removed);
     let actor = Caller {
         id: ACTOR.into(),
         kind: PrincipalKind::Human,
@@ -72,30 +94,28 @@ async fn note(app: &App, token: &TokenEntry, added: bool) -> anyhow::Result<()> 
         authenticated: false,
         sets: crate::auth::SetAccess::Any,
     };
-    let what = if added {
-        "token-added"
-    } else {
-        "token-removed"
+    let what = match change {
+        Change::Added => "token-added",
+        Change::Changed(_) => "token-changed",
+        Change::Removed => "token-removed",
     };
-    let detail = json!({
+    let mut detail = json!({
         "token_for": token.id,
         "kind": token.kind,
         "roles": token.roles,
         "token_sha256_prefix": token.sha256.get(..HASH_PREFIX).unwrap_or(&token.sha256),
         "created_micros": token.created_micros,
     });
+    if let Change::Changed(old) = change {
+        detail["was"] = json!({ "token_for": old.id, "kind": old.kind, "roles": old.roles });
+    }
     app.record(crate::events::AuditEvent::Admin {
         actor: &actor.id,
         act: what,
         detail,
     })
     .await
-    .map_err(|e| {
-        anyhow::anyhow!(
-            "cannot record that a caller token was {}: {e}",
-            if added { "added" } else { "removed" }
-        )
-    })?;
+    .map_err(|e| anyhow::anyhow!("cannot record a caller token change ({what}): {e}"))?;
     let store = app.store.clone();
     let token = token.clone();
     tokio::task::spawn_blocking(move || store.set_token_audited(&token, added))

@@ -55,10 +55,14 @@ pub(super) fn credential_config(raw: RawCredentials) -> anyhow::Result<Credentia
     if default == 0 {
         anyhow::bail!("config [credentials] default_lifetime_secs must be at least 1");
     }
-    let issuer = raw.issuer.unwrap_or(d.issuer);
-    if issuer.is_empty() {
-        anyhow::bail!("config [credentials] issuer must not be empty");
-    }
+    // Absent: this deployment's own issuer (see `arbiter_service::credentials`).
+    let issuer = match raw.issuer {
+        Some(i) if i.trim().is_empty() => {
+            anyhow::bail!("config [credentials] issuer must not be empty")
+        }
+        Some(i) => i,
+        None => d.issuer,
+    };
     Ok(CredentialConfig {
         issuer,
         max_lifetime: Duration::from_secs(max),
