@@ -13,6 +13,7 @@ use crate::proto as pb;
 use arbiter_service::app::App;
 use arbiter_service::auth::{Caller, Role};
 use arbiter_service::events::AuditEvent;
+use arbiter_service::events::{AdminAct, SetAct};
 use arbiter_service::loader::Source;
 use arbiter_service::sets::SetError;
 use arbiter_service::sets::{Named, Version};
@@ -42,25 +43,24 @@ impl AdminService {
     async fn act(
         &self,
         caller: &Caller,
-        act: &str,
+        act: SetAct,
         name: &str,
-        detail: serde_json::Value,
         change: impl FnOnce() -> Result<(), SetError>,
     ) -> Result<Response<pb::SetStatus>, Status> {
-        let record = serde_json::json!({ "set": name, "detail": detail });
-        let known = act == "load" || self.app.sets().get_named(name).is_some();
+        let known = matches!(act, SetAct::Load { .. }) || self.app.sets().get_named(name).is_some();
         if !known {
             return Err(ApiError::UnknownSet(name.to_string()).into_status());
         }
+        let act_name = act.name();
         self.app
-            .change_sets(caller, act, record, change)
+            .change_sets(caller, act, name, change)
             .await
             .or_status()?
             .map_err(|e| ApiError::FailedPrecondition(e.to_string()))
             .or_status()?;
         if let Some(named) = self.app.sets().get_named(name) {
             let id = named.enforced.set.identity();
-            tracing::info!(set = name, act, version = %id.version, digest = %id.digest, by = %caller.id, "policy set changed");
+            tracing::info!(set = name, act = act_name, version = %id.version, digest = %id.digest, by = %caller.id, "policy set changed");
         }
         Ok(Response::new(self.status(name).or_status()?))
     }
@@ -216,12 +216,11 @@ impl pb::policy_admin_server::PolicyAdmin for AdminService {
                 self.app
                     .record(AuditEvent::Admin {
                         actor: &caller.id,
-                        act: "load-refused",
-                        detail: serde_json::json!({
-                            "origin": origin,
-                            "bundle_sha256": upload_sha256,
-                            "refused": why,
-                        }),
+                        act: AdminAct::LoadRefused {
+                            origin: origin.clone(),
+                            bundle_sha256: upload_sha256.clone(),
+                            refused: why.clone(),
+                        },
                     })
                     .await
                     .or_status()?;
@@ -242,16 +241,18 @@ impl pb::policy_admin_server::PolicyAdmin for AdminService {
             }
         };
         let id = v.set.identity().clone();
-        let detail = serde_json::json!({
-            "version": id.version, "digest": id.digest, "origin": origin,
-            "bundle_sha256": upload_sha256,
-            "signer": v.signer, "enforce": enforce, "shadow": shadow,
-        });
+        let act = SetAct::Load {
+            version: id.version.clone(),
+            digest: id.digest.clone(),
+            origin,
+            bundle_sha256: upload_sha256,
+            signer: v.signer.clone(),
+            enforce,
+            shadow,
+        };
         let sets = self.app.sets().clone();
-        self.act(&caller, "load", &name, detail, move || {
-            sets.add(v, enforce, shadow)
-        })
-        .await
+        self.act(&caller, act, &name, move || sets.add(v, enforce, shadow))
+            .await
     }
 
     async fn activate_set(
@@ -264,8 +265,10 @@ impl pb::policy_admin_server::PolicyAdmin for AdminService {
             required("name", name).or_status()?,
             required("version", version).or_status()?,
         );
-        let detail = serde_json::json!({ "version": version });
-        self.act(&caller, "activate", &name, detail, || {
+        let act = SetAct::Activate {
+            version: version.clone(),
+        };
+        self.act(&caller, act, &name, || {
             self.app.sets().activate(&name, &version)
         })
         .await
@@ -283,16 +286,17 @@ impl pb::policy_admin_server::PolicyAdmin for AdminService {
         } = request.into_inner();
         let name = required("name", name).or_status()?;
         if demote {
-            let detail = serde_json::json!({});
             return self
-                .act(&caller, "demote", &name, detail, || {
+                .act(&caller, SetAct::Demote, &name, || {
                     self.app.sets().demote(&name)
                 })
                 .await;
         }
         let version = required("version", version).or_status()?;
-        let detail = serde_json::json!({ "version": version });
-        self.act(&caller, "shadow", &name, detail, || {
+        let act = SetAct::Shadow {
+            version: version.clone(),
+        };
+        self.act(&caller, act, &name, || {
             self.app.sets().shadow(&name, &version)
         })
         .await
@@ -304,13 +308,9 @@ impl pb::policy_admin_server::PolicyAdmin for AdminService {
     ) -> Result<Response<pb::SetStatus>, Status> {
         let caller = self.app.auth().caller_of(&request, ADMIN)?;
         let name = required("name", request.into_inner().name).or_status()?;
-        self.act(
-            &caller,
-            "clear-shadow",
-            &name,
-            serde_json::json!({}),
-            || self.app.sets().clear_shadow(&name),
-        )
+        self.act(&caller, SetAct::ClearShadow, &name, || {
+            self.app.sets().clear_shadow(&name)
+        })
         .await
     }
 
@@ -322,8 +322,10 @@ impl pb::policy_admin_server::PolicyAdmin for AdminService {
         let pb::RollbackSetRequest { name, version } = request.into_inner();
         let name = required("name", name).or_status()?;
         let version = Some(version).filter(|v| !v.is_empty());
-        let detail = serde_json::json!({ "version": version });
-        self.act(&caller, "rollback", &name, detail, || {
+        let act = SetAct::Rollback {
+            version: version.clone(),
+        };
+        self.act(&caller, act, &name, || {
             self.app.sets().rollback(&name, version.as_deref())
         })
         .await
@@ -339,8 +341,10 @@ impl pb::policy_admin_server::PolicyAdmin for AdminService {
             required("name", name).or_status()?,
             required("plugin", plugin).or_status()?,
         );
-        let detail = serde_json::json!({ "plugin": plugin });
-        self.act(&caller, "release-plugin", &name, detail, || {
+        let act = SetAct::ReleasePlugin {
+            plugin: plugin.clone(),
+        };
+        self.act(&caller, act, &name, || {
             let set = self
                 .app
                 .sets()

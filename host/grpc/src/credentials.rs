@@ -171,8 +171,10 @@ impl pb::credentials_server::Credentials for CredentialsService {
         self.app
             .record(AuditEvent::Admin {
                 actor: &caller.id,
-                act: "rotate-signing-key",
-                detail: serde_json::json!({ "active_kid": active_kid, "retired_kid": retired_kid }),
+                act: arbiter_service::events::AdminAct::RotateSigningKey {
+                    active_kid: active_kid.clone(),
+                    retired_kid: retired_kid.clone(),
+                },
             })
             .await
             .or_status()?;

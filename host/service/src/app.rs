@@ -246,8 +246,8 @@ impl App {
                     CredentialEvent::Revoked { ids, .. } | CredentialEvent::TaskComplete { ids, .. },
                 ..
             } => self.metrics.credentials_revoked(ids.len()),
-            AuditEvent::Admin { actor, act, detail } => {
-                tracing::info!(caller = %actor, act, %detail, "admin act");
+            AuditEvent::Admin { actor, act } => {
+                tracing::info!(caller = %actor, act = %act.name(), detail = %act.body(), "admin act");
             }
             AuditEvent::VoteRefused { .. } | AuditEvent::RedemptionRefused { .. } => {}
         }
@@ -258,51 +258,44 @@ impl App {
         .await
     }
 
-    /// Applies a set change and records it as an admin act (or its refusal); a change
-    /// whose record cannot be written is undone and the call fails closed.
+    /// Applies a set change to set `set` and records it as an admin act (or its
+    /// refusal); a change whose record cannot be written is undone and the call fails
+    /// closed.
     pub async fn change_sets(
         &self,
         caller: &Caller,
-        act: &str,
-        record: serde_json::Value,
+        act: crate::events::SetAct,
+        set: &str,
         change: impl FnOnce() -> Result<(), crate::sets::SetError>,
     ) -> Result<Result<(), crate::sets::SetError>, ServiceError> {
         let _one_change_at_a_time = self.set_changes.lock().await;
         let before = self.sets.snapshot();
         let result = change();
-        let mut record = record;
         // A load past the version limit unloads old versions: that is part of the act.
         let after = self.sets.snapshot().loaded();
-        let unloaded: Vec<serde_json::Value> = before
+        let unloaded = before
             .loaded()
             .into_iter()
             .filter(|v| !after.contains(v))
-            .map(|(set, version, digest)| {
-                serde_json::json!({ "set": set, "version": version, "digest": digest })
-            })
             .collect();
-        if !unloaded.is_empty() {
-            record["unloaded"] = unloaded.into();
-        }
-        let act = match &result {
-            Ok(()) => act.to_string(),
-            Err(why) => {
-                record["refused"] = why.to_string().into();
-                format!("{act}-refused")
-            }
+        let name = act.name();
+        let act = crate::events::AdminAct::Set {
+            act,
+            set: set.to_string(),
+            unloaded,
+            refused: result.as_ref().err().map(ToString::to_string),
         };
         let recorded = self
             .record(AuditEvent::Admin {
                 actor: &caller.id,
-                act: &act,
-                detail: record,
+                act,
             })
             .await;
         if let Err(e) = recorded {
             if result.is_ok() {
                 self.sets.restore(before);
                 tracing::error!(
-                    act,
+                    act = name,
                     "a policy-set change could not be recorded and was undone"
                 );
             }

@@ -56,13 +56,12 @@ pub async fn purge_old(
     }
     app.record(crate::events::AuditEvent::Admin {
         actor: EXPIRY_ACTOR,
-        act: "state-purged",
-        detail: serde_json::json!({
-            "approvals": approvals,
-            "approvals_closed_before_micros": approvals_before,
-            "credentials": credentials,
-            "credentials_expired_before": credentials_before,
-        }),
+        act: crate::events::AdminAct::StatePurged {
+            approvals,
+            approvals_closed_before_micros: approvals_before,
+            credentials,
+            credentials_expired_before: credentials_before,
+        },
     })
     .await?;
     let store = app.store.clone();

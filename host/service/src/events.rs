@@ -11,7 +11,10 @@ use arbiter_store::Approval;
 use serde_json::{Value, json};
 
 use crate::records;
+
+mod admin;
 use crate::redaction::Redaction;
+pub use admin::{AdminAct, SetAct, TokenChange};
 
 /// A step in an approval's life that changed it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -116,15 +119,12 @@ pub enum AuditEvent<'a> {
         /// What happened.
         event: CredentialEvent,
     },
-    /// An administrative act (set changes, key rotation, token changes, purges): `act`
-    /// names it, `detail` is its own record of what changed.
+    /// An administrative act (set changes, key rotation, token changes, purges).
     Admin {
         /// Who did it.
         actor: &'a str,
-        /// The act, e.g. `load`, `activate-refused`, `rotate-signing-key`.
-        act: &'a str,
-        /// What it changed; `detail["set"]`, when present, names the policy set.
-        detail: Value,
+        /// What it was and what it changed.
+        act: AdminAct,
     },
 }
 
@@ -240,10 +240,9 @@ impl AuditEvent<'_> {
                 };
                 records::event(Kind::Credential, actor, outcome, decision_id, body, now)
             }
-            Self::Admin { actor, act, detail } => {
-                let set = detail["set"].as_str().map(str::to_string);
-                let mut r = records::event(Kind::Admin, actor, act, None, detail.clone(), now);
-                r.policy_set = set;
+            Self::Admin { actor, act } => {
+                let mut r = records::event(Kind::Admin, actor, &act.name(), None, act.body(), now);
+                r.policy_set = act.set().map(str::to_string);
                 r
             }
         }

@@ -10,20 +10,13 @@
 use std::collections::{HashMap, HashSet};
 
 use anyhow::Context as _;
-use arbiter_core::PrincipalKind;
 use arbiter_store::TokenEntry;
-use serde_json::json;
 
 use crate::app::App;
-use crate::auth::Caller;
 
 /// Who the records name as the actor: whoever ran `arbiter token` with write access to
 /// the data directory, which the server cannot tell apart.
 pub const ACTOR: &str = "local:arbiter-token";
-
-/// How much of a token's SHA-256 a record shows: enough to tell tokens apart, too
-/// little to look one up by.
-const HASH_PREFIX: usize = 12;
 
 /// Re-reads the stored tokens, records what changed, and hands the authenticator the
 /// tokens that are on record. Returns how many stored tokens authenticate.
@@ -86,36 +79,24 @@ enum Change<'a> {
 
 /// Records `token`'s change, then notes in the state database that it is on record.
 async fn note(app: &App, token: &TokenEntry, change: Change<'_>) -> anyhow::Result<()> {
+    use crate::events::{AdminAct, TokenChange};
     let added = !matches!(change, Change::Removed);
-    let actor = Caller {
-        id: ACTOR.into(),
-        kind: PrincipalKind::Human,
-        roles: Vec::new(),
-        authenticated: false,
-        sets: crate::auth::SetAccess::Any,
+    let act = AdminAct::Token {
+        change: match change {
+            Change::Added => TokenChange::Added,
+            Change::Changed(_) => TokenChange::Changed,
+            Change::Removed => TokenChange::Removed,
+        },
+        entry: token.clone(),
+        was: match change {
+            Change::Changed(old) => Some(old.clone()),
+            _ => None,
+        },
     };
-    let what = match change {
-        Change::Added => "token-added",
-        Change::Changed(_) => "token-changed",
-        Change::Removed => "token-removed",
-    };
-    let mut detail = json!({
-        "token_for": token.id,
-        "kind": token.kind,
-        "roles": token.roles,
-        "token_sha256_prefix": token.sha256.get(..HASH_PREFIX).unwrap_or(&token.sha256),
-        "created_micros": token.created_micros,
-    });
-    if let Change::Changed(old) = change {
-        detail["was"] = json!({ "token_for": old.id, "kind": old.kind, "roles": old.roles });
-    }
-    app.record(crate::events::AuditEvent::Admin {
-        actor: &actor.id,
-        act: what,
-        detail,
-    })
-    .await
-    .map_err(|e| anyhow::anyhow!("cannot record a caller token change ({what}): {e}"))?;
+    let what = act.name();
+    app.record(crate::events::AuditEvent::Admin { actor: ACTOR, act })
+        .await
+        .map_err(|e| anyhow::anyhow!("cannot record a caller token change ({what}): {e}"))?;
     let store = app.store.clone();
     let token = token.clone();
     tokio::task::spawn_blocking(move || store.set_token_audited(&token, added))

@@ -87,8 +87,11 @@ async fn load(app: &App, actor: &Caller, path: &Path) {
             let _ = app
                 .record(crate::events::AuditEvent::Admin {
                     actor: &actor.id,
-                    act: "load-refused",
-                    detail: serde_json::json!({ "origin": origin, "refused": why }),
+                    act: crate::events::AdminAct::LoadRefused {
+                        origin: origin.clone(),
+                        bundle_sha256: None,
+                        refused: why.clone(),
+                    },
                 })
                 .await;
         }
@@ -105,13 +108,18 @@ async fn load(app: &App, actor: &Caller, path: &Path) {
                 tracing::debug!(bundle = %origin, "watched bundle already loaded");
                 return;
             }
-            let detail = serde_json::json!({
-                "set": id.name, "version": id.version, "digest": id.digest,
-                "origin": origin, "enforce": !shadow, "shadow": shadow,
-            });
+            let act = crate::events::SetAct::Load {
+                version: id.version.clone(),
+                digest: id.digest.clone(),
+                origin: origin.clone(),
+                bundle_sha256: None,
+                signer: v.signer.clone(),
+                enforce: !shadow,
+                shadow,
+            };
             let sets = app.sets.clone();
             match app
-                .change_sets(actor, "load", detail, move || sets.add(v, !shadow, shadow))
+                .change_sets(actor, act, &id.name, move || sets.add(v, !shadow, shadow))
                 .await
             {
                 Ok(Ok(())) => {
