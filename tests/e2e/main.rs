@@ -9,6 +9,7 @@
 mod approvals;
 mod audit;
 mod authorize;
+mod authzen;
 mod bundles;
 mod cli;
 mod crash;

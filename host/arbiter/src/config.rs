@@ -79,6 +79,8 @@ pub struct RawConfig {
     pub tls: Option<RawTls>,
     /// `[connections]`.
     pub connections: Option<tls::RawConnections>,
+    /// `[http]`: the AuthZEN door.
+    pub http: Option<arbiter_http::settings::RawHttp>,
 }
 
 /// `[audit]`.
@@ -188,6 +190,10 @@ pub struct ServeArgs {
     /// Prometheus metrics endpoint (`IP:port`, or `off`) [default: 127.0.0.1:9464].
     #[arg(long, env = "ARBITER_METRICS_LISTEN")]
     pub metrics_listen: Option<String>,
+    /// AuthZEN over HTTP (`IP:port`, or `off`) [default: off; 127.0.0.1:8181 when
+    /// `arbiter serve` runs with no arguments at all].
+    #[arg(long, env = "ARBITER_HTTP_LISTEN")]
+    pub http_listen: Option<String>,
     /// Turn the audit log off (`--no-audit`): decisions are then not recorded.
     #[arg(long, env = "ARBITER_NO_AUDIT")]
     pub no_audit: bool,
@@ -241,6 +247,8 @@ pub struct Config {
     pub tls: Option<TlsSettings>,
     /// What one client may hold of the gRPC listener.
     pub connections: ConnectionLimits,
+    /// The AuthZEN door; `None` is off.
+    pub http: Option<arbiter_http::settings::HttpSettings>,
     /// How long approvals stay open.
     pub approval_ttl: Duration,
     /// How long closed approvals and expired credentials stay in the state database
@@ -301,7 +309,7 @@ impl Config {
                 let raw: RawConfig = toml::from_str(&text).map_err(|e| {
                     let line = e.span().map_or(0, |s| text[..s.start].matches('\n').count() + 1);
                     anyhow::anyhow!(
-                        "{}:{line}: {}\nhint: valid keys are version, listen, data_dir, policy_sets, default_set, log_format, capacity, wasm_stack_kib, metrics_listen, trusted_keys, watch_dir, [limits], [auth], [approvals], [credentials], [audit], [state], [tls], [connections]",
+                        "{}:{line}: {}\nhint: valid keys are version, listen, data_dir, policy_sets, default_set, log_format, capacity, wasm_stack_kib, metrics_listen, trusted_keys, watch_dir, [limits], [auth], [approvals], [credentials], [audit], [state], [tls], [connections], [http]",
                         path.display(),
                         e.message()
                     )
@@ -367,6 +375,22 @@ impl Config {
         let groups = auth::groups(&auth.groups).map_err(anyhow::Error::msg)?;
         let tls = tls::tls_settings(raw.tls, &args.tls, base.as_deref())?;
         tls::check_plaintext("gRPC", listen, tls.is_some(), args.tls.insecure_plaintext)?;
+        let http = arbiter_http::settings::resolve(
+            raw.http,
+            args.http_listen.as_deref(),
+            tls.as_ref().is_some_and(|t| t.grpc.client_ca.is_some()),
+        )?;
+        if let Some(h) = &http {
+            tls::check_plaintext("HTTP", h.listen, tls.is_some(), args.tls.insecure_plaintext)?;
+        }
+        let asks_for_certificates = tls
+            .as_ref()
+            .is_some_and(|t| t.grpc.client_auth != arbiter_tls::ClientAuth::None);
+        if !peers.is_empty() && !asks_for_certificates {
+            anyhow::bail!(
+                "config [[auth.peers]] maps client certificates, but no listener asks for them: give `--tls-client-ca FILE` ([tls] client_ca) too"
+            );
+        }
         let mut tokens = HashMap::new();
         for t in &auth.tokens {
             let mut caller = auth::caller_of(&t.sha256, &t.id, &t.kind, &t.roles)
@@ -408,7 +432,7 @@ impl Config {
             None => Some(Duration::from_secs(DEFAULT_KEEP_DAYS * 86_400)),
         };
         let credentials = credential_config(raw.credentials.unwrap_or_default())?;
-        let metrics_listen = crate::metrics_http::parse_listen(
+        let metrics_listen = arbiter_http::metrics::parse_listen(
             args.metrics_listen
                 .as_deref()
                 .or(raw.metrics_listen.as_deref())
@@ -431,6 +455,7 @@ impl Config {
             peers,
             groups,
             connections: tls::connection_limits(raw.connections)?,
+            http,
             tls,
             trusted_keys,
             scoped_keys,

@@ -5,7 +5,6 @@
 
 pub mod cli;
 pub mod config;
-pub mod metrics_http;
 pub mod server;
 mod upkeep;
 

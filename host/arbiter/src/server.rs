@@ -35,6 +35,8 @@ pub struct Running {
     pub local_addr: SocketAddr,
     /// Where Prometheus metrics are served, when they are.
     pub metrics_addr: Option<SocketAddr>,
+    /// Where AuthZEN is served over HTTP, when it is.
+    pub http_addr: Option<SocketAddr>,
     /// The loaded sets.
     pub sets: Arc<Sets>,
     /// Everything the services share.
@@ -104,6 +106,13 @@ pub async fn start_with_clock(
         .build_v1alpha()
         .context("cannot build the reflection service")?;
     let decider = arbiter_service::pipeline::Decider::new(app.clone(), config.capacity as usize);
+    let (http_addr, http_task) = match &config.http {
+        Some(h) => {
+            let (a, t) = crate::upkeep::start_http(h, config, decider.clone()).await?;
+            (Some(a), Some(t))
+        }
+        None => (None, None),
+    };
     let authorizer = proto::authorizer_server::AuthorizerServer::new(Authorizer::new(decider))
         .max_decoding_message_size(MAX_TRANSPORT_BYTES)
         .max_encoding_message_size(MAX_TRANSPORT_BYTES);
@@ -178,6 +187,9 @@ pub async fn start_with_clock(
         if let Some(w) = &watcher {
             w.abort();
         }
+        if let Some(t) = &http_task {
+            t.abort();
+        }
         if let Some(t) = &metrics_task {
             t.abort();
         }
@@ -221,6 +233,7 @@ pub async fn start_with_clock(
     Ok(Running {
         local_addr,
         metrics_addr,
+        http_addr,
         sets,
         app,
         stop,
@@ -440,29 +453,4 @@ fn open_audit(
     };
     AuditLog::open(audit, Some(Arc::new(AuditObserver { metrics, copy })))
         .context("cannot open the audit log")
-}
-
-/// Resolves when the process receives SIGINT or SIGTERM.
-pub async fn shutdown_signal() {
-    let ctrl_c = tokio::signal::ctrl_c();
-    #[cfg(unix)]
-    {
-        let mut term =
-            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-                Ok(s) => s,
-                Err(e) => {
-                    tracing::warn!(error = %e, "cannot listen for SIGTERM; stop with SIGINT");
-                    let _ = ctrl_c.await;
-                    return;
-                }
-            };
-        tokio::select! {
-            _ = ctrl_c => {},
-            _ = term.recv() => {},
-        }
-    }
-    #[cfg(not(unix))]
-    {
-        let _ = ctrl_c.await;
-    }
 }

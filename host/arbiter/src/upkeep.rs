@@ -1,4 +1,4 @@
-//! The metrics endpoint, beside the gRPC listener.
+//! The HTTP listeners beside the gRPC one: AuthZEN and the metrics endpoint.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -47,6 +47,58 @@ pub(crate) async fn start_metrics(
     let metrics = app.metrics().clone();
     Ok((
         local,
-        tokio::spawn(crate::metrics_http::serve(listener, tls, metrics, refresh)),
+        tokio::spawn(arbiter_http::metrics::serve(
+            listener, tls, metrics, refresh,
+        )),
     ))
+}
+
+/// Serves AuthZEN over HTTP (TLS with the server's certificate when configured).
+pub(crate) async fn start_http(
+    h: &arbiter_http::settings::HttpSettings,
+    config: &Config,
+    decider: arbiter_service::pipeline::Decider,
+) -> anyhow::Result<(SocketAddr, JoinHandle<()>)> {
+    let metrics = decider.app().metrics().clone();
+    let tls = match &config.tls {
+        Some(t) => {
+            let files = arbiter_tls::ServerFiles {
+                client_auth: h.client_auth,
+                ..t.grpc.clone()
+            };
+            Some(
+                arbiter_grpc::listen::acceptor(
+                    "http",
+                    files,
+                    arbiter_grpc::listen::HTTP1_ALPN,
+                    metrics,
+                )
+                .context("cannot set up TLS for the HTTP listener")?,
+            )
+        }
+        None => None,
+    };
+    let listener = TcpListener::bind(h.listen).await.with_context(|| {
+        format!(
+            "cannot serve HTTP on {} (set --http-listen, or `off`)",
+            h.listen
+        )
+    })?;
+    let local = listener.local_addr()?;
+    let door = Arc::new(arbiter_http::Door::new(
+        decider,
+        h.default_privilege,
+        tls.is_some(),
+    ));
+    let (acceptor, reloader) = match tls {
+        Some((a, r)) => (Some(a), Some(r)),
+        None => (None, None),
+    };
+    let task = tokio::spawn(async move {
+        // The reloader stops with this task.
+        let _reloader = arbiter_http::AbortOnDrop(reloader);
+        arbiter_http::serve(listener, acceptor, door).await;
+    });
+    tracing::info!(authzen = %format!("{}://{local}/access/v1/evaluation", if config.tls.is_some() { "https" } else { "http" }), "serving AuthZEN");
+    Ok((local, task))
 }

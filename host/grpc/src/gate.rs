@@ -8,8 +8,10 @@
 //!   services check their mixed roles in their handlers, after the gate made sure the
 //!   caller is someone (the public key set excepted).
 //! - **Bytes in flight** are bounded: every request body counts against one budget
-//!   for the whole server while it is read and until its answer is sent; a body that
-//!   would exceed it is refused with `RESOURCE_EXHAUSTED` instead of being buffered.
+//!   for the whole server while it is read and until the handler has answered (the
+//!   response headers are back); a body that would exceed it is refused with
+//!   `RESOURCE_EXHAUSTED` instead of being buffered. The budget is never smaller than
+//!   the largest message one call may send, so every valid call can get through.
 //! - **Undecodable bodies** (random bytes, truncated protobuf, invalid UTF-8) are
 //!   answered `INVALID_ARGUMENT` without the decoder's own text, as the API promises.
 
@@ -35,7 +37,7 @@ fn needs(path: &str) -> Option<&'static [Role]> {
         .unwrap_or_default();
     match service {
         "arbiter.v1.PolicyAdmin" => Some(ADMIN),
-        "arbiter.v1.Authorizer" | "envoy.service.auth.v3.Authorization" => Some(ENFORCER),
+        "arbiter.v1.Authorizer" => Some(ENFORCER),
         // Public keys are public: resource servers fetch them without a token.
         _ if path == "/arbiter.v1.Credentials/GetJwks" => None,
         s if s.starts_with("arbiter.v1.") => Some(ANYONE),
@@ -43,6 +45,10 @@ fn needs(path: &str) -> Option<&'static [Role]> {
         _ => None,
     }
 }
+
+/// The smallest budget: an admin upload (64 MiB) and a decision request (16 MiB)
+/// must each fit, or they could never be served.
+pub const MIN_BUDGET_MIB: usize = 80;
 
 /// The byte budget shared by every request of one server.
 #[derive(Debug)]
@@ -63,7 +69,9 @@ impl Budget {
     /// The default budget in MiB: an eighth of the memory this process may use,
     /// between 64 and 1,024.
     pub fn default_mib() -> usize {
-        (memory_bytes() >> 20).saturating_div(8).clamp(64, 1024)
+        (memory_bytes() >> 20)
+            .saturating_div(8)
+            .clamp(MIN_BUDGET_MIB, 1024)
     }
 
     /// Bytes held now.
@@ -194,7 +202,7 @@ where
             );
             let peer = crate::peer_of_parts(request.extensions());
             let checked = if roles.is_empty() {
-                self.auth.identify(presented, &peer).map(|_| ())
+                self.auth.known(presented, &peer).map(|_| ())
             } else {
                 self.auth.authorize(presented, &peer, roles).map(|_| ())
             };

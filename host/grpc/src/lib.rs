@@ -141,10 +141,12 @@ fn peer_from(
             Some(c) => arbiter_service::auth::PeerCertificate {
                 spiffe_id: c.spiffe_id,
                 subject: c.subject,
+                not_after: c.not_after,
             },
             None => arbiter_service::auth::PeerCertificate {
                 spiffe_id: None,
                 subject: "(unreadable certificate)".into(),
+                not_after: i64::MAX,
             },
         });
     arbiter_service::auth::Peer {

@@ -42,6 +42,7 @@ impl PeerLimit {
     }
 
     fn enter(self: &Arc<Self>, ip: IpAddr) -> Option<Option<Slot>> {
+        let ip = ip.to_canonical();
         if self.exempt_loopback && ip.is_loopback() {
             return Some(None);
         }

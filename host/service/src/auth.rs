@@ -18,7 +18,9 @@ use sha2::{Digest as _, Sha256};
 
 use crate::ServiceError;
 
+mod access;
 mod peers;
+pub use access::SetAccess;
 pub use peers::{GroupConfig, Peer, PeerCertificate, PeerConfig, PeerMap, PeerRule, groups};
 
 /// What a caller presented to prove who it is, as a front door extracted it from its
@@ -107,50 +109,6 @@ pub struct Caller {
     pub authenticated: bool,
     /// Which policy sets it may name in a request.
     pub sets: SetAccess,
-}
-
-/// Which policy sets a caller may name in a request (a request naming none is
-/// decided by the default set, which every caller may use).
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
-pub enum SetAccess {
-    /// The default set only.
-    #[default]
-    Default,
-    /// Any loaded set (the zero-config tour; in-process callers).
-    Any,
-    /// The default set and these (`pci-*` matches by prefix).
-    Only(Vec<String>),
-}
-
-impl SetAccess {
-    /// From a config entry's `sets` (absent: the default set only).
-    pub fn from_config(sets: Option<Vec<String>>) -> Self {
-        match sets {
-            None => Self::Default,
-            Some(s) if s.iter().any(|n| n == "*") => Self::Any,
-            Some(s) => Self::Only(s),
-        }
-    }
-
-    /// Whether a caller with this access may name `set`, the default being `default`.
-    pub fn allows(&self, set: &str, default: &str) -> bool {
-        set == default
-            || match self {
-                Self::Default => false,
-                Self::Any => true,
-                Self::Only(names) => names.iter().any(|n| match n.strip_suffix('*') {
-                    Some(prefix) => set.starts_with(prefix),
-                    None => n == set,
-                }),
-            }
-    }
-}
-
-impl Caller {
-    /// Whether the caller holds any of `roles`.
-    pub fn has_any(&self, roles: &[Role]) -> bool {
-        self.roles.iter().any(|r| roles.contains(r))
-    }
 }
 
 /// A token entry as written in the config file.
@@ -293,15 +251,28 @@ impl Authenticator {
             m.values()
                 .any(|c| crate::approvals::identity_key(&c.id) == key && c.roles.contains(&role))
         };
+        // The identity as a certificate could prove it: a SPIFFE ID (whatever case it
+        // was written in) or a subject.
         let by_peer = || {
-            id.starts_with("spiffe://")
-                && self
-                    .peers
-                    .caller(&PeerCertificate {
-                        spiffe_id: Some(id.to_string()),
+            let mut forms = vec![PeerCertificate {
+                spiffe_id: None,
+                subject: id.to_string(),
+                not_after: i64::MAX,
+            }];
+            for spiffe in [id.to_string(), key.clone()] {
+                if spiffe.to_ascii_lowercase().starts_with("spiffe://") {
+                    forms.push(PeerCertificate {
+                        spiffe_id: Some(spiffe),
                         subject: String::new(),
-                    })
+                        not_after: i64::MAX,
+                    });
+                }
+            }
+            forms.iter().any(|cert| {
+                self.peers
+                    .caller(cert)
                     .is_some_and(|c| c.roles.contains(&role))
+            })
         };
         by_token(&self.configured) || by_token(&self.stored.load()) || by_peer()
     }
@@ -376,6 +347,21 @@ impl Authenticator {
         peer: &Peer,
         roles: &[Role],
     ) -> Result<Caller, ServiceError> {
+        self.checked(credential, peer, Some(roles))
+    }
+
+    /// The caller of a request, whoever it is, as long as it is someone (refusals
+    /// logged and counted like [`Authenticator::authorize`]'s).
+    pub fn known(&self, credential: Presented<'_>, peer: &Peer) -> Result<Caller, ServiceError> {
+        self.checked(credential, peer, None)
+    }
+
+    fn checked(
+        &self,
+        credential: Presented<'_>,
+        peer: &Peer,
+        roles: Option<&[Role]>,
+    ) -> Result<Caller, ServiceError> {
         let refused = |e: ServiceError, reason: &'static str| {
             // Every refusal is seen: in the log (who, from where, why) and counted.
             tracing::warn!(door = peer.door, peer = ?peer.addr, reason, error = %e, "caller refused");
@@ -395,7 +381,9 @@ impl Authenticator {
             }
             Err(e) => return Err(refused(e, "refused")),
         };
-        if !caller.has_any(roles) {
+        if let Some(roles) = roles
+            && !caller.has_any(roles)
+        {
             return Err(refused(
                 ServiceError::MissingRole {
                     caller: caller.authenticated.then(|| caller.id.clone()),
@@ -411,15 +399,24 @@ impl Authenticator {
     /// transport verified, the bearer token, or both (then they must name the same
     /// identity); with neither, the anonymous roles, for loopback peers only.
     pub fn identify(&self, credential: Presented<'_>, peer: &Peer) -> Result<Caller, ServiceError> {
-        let by_certificate =
-            match &peer.certificate {
-                None => None,
-                Some(cert) => Some(self.peers.caller(cert).ok_or_else(|| {
-                    ServiceError::UnmappedCertificate {
-                        id: bounded(cert.id()).to_string(),
-                    }
-                })?),
-            };
+        let by_certificate = match &peer.certificate {
+            None => None,
+            // The handshake checked the validity period; a connection outlives it.
+            Some(cert) if cert.not_after <= now_secs() => {
+                return Err(ServiceError::Unauthenticated(
+                    "the client certificate of this connection has expired: reconnect with a current one",
+                ));
+            }
+            Some(cert) => {
+                Some(
+                    self.peers
+                        .caller(cert)
+                        .ok_or_else(|| ServiceError::UnmappedCertificate {
+                            id: bounded(cert.id()).to_string(),
+                        })?,
+                )
+            }
+        };
         let token = match credential {
             Presented::Nothing => {
                 return match by_certificate {
@@ -455,6 +452,12 @@ impl Authenticator {
             _ => Ok(by_token),
         }
     }
+}
+
+fn now_secs() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
 }
 
 /// At most 128 bytes of an identity for an error message.

@@ -353,8 +353,21 @@ fn deployment_issuer(keys: &std::path::Path) -> anyhow::Result<String> {
             getrandom::fill(&mut bytes).map_err(|e| anyhow::anyhow!("no randomness: {e}"))?;
             let id = hex::encode(bytes);
             arbiter_runtime::create_private_dir(keys)?;
-            std::fs::write(&path, &id)?;
-            id
+            // Two servers starting at once on one data directory agree on the first.
+            match std::fs::OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .open(&path)
+            {
+                Ok(mut f) => {
+                    std::io::Write::write_all(&mut f, id.as_bytes())?;
+                    id
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+                    std::fs::read_to_string(&path)?.trim().to_string()
+                }
+                Err(e) => return Err(e.into()),
+            }
         }
         Err(e) => return Err(e.into()),
     };

@@ -109,9 +109,7 @@ impl Loader {
     /// otherwise remembers it (see [`crate::newest`]).
     pub fn admit(&self, v: &Version) -> Result<(), String> {
         let id = v.set.identity();
-        self.newest.check(&id.name, &id.version)?;
-        self.newest.record(&id.name, &id.version);
-        Ok(())
+        self.newest.admit(&id.name, &id.version)
     }
 
     /// Loads a version this server held before (restoring after a restart): it may

@@ -58,9 +58,27 @@ impl Newest {
         }
     }
 
+    /// [`Newest::check`] and [`Newest::record`] in one step, so that two loads at
+    /// once cannot both pass the check.
+    pub fn admit(&self, name: &str, version: &str) -> Result<(), String> {
+        let mut names = self.names.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(newest) = names.get(name)
+            && compare(version, newest) == Ordering::Less
+        {
+            drop(names);
+            return self.check(name, version);
+        }
+        self.record_locked(&mut names, name, version);
+        Ok(())
+    }
+
     /// Remembers `version` of `name` when it is the newest yet; saved at once.
     pub fn record(&self, name: &str, version: &str) {
         let mut names = self.names.lock().unwrap_or_else(|e| e.into_inner());
+        self.record_locked(&mut names, name, version);
+    }
+
+    fn record_locked(&self, names: &mut BTreeMap<String, String>, name: &str, version: &str) {
         let newer = names
             .get(name)
             .is_none_or(|n| compare(version, n) == Ordering::Greater);
@@ -69,7 +87,7 @@ impl Newest {
         }
         names.insert(name.to_string(), version.to_string());
         let Some(file) = &self.file else { return };
-        let saved = serde_json::to_vec_pretty(&*names)
+        let saved = serde_json::to_vec_pretty(&names)
             .map_err(|e| e.to_string())
             .and_then(|bytes| {
                 let tmp = file.with_extension("json.tmp");

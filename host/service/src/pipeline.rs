@@ -152,12 +152,8 @@ impl Decider {
     /// Routes, evaluates, records and applies the effects of one decoded request.
     pub async fn decide(&self, caller: &Caller, a: Authorize) -> Result<Answer, ServiceError> {
         let started = std::time::Instant::now();
-        let route = self
-            .app
-            .sets
-            .route(a.policy_set.as_deref())
-            .ok_or_else(|| ServiceError::UnknownSet(a.policy_set.clone().unwrap_or_default()))?;
-        let set = route.set;
+        // Before the set is looked up: which names exist is none of a caller's
+        // business unless it may use them.
         if let Some(named) = &a.policy_set
             && !caller.sets.allows(named, &self.app.sets.default_name())
         {
@@ -166,10 +162,16 @@ impl Decider {
                 caller.id
             )));
         }
+        let route = self
+            .app
+            .sets
+            .route(a.policy_set.as_deref())
+            .ok_or_else(|| ServiceError::UnknownSet(a.policy_set.clone().unwrap_or_default()))?;
+        let set = route.set;
         let holder = self.app.auth.holder_of(caller);
         if a.credential.is_some() && !caller.authenticated {
             return Err(ServiceError::PermissionDenied(
-                "credentials are issued only to authenticated enforcement points: send a bearer token with the enforcer role".into(),
+                "credentials are issued only to authenticated enforcement points: send a bearer token or a client certificate with the enforcer role".into(),
             ));
         }
         // An approval is checked before evaluation (digest, state, expiry) and

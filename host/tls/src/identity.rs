@@ -10,8 +10,13 @@ pub struct CertIdentity {
     /// The SPIFFE ID (`spiffe://trust-domain/path`), when the certificate has exactly
     /// one `spiffe://` URI SAN, as an X.509 SVID must.
     pub spiffe_id: Option<String>,
-    /// The subject distinguished name, e.g. `CN=gateway,O=Acme`.
+    /// The subject distinguished name, e.g. `O=Acme, CN=gateway`, with special
+    /// characters in values escaped as RFC 4514 says, so that no attribute value can
+    /// pass for several attributes.
     pub subject: String,
+    /// The end of its validity (unix seconds): a long-lived connection stops proving
+    /// the identity when its certificate has expired.
+    pub not_after: i64,
 }
 
 impl CertIdentity {
@@ -37,6 +42,68 @@ pub fn identity_of(cert: &CertificateDer<'_>) -> Option<CertIdentity> {
     Some(CertIdentity {
         // Two SPIFFE IDs in one certificate prove neither.
         spiffe_id: (spiffe.len() == 1).then(|| spiffe.remove(0)),
-        subject: x509.subject().to_string(),
+        subject: subject_of(x509.subject()),
+        not_after: x509.validity().not_after.timestamp(),
     })
+}
+
+/// The subject as `NAME=value` pairs (`+` within one RDN, `, ` between RDNs), values
+/// escaped per RFC 4514: `O="Acme, CN=batch"` reads `O=Acme\, CN=batch`, never as two
+/// attributes. A value that is not a string is written `#` and its hex bytes.
+fn subject_of(name: &x509_parser::x509::X509Name<'_>) -> String {
+    let registry = x509_parser::objects::oid_registry();
+    name.iter_rdn()
+        .map(|rdn| {
+            rdn.iter()
+                .map(|attr| {
+                    let key = x509_parser::objects::oid2abbrev(attr.attr_type(), registry)
+                        .map_or_else(|_| attr.attr_type().to_id_string(), str::to_string);
+                    let value = match attr.as_str() {
+                        Ok(v) => escape(v),
+                        Err(_) => format!("#{}", hex(attr.as_slice())),
+                    };
+                    format!("{key}={value}")
+                })
+                .collect::<Vec<_>>()
+                .join("+")
+        })
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// RFC 4514 section 2.4.
+fn escape(v: &str) -> String {
+    let mut out = String::with_capacity(v.len());
+    let last = v.chars().count().saturating_sub(1);
+    for (i, c) in v.chars().enumerate() {
+        let special = matches!(c, ',' | '+' | '"' | '\\' | '<' | '>' | ';')
+            || (i == 0 && matches!(c, '#' | ' '))
+            || (i == last && c == ' ');
+        if c == '\0' {
+            out.push_str("\\00");
+        } else {
+            if special {
+                out.push('\\');
+            }
+            out.push(c);
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn values_that_look_like_several_attributes_are_escaped() {
+        assert_eq!(escape("Acme, CN=batch"), "Acme\\, CN=batch");
+        assert_eq!(escape("#x"), "\\#x");
+        assert_eq!(escape("plain name"), "plain name");
+        assert_eq!(escape("a+b"), "a\\+b");
+    }
 }

@@ -32,6 +32,7 @@ use tokio_rustls::server::TlsStream;
 
 pub use identity::{CertIdentity, identity_of};
 pub use load::{TlsError, client_roots};
+pub use rustls_pki_types::CertificateDer;
 
 /// How long a client has to complete its handshake.
 pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);

@@ -4,11 +4,16 @@ use crate::config::{Config, LogFormat, ServeArgs};
 use crate::server;
 
 /// Runs the server until SIGINT or SIGTERM, then drains requests in flight.
-pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
+pub async fn run(mut args: ServeArgs) -> anyhow::Result<()> {
+    // `arbiter serve` alone is the tour: AuthZEN over HTTP too. With any argument,
+    // only when asked, so that servers started side by side never collide.
+    if std::env::args_os().len() == 2 && args.config.is_none() && args.http_listen.is_none() {
+        args.http_listen = Some(arbiter_http::settings::TOUR_LISTEN.into());
+    }
     let config = Config::load(&args)?;
     init_logging(config.log_format, "info");
     let running = server::start(&config).await?;
-    server::shutdown_signal().await;
+    arbiter_service::upkeep::shutdown_signal().await;
     tracing::info!("shutting down: finishing requests in flight");
     running.shutdown().await?;
     tracing::info!("stopped");

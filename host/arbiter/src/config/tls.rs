@@ -111,6 +111,11 @@ pub(super) fn tls_settings(
         }
         _ => anyhow::bail!("TLS needs both a certificate and its key: [tls] cert and key"),
     };
+    if client_auth == ClientAuth::None && client_ca.is_some() {
+        anyhow::bail!(
+            "TLS client_auth = \"none\" with a client CA: the CA would be ignored; use \"required\" or \"optional\", or drop client_ca"
+        );
+    }
     if client_auth != ClientAuth::None && client_ca.is_none() {
         anyhow::bail!(
             "TLS client_auth = \"{}\" needs a client CA: `--tls-client-ca FILE` ([tls] client_ca)",
@@ -198,9 +203,10 @@ pub(super) fn connection_limits(raw: Option<RawConnections>) -> anyhow::Result<C
         );
     }
     let mib = match raw.request_mib_in_flight {
-        Some(m @ 16..=65_536) => m,
+        Some(m) if (arbiter_grpc::gate::MIN_BUDGET_MIB..=65_536).contains(&m) => m,
         Some(m) => anyhow::bail!(
-            "config [connections] request_mib_in_flight = {m} is out of range: use 16 to 65536 (one request may be up to 16 MiB, an admin upload 64 MiB)"
+            "config [connections] request_mib_in_flight = {m} is out of range: use {} to 65536 (an admin upload may be 64 MiB and a decision request 16 MiB; each must fit)",
+            arbiter_grpc::gate::MIN_BUDGET_MIB
         ),
         None => arbiter_grpc::gate::Budget::default_mib(),
     };

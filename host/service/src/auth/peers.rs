@@ -46,9 +46,14 @@ impl Peer {
         }
     }
 
-    /// Whether the caller is on this machine: a loopback address, or in-process.
+    /// Whether the caller is on this machine: a loopback address (IPv4 loopback on a
+    /// dual-stack socket included), or in-process. A network caller whose address is
+    /// unknown is not on this machine.
     pub fn is_loopback(&self) -> bool {
-        self.addr.is_none_or(|a| a.ip().is_loopback())
+        match self.addr {
+            Some(a) => a.ip().to_canonical().is_loopback(),
+            None => self.door == "in-process",
+        }
     }
 }
 
@@ -57,8 +62,10 @@ impl Peer {
 pub struct PeerCertificate {
     /// Its SPIFFE ID, when it has exactly one.
     pub spiffe_id: Option<String>,
-    /// Its subject distinguished name.
+    /// Its subject distinguished name (RFC 4514 escaped).
     pub subject: String,
+    /// The end of its validity (unix seconds; `i64::MAX` when unknown).
+    pub not_after: i64,
 }
 
 impl PeerCertificate {
@@ -293,6 +300,7 @@ mod tests {
         PeerCertificate {
             spiffe_id: Some(id.into()),
             subject: "CN=x".into(),
+            not_after: i64::MAX,
         }
     }
 
@@ -334,6 +342,7 @@ mod tests {
         let plain = PeerCertificate {
             spiffe_id: None,
             subject: "CN=gateway,O=Acme".into(),
+            not_after: i64::MAX,
         };
         assert_eq!(
             map.caller(&plain).map(|c| c.id),

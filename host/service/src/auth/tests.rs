@@ -95,6 +95,7 @@ fn a_certificate_and_a_token_must_name_one_identity() {
         certificate: Some(PeerCertificate {
             spiffe_id: Some(id.into()),
             subject: "CN=x".into(),
+            not_after: i64::MAX,
         }),
     };
     let same = auth.authorize(
@@ -131,4 +132,38 @@ fn only_humans_approve_and_entries_are_validated() {
     assert!(caller_of("abc", "x", "human", &[]).is_err());
     let both = caller_of(&h, "x", "human", &["enforcer".into(), "approver".into()]);
     assert!(both.expect_err("refused").contains("both"));
+}
+
+#[test]
+fn an_expired_certificate_on_an_open_connection_proves_nothing_and_unknown_addresses_are_remote() {
+    let rule = PeerConfig {
+        trust_domain: Some("acme.org".into()),
+        kind: "service".into(),
+        roles: vec!["enforcer".into()],
+        ..PeerConfig::default()
+    };
+    let auth = Authenticator::new(HashMap::new(), vec![Role::Enforcer])
+        .with_peers(PeerMap::new(vec![rule.rule().expect("rule")]));
+    let expired = Peer {
+        door: "grpc",
+        addr: Some("127.0.0.1:40000".parse().expect("addr")),
+        certificate: Some(PeerCertificate {
+            spiffe_id: Some("spiffe://acme.org/gw".into()),
+            subject: String::new(),
+            not_after: 1,
+        }),
+    };
+    assert!(matches!(
+        auth.authorize(md(None), &expired, &[Role::Enforcer]),
+        Err(ServiceError::Unauthenticated(m)) if m.contains("expired")
+    ));
+    // A network caller whose address is unknown is not taken for a local one, and
+    // IPv4 loopback through a dual-stack socket is local.
+    let unknown = Peer::at(None);
+    assert!(
+        auth.authorize(md(None), &unknown, &[Role::Enforcer])
+            .is_err()
+    );
+    let mapped = Peer::at(Some("[::ffff:127.0.0.1]:40000".parse().expect("addr")));
+    assert!(auth.authorize(md(None), &mapped, &[Role::Enforcer]).is_ok());
 }

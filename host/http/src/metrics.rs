@@ -15,19 +15,11 @@ pub async fn serve(
     refresh: Arc<dyn Fn(&Metrics) + Send + Sync>,
 ) {
     // The reloader stops with this task.
-    struct AbortOnDrop(Option<tokio::task::JoinHandle<()>>);
-    impl Drop for AbortOnDrop {
-        fn drop(&mut self) {
-            if let Some(t) = &self.0 {
-                t.abort();
-            }
-        }
-    }
     let (acceptor, reloader) = match tls {
         Some((a, r)) => (Some(a), Some(r)),
         None => (None, None),
     };
-    let _reloader = AbortOnDrop(reloader);
+    let _reloader = crate::AbortOnDrop(reloader);
     use http_body_util::Full;
     use hyper::body::Bytes;
     use hyper::{Response, StatusCode};
