@@ -316,3 +316,54 @@ async fn callers_need_a_token_with_the_enforcer_role_where_tokens_are_required()
     .await;
     assert_eq!(status, 400, "an unknown set");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn bodies_announced_but_not_sent_hold_the_byte_budget_and_the_next_is_refused() {
+    let data = tempfile::tempdir().expect("tempdir");
+    let mut config = test_config(data.path());
+    config.connections.request_bytes_in_flight = 80 << 20;
+    config.http = Some(arbiter_http::settings::HttpSettings {
+        listen: "127.0.0.1:0".parse().expect("addr"),
+        default_privilege: arbiter_core::Privilege::Read,
+        client_auth: arbiter_tls::ClientAuth::None,
+    });
+    let server = TestServer::start_config(config, data).await;
+    let addr = server.running.http_addr.expect("http");
+    // Twenty callers announce 4 MiB bodies and send none: 80 MiB held.
+    let mut held = Vec::new();
+    for _ in 0..20 {
+        let mut s = tokio::net::TcpStream::connect(addr)
+            .await
+            .expect("connects");
+        let head = format!(
+            "POST /access/v1/evaluation HTTP/1.1\r\nHost: {addr}\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n",
+            arbiter_http::MAX_BODY_BYTES
+        );
+        s.write_all(head.as_bytes()).await.expect("writes");
+        held.push(s);
+    }
+    let valid = authzen(&vectors()[0].request);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    let status = loop {
+        let (status, _) = evaluate(addr, &valid, &[]).await;
+        if status == 429 || std::time::Instant::now() > deadline {
+            break status;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    };
+    assert_eq!(status, 429, "the budget is full");
+    // Once they go away, decisions are served again.
+    drop(held);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        let (status, body) = evaluate(addr, &valid, &[]).await;
+        if status == 200 {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "still {status}: {body}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+}

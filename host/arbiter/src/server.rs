@@ -106,9 +106,12 @@ pub async fn start_with_clock(
         .build_v1alpha()
         .context("cannot build the reflection service")?;
     let decider = arbiter_service::pipeline::Decider::new(app.clone(), config.capacity as usize);
+    // One byte budget for the bodies of every door.
+    let budget = arbiter_service::budget::Budget::new(config.connections.request_bytes_in_flight);
     let (http_addr, http_task) = match &config.http {
         Some(h) => {
-            let (a, t) = crate::upkeep::start_http(h, config, decider.clone()).await?;
+            let (a, t) =
+                crate::upkeep::start_http(h, config, decider.clone(), budget.clone()).await?;
             (Some(a), Some(t))
         }
         None => (None, None),
@@ -161,10 +164,7 @@ pub async fn start_with_clock(
     let (stop, stopped) = oneshot::channel::<()>();
     // Who is calling is settled from the headers before any body is read, and the
     // bodies in flight are bounded (see `arbiter_grpc::gate`).
-    let gate = arbiter_grpc::gate::GateLayer::new(
-        app.auth().clone(),
-        arbiter_grpc::gate::Budget::new(config.connections.request_bytes_in_flight),
-    );
+    let gate = arbiter_grpc::gate::GateLayer::new(app.auth().clone(), budget);
     let router = tonic::transport::Server::builder()
         .max_concurrent_streams(Some(config.connections.max_streams))
         .layer(gate)

@@ -58,6 +58,7 @@ pub(crate) async fn start_http(
     h: &arbiter_http::settings::HttpSettings,
     config: &Config,
     decider: arbiter_service::pipeline::Decider,
+    budget: Arc<arbiter_service::budget::Budget>,
 ) -> anyhow::Result<(SocketAddr, JoinHandle<()>)> {
     let metrics = decider.app().metrics().clone();
     let tls = match &config.tls {
@@ -89,6 +90,7 @@ pub(crate) async fn start_http(
         decider,
         h.default_privilege,
         tls.is_some(),
+        budget,
     ));
     let (acceptor, reloader) = match tls {
         Some((a, r)) => (Some(a), Some(r)),

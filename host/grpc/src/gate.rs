@@ -46,47 +46,7 @@ fn needs(path: &str) -> Option<&'static [Role]> {
     }
 }
 
-/// The smallest budget: an admin upload (64 MiB) and a decision request (16 MiB)
-/// must each fit, or they could never be served.
-pub const MIN_BUDGET_MIB: usize = 80;
-
-/// The byte budget shared by every request of one server.
-#[derive(Debug)]
-pub struct Budget {
-    limit: usize,
-    held: AtomicUsize,
-}
-
-impl Budget {
-    /// A budget of `limit` bytes of request bodies in flight.
-    pub fn new(limit: usize) -> Arc<Self> {
-        Arc::new(Self {
-            limit,
-            held: AtomicUsize::new(0),
-        })
-    }
-
-    /// The default budget in MiB: an eighth of the memory this process may use,
-    /// between 64 and 1,024.
-    pub fn default_mib() -> usize {
-        (memory_bytes() >> 20)
-            .saturating_div(8)
-            .clamp(MIN_BUDGET_MIB, 1024)
-    }
-
-    /// Bytes held now.
-    pub fn held(&self) -> usize {
-        self.held.load(Ordering::Relaxed)
-    }
-
-    fn take(&self, n: usize) -> bool {
-        self.held
-            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |h| {
-                h.checked_add(n).filter(|t| *t <= self.limit)
-            })
-            .is_ok()
-    }
-}
+pub use arbiter_service::budget::{Budget, MIN_BUDGET_MIB};
 
 /// What one request holds of the budget, given back when both its body and its
 /// answer are gone.
@@ -98,9 +58,7 @@ struct Held {
 
 impl Drop for Held {
     fn drop(&mut self) {
-        self.budget
-            .held
-            .fetch_sub(self.bytes.load(Ordering::Relaxed), Ordering::AcqRel);
+        self.budget.give(self.bytes.load(Ordering::Relaxed));
     }
 }
 
@@ -129,7 +87,7 @@ impl http_body::Body for Counted {
             if !self.held.budget.take(n) {
                 return Poll::Ready(Some(Err(Status::resource_exhausted(format!(
                     "the server holds {} MiB of requests in flight, its limit: retry with backoff",
-                    self.held.budget.limit >> 20
+                    self.held.budget.limit() >> 20
                 )))));
             }
             self.held.bytes.fetch_add(n, Ordering::Relaxed);
@@ -247,23 +205,5 @@ fn undecodable_is_invalid_argument(headers: &mut http::HeaderMap) {
                 "the%20request%20body%20is%20not%20a%20valid%20protobuf%20message%20of%20this%20method%27s%20type%20%28truncated%2C%20wrong%20type%20or%20invalid%20UTF-8%29",
             ),
         );
-    }
-}
-
-/// The memory this process may use: the cgroup limit when one is set, else the
-/// machine's.
-fn memory_bytes() -> usize {
-    let cgroup = std::fs::read_to_string("/sys/fs/cgroup/memory.max")
-        .ok()
-        .and_then(|t| t.trim().parse::<usize>().ok());
-    let total = std::fs::read_to_string("/proc/meminfo").ok().and_then(|t| {
-        t.lines()
-            .find_map(|l| l.strip_prefix("MemTotal:"))
-            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<usize>().ok())
-            .map(|kib| kib << 10)
-    });
-    match (cgroup, total) {
-        (Some(c), Some(t)) => c.min(t),
-        (c, t) => c.or(t).unwrap_or(2 << 30),
     }
 }

@@ -184,6 +184,35 @@ async fn evaluate(door: &Door, caller: &Caller, req: Request<Incoming>, single: 
             }
         },
     };
+    // The body's bytes are taken from the server's budget before it is read (all of
+    // the limit when its length is not announced) and given back with the answer.
+    let announced = req
+        .headers()
+        .get(http::header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<usize>().ok());
+    if announced.is_some_and(|n| n > MAX_BODY_BYTES) {
+        return bad(&invalid_top(
+            "body",
+            format!("is more than {MAX_BODY_BYTES} bytes"),
+        ));
+    }
+    let want = announced.unwrap_or(MAX_BODY_BYTES);
+    if !door.budget.take(want) {
+        let mut r = text(
+            StatusCode::TOO_MANY_REQUESTS,
+            format!(
+                "the server holds {} MiB of requests in flight, its limit: retry with backoff",
+                door.budget.limit() >> 20
+            ),
+        );
+        r.headers_mut().insert(
+            http::header::RETRY_AFTER,
+            http::HeaderValue::from_static("1"),
+        );
+        return r;
+    }
+    let _held = Taken(&door.budget, want);
     let body = match Limited::new(req.into_body(), MAX_BODY_BYTES)
         .collect()
         .await
@@ -285,6 +314,15 @@ async fn evaluate(door: &Door, caller: &Caller, req: Request<Incoming>, single: 
         }
     }
     json_answer(&json!({ "evaluations": out }))
+}
+
+/// Bytes taken from the budget, given back when dropped.
+struct Taken<'a>(&'a arbiter_service::budget::Budget, usize);
+
+impl Drop for Taken<'_> {
+    fn drop(&mut self) {
+        self.0.give(self.1);
+    }
 }
 
 fn invalid_top(field: &str, message: impl Into<String>) -> Invalid {

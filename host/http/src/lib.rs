@@ -46,17 +46,24 @@ pub struct Door {
     decider: Decider,
     default_privilege: Privilege,
     scheme: &'static str,
+    budget: Arc<arbiter_service::budget::Budget>,
 }
 
 impl Door {
     /// Decides with `decider`; an action without `properties.privilege` has
     /// `default_privilege`. `tls` says whether the listener serves TLS (for the
-    /// metadata's URLs).
-    pub fn new(decider: Decider, default_privilege: Privilege, tls: bool) -> Self {
+    /// metadata's URLs). Request bodies count against `budget`, the server's.
+    pub fn new(
+        decider: Decider,
+        default_privilege: Privilege,
+        tls: bool,
+        budget: Arc<arbiter_service::budget::Budget>,
+    ) -> Self {
         Self {
             decider,
             default_privilege,
             scheme: if tls { "https" } else { "http" },
+            budget,
         }
     }
 }
