@@ -270,7 +270,19 @@ impl App {
     ) -> Result<Result<(), crate::sets::SetError>, ServiceError> {
         let _one_change_at_a_time = self.set_changes.lock().await;
         let before = self.sets.snapshot();
-        let result = change();
+        // A load is checked against the newest version of its name here, one change
+        // at a time, and remembered only once it was added.
+        let loading = match &act {
+            crate::events::SetAct::Load { version, .. } => Some(version.clone()),
+            _ => None,
+        };
+        let result = match &loading {
+            Some(version) => match self.loader.may_add(set, version) {
+                Err(reason) => Err(crate::sets::SetError::Older { reason }),
+                Ok(()) => change(),
+            },
+            None => change(),
+        };
         // A load past the version limit unloads old versions: that is part of the act.
         let after = self.sets.snapshot().loaded();
         let unloaded = before
@@ -302,6 +314,9 @@ impl App {
             return Err(e);
         }
         if result.is_ok() {
+            if let Some(version) = &loading {
+                self.loader.added(set, version);
+            }
             self.history.save(&self.sets);
         }
         Ok(result)

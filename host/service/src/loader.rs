@@ -101,8 +101,21 @@ impl Loader {
     /// Verifies and loads a set; the error says why it was refused.
     pub async fn load(&self, source: Source) -> Result<Version, String> {
         let v = self.load_any(source).await?;
-        self.admit(&v)?;
+        let id = v.set.identity();
+        // Checked again, and remembered, when it is added (`App::change_sets`).
+        self.newest.check(&id.name, &id.version)?;
         Ok(v)
+    }
+
+    /// Whether version `version` of `name` may be added now (not older than the
+    /// newest of its name ever served).
+    pub fn may_add(&self, name: &str, version: &str) -> Result<(), String> {
+        self.newest.check(name, version)
+    }
+
+    /// Remembers that version `version` of `name` was added.
+    pub fn added(&self, name: &str, version: &str) {
+        self.newest.record(name, version);
     }
 
     /// Refuses `v` when it is older than the newest version of its name ever loaded;

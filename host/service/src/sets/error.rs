@@ -76,6 +76,13 @@ pub enum SetError {
         plugin: String,
     },
     /// Rolling back needs a version enforced before.
+    /// A version older than the newest of its name ever loaded (see
+    /// [`crate::newest`]); the reason says which and what to do instead.
+    #[error("{reason}")]
+    Older {
+        /// Why, naming both versions.
+        reason: String,
+    },
     #[error("`{name}` has never enforced another loaded version; nothing to roll back to")]
     NothingToRollBack {
         /// The set name.
