@@ -222,7 +222,7 @@ impl pb::approvals_server::Approvals for ApprovalsService {
                     return Some((Err(refused), None));
                 }
                 match got {
-                    Ok(a) => Some((Ok(event(&a)), Some((events, stopping)))),
+                    Ok(change) => Some((Ok(event(&change.approval)), Some((events, stopping)))),
                     Err(RecvError::Lagged(n)) => Some((
                         Err(Status::data_loss(format!(
                             "this watcher fell {n} events behind; list approvals again and re-watch"

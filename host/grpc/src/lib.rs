@@ -1,7 +1,7 @@
 //! The gRPC front door (`arbiter.v1`): decoding and validation of requests, encoding
 //! of answers, one thin adapter per service onto `arbiter-service`, and the one place
-//! where a service error becomes a `Status`. The generated code is public because the
-//! `arbiter` command line and the tests are gRPC clients of it.
+//! where a service error becomes a `Status`. The generated code is `arbiter-proto`'s,
+//! not re-exported here: the server side sees only these adapters.
 
 pub mod admin;
 pub mod approvals;
@@ -15,21 +15,8 @@ pub mod fuzz;
 pub mod gate;
 pub mod listen;
 
-/// Generated protobuf and gRPC code for `arbiter.v1`.
-#[allow(
-    missing_docs,
-    unreachable_pub,
-    clippy::all,
-    clippy::pedantic,
-    reason = "generated code"
-)]
-pub mod proto {
-    tonic::include_proto!("arbiter.v1");
-
-    /// The encoded file descriptor set, for server reflection.
-    pub const DESCRIPTOR: &[u8] =
-        include_bytes!(concat!(env!("OUT_DIR"), "/arbiter_descriptor.bin"));
-}
+// The generated code, kept behind the adapters: clients use `arbiter-proto` itself.
+use arbiter_proto as proto;
 
 use arbiter_service::auth::{Caller, Role};
 use tonic::{Code, Status};

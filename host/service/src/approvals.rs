@@ -15,6 +15,7 @@ use tokio::sync::broadcast;
 
 use crate::ServiceError;
 use crate::auth::Caller;
+use crate::events::{ApprovalChange, ApprovalStep};
 
 /// How long an approval stays open by default: long enough for a human to react,
 /// short enough that a stale approval does not authorise tomorrow's action.
@@ -97,7 +98,7 @@ pub async fn sweep_expired(app: &crate::app::App) -> Result<usize, ServiceError>
         let store = app.store.clone();
         let (id, now) = (a.new.id.clone(), app.clock.now_micros());
         if blocking(move || Ok(store.mark_expired(&id, now)?)).await? {
-            app.approvals.publish(&a);
+            app.approvals.publish(ApprovalStep::Expired, &a);
         }
     }
     Ok(n)
@@ -109,7 +110,7 @@ pub struct ApprovalDesk {
     store: Arc<dyn StateStore>,
     clock: SharedClock,
     ttl: Duration,
-    events: broadcast::Sender<Approval>,
+    events: broadcast::Sender<ApprovalChange>,
     /// Pending approvals by (request digest, set): an agent retrying a held action is
     /// answered from memory instead of a database round trip on a blocking thread.
     open: Arc<Mutex<OpenApprovals>>,
@@ -166,15 +167,18 @@ impl ApprovalDesk {
     }
 
     /// New and changed approvals, from now on.
-    pub fn subscribe(&self) -> broadcast::Receiver<Approval> {
+    pub fn subscribe(&self) -> broadcast::Receiver<ApprovalChange> {
         self.events.subscribe()
     }
 
-    /// Tells watchers of `a`'s new state.
-    pub fn publish(&self, a: &Approval) {
+    /// Tells watchers of `a`'s new state, and which step brought it there.
+    pub fn publish(&self, step: ApprovalStep, a: &Approval) {
         self.remember(a);
         // No watcher is not an error.
-        let _ = self.events.send(a.clone());
+        let _ = self.events.send(ApprovalChange {
+            step,
+            approval: a.clone(),
+        });
     }
 
     /// Keeps the pending-approval memory in step with `a`'s state.
@@ -244,7 +248,7 @@ impl ApprovalDesk {
         let store = self.store.clone();
         let (approval, created) = blocking(move || Ok(store.hold_approval(&new, now)?)).await?;
         if created {
-            self.publish(&approval);
+            self.publish(ApprovalStep::Created, &approval);
         } else {
             self.remember(&approval);
         }
@@ -348,7 +352,7 @@ impl ApprovalDesk {
         .await?;
         match consumed {
             (true, Some(a)) => {
-                self.publish(&a);
+                self.publish(ApprovalStep::Consumed, &a);
                 Ok(a)
             }
             (_, now) => Err(ServiceError::ApprovalClosed {
@@ -408,7 +412,7 @@ impl ApprovalDesk {
         let outcome = blocking(move || Ok(store.vote(&key, &vote, vote.at_micros)?)).await?;
         match outcome {
             VoteOutcome::Counted(a) => {
-                self.publish(&a);
+                self.publish(ApprovalStep::Vote, &a);
                 Ok(a)
             }
             VoteOutcome::AlreadyVoted(_) => Err(ServiceError::AlreadyVoted {
@@ -434,7 +438,7 @@ impl ApprovalDesk {
         })
         .await?;
         if let Some(a) = a {
-            self.publish(&a);
+            self.publish(ApprovalStep::Retracted, &a);
         }
         Ok(())
     }

@@ -27,6 +27,18 @@ pub enum ApprovalStep {
     Consumed,
     /// It passed its expiry unused.
     Expired,
+    /// A counted vote was taken back (its record could not be written).
+    Retracted,
+}
+
+/// A change to an approval, as watchers see it: the step and the approval after it.
+/// The approval desk publishes these; the watch streams of every door consume them.
+#[derive(Debug, Clone)]
+pub struct ApprovalChange {
+    /// What happened.
+    pub step: ApprovalStep,
+    /// The approval as it is now.
+    pub approval: Approval,
 }
 
 impl ApprovalStep {
@@ -37,6 +49,7 @@ impl ApprovalStep {
             Self::Vote => "vote",
             Self::Consumed => "consumed",
             Self::Expired => "expired",
+            Self::Retracted => "retracted",
         }
     }
 }
