@@ -23,7 +23,9 @@ mod decision;
 pub mod fuzz;
 pub mod limits;
 mod manifest;
+mod peer;
 mod request;
+pub mod request_limits;
 mod text;
 mod verdict;
 
@@ -32,8 +34,9 @@ pub use combine::{Combined, Combining, combine};
 pub use decision::{Decision, Outcome, PluginReport, SetIdentity};
 pub use limits::{Limits, LimitsOverride};
 pub use manifest::{AuditMode, Instances, Manifest, ManifestError, Mode, OnError, PluginSpec};
+pub use peer::PeerCertificate;
 pub use request::{
     Action, Attributes, Intent, Principal, PrincipalKind, Privilege, Request, Resource, Value,
 };
-pub use text::invisible_in;
+pub use text::{invisible_in, prefix, shown};
 pub use verdict::{Effect, Failure, FailureKind, Obligations, PluginOutcome, Reason, Verdict};

@@ -31,6 +31,26 @@ pub fn invisible_in(s: &str) -> bool {
     })
 }
 
+/// At most `max` bytes of `s`, cut at a character boundary.
+pub fn prefix(s: &str, max: usize) -> &str {
+    let mut end = s.len().min(max);
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    &s[..end]
+}
+
+/// Caller input as an error message may show it: at most 64 bytes, with `…` when
+/// cut, so that no error echoes more than a bounded prefix of what was sent.
+pub fn shown(s: &str) -> String {
+    let p = prefix(s, 64);
+    if p.len() < s.len() {
+        format!("{p}…")
+    } else {
+        p.to_string()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -11,24 +11,10 @@ use arbiter_core::{
 use super::ApiError;
 use crate::proto as pb;
 
-/// Bytes of an id (principal, resource). SPIFFE ids and ARNs fit in well under 1 KiB.
-pub const MAX_ID_BYTES: usize = 1024;
-/// Bytes of a name (action, resource kind, purpose, ticket, task id, set name).
-pub const MAX_NAME_BYTES: usize = 256;
-/// Bytes of the free-text justification.
-pub const MAX_TEXT_BYTES: usize = 4096;
-/// Attributes per map. Rules read a handful; 64 leaves room without letting a caller
-/// make every plugin copy megabytes per decision.
-pub const MAX_ATTRIBUTES: usize = 64;
-/// Bytes of an attribute name.
-pub const MAX_ATTRIBUTE_NAME_BYTES: usize = 128;
-/// Bytes of a string attribute value (JSON-encoded nested data included).
-pub const MAX_ATTRIBUTE_VALUE_BYTES: usize = 4096;
-/// Items of a list-of-strings attribute.
-pub const MAX_LIST_ITEMS: usize = 64;
-/// Links in a delegation chain. Real chains are human -> agent -> sub-agent; 16 is
-/// already a design problem.
-pub const MAX_DELEGATION: usize = 16;
+pub use arbiter_core::request_limits::{
+    MAX_ATTRIBUTE_NAME_BYTES, MAX_ATTRIBUTE_VALUE_BYTES, MAX_ATTRIBUTES, MAX_DELEGATION,
+    MAX_ID_BYTES, MAX_LIST_ITEMS, MAX_NAME_BYTES, MAX_TEXT_BYTES,
+};
 /// Items in one `AuthorizeBatch`. Larger batches hold one connection's worth of work
 /// hostage and give no throughput gain over several batches.
 pub const MAX_BATCH: usize = 1000;
@@ -255,7 +241,7 @@ fn decode_attributes(field: &str, map: HashMap<String, pb::Value>) -> Result<Att
     let mut out = Attributes::new();
     for (name, value) in map {
         // The name as the error shows it: at most 64 bytes of what the caller sent.
-        let at = format!("{field}[{:?}]", shown(&name));
+        let at = format!("{field}[{:?}]", arbiter_core::shown(&name));
         if name.is_empty() {
             return Err(ApiError::field(field, "attribute names must not be empty"));
         }
@@ -300,18 +286,4 @@ fn decode_attributes(field: &str, map: HashMap<String, pb::Value>) -> Result<Att
         out.insert(name, value);
     }
     Ok(out)
-}
-
-/// At most 64 bytes of caller input, for an error message (with `…` when cut): an
-/// error never echoes more than a bounded prefix of what was sent.
-pub(crate) fn shown(s: &str) -> String {
-    const MAX: usize = 64;
-    if s.len() <= MAX {
-        return s.to_string();
-    }
-    let mut end = MAX;
-    while !s.is_char_boundary(end) {
-        end -= 1;
-    }
-    format!("{}…", &s[..end])
 }

@@ -104,6 +104,10 @@ impl http_body::Body for Counted {
     }
 }
 
+/// The caller the gate settled, for the handler.
+#[derive(Debug, Clone)]
+pub(crate) struct Authenticated(pub(crate) arbiter_service::auth::Caller);
+
 /// The gate as a tower layer (see the module docs).
 #[derive(Debug, Clone)]
 pub struct GateLayer {
@@ -153,21 +157,27 @@ where
         self.inner.poll_ready(cx)
     }
 
-    fn call(&mut self, request: http::Request<Body>) -> Self::Future {
+    fn call(&mut self, mut request: http::Request<Body>) -> Self::Future {
         if let Some(roles) = needs(request.uri().path()) {
             let presented = arbiter_service::auth::Presented::from_header(
                 request.headers().get("authorization").map(|v| v.as_bytes()),
             );
             let peer = crate::peer_of_parts(request.extensions());
             let checked = if roles.is_empty() {
-                self.auth.known(presented, &peer).map(|_| ())
+                self.auth.known(presented, &peer)
             } else {
-                self.auth.authorize(presented, &peer, roles).map(|_| ())
+                self.auth.authorize(presented, &peer, roles)
             };
-            if let Err(e) = checked {
-                // Answered without reading the body; hyper discards what was sent.
-                let response = crate::status(e).into_http::<Body>();
-                return Box::pin(async move { Ok(response) });
+            match checked {
+                // The handler reuses it rather than authenticating again.
+                Ok(caller) => {
+                    request.extensions_mut().insert(Authenticated(caller));
+                }
+                Err(e) => {
+                    // Answered without reading the body; hyper discards what was sent.
+                    let response = crate::status(e).into_http::<Body>();
+                    return Box::pin(async move { Ok(response) });
+                }
             }
         }
         let held = Arc::new(Held {

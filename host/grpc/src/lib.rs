@@ -90,6 +90,13 @@ pub trait CallerOf {
 
 impl CallerOf for arbiter_service::auth::Authenticator {
     fn caller_of<T>(&self, request: &tonic::Request<T>, roles: &[Role]) -> Result<Caller, Status> {
+        // Settled by the gate from the same headers and connection; a caller without
+        // these roles goes the long way, so that its refusal is logged and counted.
+        if let Some(gate::Authenticated(caller)) = request.extensions().get()
+            && caller.has_any(roles)
+        {
+            return Ok(caller.clone());
+        }
         self.authorize(presented(request.metadata()), &peer_of(request), roles)
             .map_err(status)
     }
@@ -119,23 +126,9 @@ fn peer_from(
     let addr = tcp
         .and_then(TcpConnectInfo::remote_addr)
         .or_else(|| tls.and_then(|t| t.get_ref().remote_addr()));
-    // A certificate the handshake verified but that cannot be read proves no
-    // identity that any entry maps: it is refused, never taken as no certificate.
     let certificate = tls
         .and_then(TlsConnectInfo::peer_certs)
-        .and_then(|chain| chain.first().cloned())
-        .map(|leaf| match arbiter_tls::identity_of(&leaf) {
-            Some(c) => arbiter_service::auth::PeerCertificate {
-                spiffe_id: c.spiffe_id,
-                subject: c.subject,
-                not_after: c.not_after,
-            },
-            None => arbiter_service::auth::PeerCertificate {
-                spiffe_id: None,
-                subject: "(unreadable certificate)".into(),
-                not_after: i64::MAX,
-            },
-        });
+        .and_then(|chain| chain.first().map(arbiter_tls::certificate_of));
     arbiter_service::auth::Peer {
         door: "grpc",
         addr,

@@ -28,22 +28,10 @@ use arbiter_core::{
 use arbiter_service::pipeline::Answer;
 use serde_json::{Map, Value as Json, json};
 
-/// Bytes of an id, as on the gRPC door.
-pub const MAX_ID_BYTES: usize = 1024;
-/// Bytes of a name (action, type, purpose, ticket, task id).
-pub const MAX_NAME_BYTES: usize = 256;
-/// Bytes of the free-text justification.
-pub const MAX_TEXT_BYTES: usize = 4096;
-/// Attributes per map.
-pub const MAX_ATTRIBUTES: usize = 64;
-/// Bytes of an attribute name.
-pub const MAX_ATTRIBUTE_NAME_BYTES: usize = 128;
-/// Bytes of a string attribute value.
-pub const MAX_ATTRIBUTE_VALUE_BYTES: usize = 4096;
-/// Items of a list-of-strings attribute.
-pub const MAX_LIST_ITEMS: usize = 64;
-/// Links in a delegation chain.
-pub const MAX_DELEGATION: usize = 16;
+use arbiter_core::request_limits::{
+    MAX_ATTRIBUTE_NAME_BYTES, MAX_ATTRIBUTE_VALUE_BYTES, MAX_ATTRIBUTES, MAX_DELEGATION,
+    MAX_ID_BYTES, MAX_LIST_ITEMS, MAX_NAME_BYTES, MAX_TEXT_BYTES,
+};
 
 /// A request that cannot be mapped: the field and what is wrong (HTTP 400).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -64,19 +52,6 @@ fn invalid(field: impl Into<String>, message: impl Into<String>) -> Invalid {
     Invalid {
         field: field.into(),
         message: message.into(),
-    }
-}
-
-/// At most 64 bytes of caller input, for an error message.
-fn shown(s: &str) -> String {
-    let mut end = s.len().min(64);
-    while !s.is_char_boundary(end) {
-        end -= 1;
-    }
-    if end < s.len() {
-        format!("{}…", &s[..end])
-    } else {
-        s.to_string()
     }
 }
 
@@ -185,7 +160,7 @@ fn attributes<'a>(
             || name.chars().any(char::is_control)
         {
             return Err(invalid(
-                format!("{field}[{:?}]", shown(name)),
+                format!("{field}[{:?}]", arbiter_core::shown(name)),
                 format!(
                     "attribute names are 1-{MAX_ATTRIBUTE_NAME_BYTES} bytes without control characters"
                 ),
@@ -272,7 +247,7 @@ pub fn request(v: &Json, default_privilege: Privilege) -> Result<Request, Invali
                     "action.properties.privilege",
                     format!(
                         "`{}` is not read, write, admin, identity-change or secret-access",
-                        shown(p)
+                        arbiter_core::shown(p)
                     ),
                 )
             })?;

@@ -172,13 +172,15 @@ async fn evaluate(door: &Door, caller: &Caller, req: Request<Incoming>, single: 
     let policy_set = match req.headers().get("x-arbiter-policy-set") {
         None => None,
         Some(v) => match v.to_str() {
-            Ok(s) if !s.is_empty() && s.len() <= authzen::MAX_NAME_BYTES => Some(s.to_string()),
+            Ok(s) if !s.is_empty() && s.len() <= arbiter_core::request_limits::MAX_NAME_BYTES => {
+                Some(s.to_string())
+            }
             _ => {
                 return bad(&invalid_top(
                     "X-Arbiter-Policy-Set",
                     format!(
                         "must be a policy set name of 1-{} visible characters",
-                        authzen::MAX_NAME_BYTES
+                        arbiter_core::request_limits::MAX_NAME_BYTES
                     ),
                 ));
             }

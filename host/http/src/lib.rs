@@ -90,7 +90,7 @@ pub async fn serve(listener: TcpListener, tls: Option<Arc<Acceptor>>, door: Arc<
                         .1
                         .peer_certificates()
                         .and_then(|chain| chain.first())
-                        .map(certificate_of);
+                        .map(arbiter_tls::certificate_of);
                     handler::connection(stream, peer(addr, certificate), door).await;
                 }
                 None => handler::connection(tcp, peer(addr, None), door).await,
@@ -107,24 +107,5 @@ fn peer(
         door: "http",
         addr: Some(addr),
         certificate,
-    }
-}
-
-/// What a verified client certificate proves (an unreadable one proves nothing any
-/// entry maps, and is refused).
-fn certificate_of(
-    leaf: &arbiter_tls::CertificateDer<'_>,
-) -> arbiter_service::auth::PeerCertificate {
-    match arbiter_tls::identity_of(leaf) {
-        Some(c) => arbiter_service::auth::PeerCertificate {
-            spiffe_id: c.spiffe_id,
-            subject: c.subject,
-            not_after: c.not_after,
-        },
-        None => arbiter_service::auth::PeerCertificate {
-            spiffe_id: None,
-            subject: "(unreadable certificate)".into(),
-            not_after: i64::MAX,
-        },
     }
 }

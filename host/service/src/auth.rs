@@ -412,7 +412,7 @@ impl Authenticator {
                     self.peers
                         .caller(cert)
                         .ok_or_else(|| ServiceError::UnmappedCertificate {
-                            id: bounded(cert.id()).to_string(),
+                            id: arbiter_core::prefix(cert.id(), 128).to_string(),
                         })?,
                 )
             }
@@ -446,8 +446,8 @@ impl Authenticator {
             ))?;
         match by_certificate {
             Some(c) if c.id != by_token.id => Err(ServiceError::IdentityMismatch {
-                token: bounded(&by_token.id).to_string(),
-                certificate: bounded(&c.id).to_string(),
+                token: arbiter_core::prefix(&by_token.id, 128).to_string(),
+                certificate: arbiter_core::prefix(&c.id, 128).to_string(),
             }),
             _ => Ok(by_token),
         }
@@ -458,15 +458,6 @@ fn now_secs() -> i64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
-}
-
-/// At most 128 bytes of an identity for an error message.
-fn bounded(id: &str) -> &str {
-    let mut end = id.len().min(128);
-    while !id.is_char_boundary(end) {
-        end -= 1;
-    }
-    &id[..end]
 }
 
 #[cfg(test)]

@@ -1,33 +1,22 @@
 //! The identity a verified client certificate proves.
 
+use arbiter_core::PeerCertificate;
 use rustls_pki_types::CertificateDer;
 use x509_parser::extensions::GeneralName;
 use x509_parser::prelude::{FromDer as _, X509Certificate};
 
-/// Who a client certificate says its holder is.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct CertIdentity {
-    /// The SPIFFE ID (`spiffe://trust-domain/path`), when the certificate has exactly
-    /// one `spiffe://` URI SAN, as an X.509 SVID must.
-    pub spiffe_id: Option<String>,
-    /// The subject distinguished name, e.g. `O=Acme, CN=gateway`, with special
-    /// characters in values escaped as RFC 4514 says, so that no attribute value can
-    /// pass for several attributes.
-    pub subject: String,
-    /// The end of its validity (unix seconds): a long-lived connection stops proving
-    /// the identity when its certificate has expired.
-    pub not_after: i64,
-}
-
-impl CertIdentity {
-    /// The id a caller is known by: the SPIFFE ID, else the subject.
-    pub fn id(&self) -> &str {
-        self.spiffe_id.as_deref().unwrap_or(&self.subject)
-    }
+/// What a verified leaf certificate proves. One the handshake verified but that cannot
+/// be read proves nothing any entry maps: it is refused, never taken as no certificate.
+pub fn certificate_of(cert: &CertificateDer<'_>) -> PeerCertificate {
+    identity_of(cert).unwrap_or_else(|| PeerCertificate {
+        spiffe_id: None,
+        subject: "(unreadable certificate)".into(),
+        not_after: i64::MAX,
+    })
 }
 
 /// The identity of a (verified) leaf certificate; `None` when it cannot be parsed.
-pub fn identity_of(cert: &CertificateDer<'_>) -> Option<CertIdentity> {
+pub fn identity_of(cert: &CertificateDer<'_>) -> Option<PeerCertificate> {
     let (_, x509) = X509Certificate::from_der(cert.as_ref()).ok()?;
     let mut spiffe = Vec::new();
     if let Ok(Some(san)) = x509.subject_alternative_name() {
@@ -39,7 +28,7 @@ pub fn identity_of(cert: &CertificateDer<'_>) -> Option<CertIdentity> {
             }
         }
     }
-    Some(CertIdentity {
+    Some(PeerCertificate {
         // Two SPIFFE IDs in one certificate prove neither.
         spiffe_id: (spiffe.len() == 1).then(|| spiffe.remove(0)),
         subject: subject_of(x509.subject()),

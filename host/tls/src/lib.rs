@@ -30,7 +30,7 @@ use arc_swap::ArcSwap;
 use tokio::net::TcpStream;
 use tokio_rustls::server::TlsStream;
 
-pub use identity::{CertIdentity, identity_of};
+pub use identity::{certificate_of, identity_of};
 pub use load::{TlsError, client_roots};
 pub use rustls_pki_types::CertificateDer;
 

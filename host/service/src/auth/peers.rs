@@ -4,6 +4,7 @@
 
 use std::net::SocketAddr;
 
+pub use arbiter_core::PeerCertificate;
 use arbiter_core::PrincipalKind;
 use serde::Deserialize;
 
@@ -54,24 +55,6 @@ impl Peer {
             Some(a) => a.ip().to_canonical().is_loopback(),
             None => self.door == "in-process",
         }
-    }
-}
-
-/// The identity a verified client certificate proves.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct PeerCertificate {
-    /// Its SPIFFE ID, when it has exactly one.
-    pub spiffe_id: Option<String>,
-    /// Its subject distinguished name (RFC 4514 escaped).
-    pub subject: String,
-    /// The end of its validity (unix seconds; `i64::MAX` when unknown).
-    pub not_after: i64,
-}
-
-impl PeerCertificate {
-    /// The id the caller is known by: the SPIFFE ID, else the subject.
-    pub fn id(&self) -> &str {
-        self.spiffe_id.as_deref().unwrap_or(&self.subject)
     }
 }
 
