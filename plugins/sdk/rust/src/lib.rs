@@ -39,6 +39,7 @@ pub mod bindings {
 }
 
 mod attributes;
+mod data_file;
 mod verdict;
 
 pub use attributes::AttributesExt;
@@ -47,6 +48,7 @@ pub use bindings::arbiter::policy::types::{
     Action, Attribute, Description, Effect, Intent, Obligation, Principal, PrincipalKind,
     Privilege, Reason, Request, Resource, Value, Verdict,
 };
+pub use data_file::DataFile;
 
 /// A policy plugin. Every function is called on a fresh sandbox: keep no state between
 /// calls except what `configure` derives from its settings.
@@ -92,7 +94,8 @@ pub fn log(level: LogLevel, message: &str) {
 
 pub use bindings::arbiter::policy::log::Level as LogLevel;
 
-/// Reads a data file shipped with the policy set, or `None` when there is none.
+/// Reads a data file shipped with the policy set, or `None` when there is none. To parse
+/// a file once per instance, see [`DataFile`].
 pub fn data(name: &str) -> Option<Vec<u8>> {
     bindings::arbiter::policy::data::read(name)
 }
