@@ -155,3 +155,9 @@ fn roles_include_only_roles_defined_before_them() {
         }
     }
 }
+
+#[test]
+fn the_javascript_twin_ships_the_same_users() {
+    let js = include_str!("../../../../../sets/authzen-todo-js/users.json");
+    assert_eq!(js, USERS_JSON);
+}
