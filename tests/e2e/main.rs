@@ -10,6 +10,7 @@ mod approvals;
 mod audit;
 mod authorize;
 mod authzen;
+mod authzen_interop;
 mod bundles;
 mod cli;
 mod crash;
