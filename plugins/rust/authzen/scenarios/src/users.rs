@@ -54,11 +54,6 @@ impl Users {
             .get(subject_id)
             .or_else(|| self.by_pid.values().find(|u| u.id == subject_id))
     }
-
-    /// Every user, by PID.
-    pub fn iter(&self) -> impl Iterator<Item = (&str, &User)> {
-        self.by_pid.iter().map(|(pid, u)| (pid.as_str(), u))
-    }
 }
 
 #[cfg(test)]
