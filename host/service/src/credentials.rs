@@ -19,6 +19,7 @@ use arbiter_keys::{PublicKey, SecretKey};
 use arbiter_store::{Credential, StateStore};
 use arc_swap::ArcSwap;
 use base64::Engine as _;
+use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
 use crate::ServiceError;
@@ -199,7 +200,7 @@ impl Credentials {
             nbf: now,
             exp: now + i64::try_from(lifetime.as_secs()).unwrap_or(0),
         };
-        let token = sign(kid, &keys.encoding, &claims)?;
+        let token = sign(kid, &keys.encoding, JWT_TYPE, &claims)?;
         self.store.insert_credential(&Credential {
             id: claims.jti.clone(),
             task_id: claims.task_id.clone(),
@@ -243,9 +244,35 @@ impl Credentials {
     /// and parses the claims; times and the issuer are checked by the caller, on the
     /// injected clock.
     fn verify_offline(&self, token: &str) -> Option<(Claims, String)> {
+        self.verify_typed(JWT_TYPE, token)
+    }
+
+    /// Signs `claims` with the active key as a compact JWS typed `typ`: a signed
+    /// statement of this deployment (an AuthZEN denial binding, say), verifiable with
+    /// the published keys. Never `at+jwt`: a statement is not a credential.
+    pub fn sign_statement<T: Serialize>(
+        &self,
+        typ: &str,
+        claims: &T,
+    ) -> Result<String, ServiceError> {
+        debug_assert_ne!(typ, JWT_TYPE);
+        let keys = self.keys.load();
+        sign(&keys.active.0, &keys.encoding, typ, claims)
+    }
+
+    /// The claims of a statement [`Self::sign_statement`] signed with `typ`, when its
+    /// signature checks with a published key; times are the caller's to check.
+    pub fn verify_statement<T: DeserializeOwned>(&self, typ: &str, token: &str) -> Option<T> {
+        (typ != JWT_TYPE)
+            .then(|| self.verify_typed(typ, token))
+            .flatten()
+            .map(|(claims, _)| claims)
+    }
+
+    fn verify_typed<T: DeserializeOwned>(&self, typ: &str, token: &str) -> Option<(T, String)> {
         use jsonwebtoken::{Algorithm, DecodingKey, Validation};
         let header = jsonwebtoken::decode_header(token).ok()?;
-        if header.alg != Algorithm::EdDSA || header.typ.as_deref() != Some(JWT_TYPE) {
+        if header.alg != Algorithm::EdDSA || header.typ.as_deref() != Some(typ) {
             return None;
         }
         let kid = header.kid?;
@@ -258,7 +285,7 @@ impl Credentials {
         validation.validate_nbf = false;
         validation.validate_aud = false;
         validation.required_spec_claims.clear();
-        let data = jsonwebtoken::decode::<Claims>(token, &key, &validation).ok()?;
+        let data = jsonwebtoken::decode::<T>(token, &key, &validation).ok()?;
         Some((data.claims, kid))
     }
 
@@ -330,13 +357,14 @@ impl Credentials {
     }
 }
 
-fn sign(
+fn sign<T: Serialize>(
     kid: &str,
     key: &jsonwebtoken::EncodingKey,
-    claims: &Claims,
+    typ: &str,
+    claims: &T,
 ) -> Result<String, ServiceError> {
     let mut header = jsonwebtoken::Header::new(jsonwebtoken::Algorithm::EdDSA);
-    header.typ = Some(JWT_TYPE.into());
+    header.typ = Some(typ.into());
     header.kid = Some(kid.to_string());
     jsonwebtoken::encode(&header, claims, key)
         .map_err(|e| unavailable("cannot sign a credential", e))

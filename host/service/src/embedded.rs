@@ -1,5 +1,7 @@
 //! Policy sets compiled into the binary: the reference policy as one plugin
-//! (`reference`, the default) and as five (`reference-split`).
+//! (`reference`, the default), as five (`reference-split`) and weakened
+//! (`reference-weakened`), and the AuthZEN interop and certification scenarios
+//! (`authzen-todo`, `authzen-gateway`, `authzen-certification`) with their data files.
 
 use std::collections::BTreeMap;
 
