@@ -11,7 +11,7 @@ use crate::approvals::with_tokens;
 use crate::support::*;
 
 /// One HTTP/1.1 exchange on a fresh connection: (status, headers, body).
-async fn http(
+pub(crate) async fn http(
     addr: std::net::SocketAddr,
     method: &str,
     path: &str,
@@ -46,7 +46,7 @@ async fn http(
     (status, headers, body.to_string())
 }
 
-const JSON: (&str, &str) = ("Content-Type", "application/json");
+pub(crate) const JSON: (&str, &str) = ("Content-Type", "application/json");
 
 async fn evaluate(
     addr: std::net::SocketAddr,
@@ -208,6 +208,9 @@ async fn the_metadata_advertises_only_what_is_served() {
         [
             "access_evaluation_endpoint",
             "access_evaluations_endpoint",
+            "access_request_endpoint",
+            "capabilities",
+            "jwks_uri",
             "policy_decision_point"
         ]
     );

@@ -3,7 +3,6 @@
 
 use std::sync::Arc;
 
-use arbiter_core::Outcome;
 use arbiter_service::auth::{Caller, Peer, Presented, Role};
 use arbiter_service::pipeline::Authorize;
 use arbiter_service::{ErrorClass, ServiceError};
@@ -15,6 +14,7 @@ use serde_json::{Value as Json, json};
 
 use crate::Door;
 use crate::authzen::{self, Invalid};
+use crate::requests;
 
 /// The largest request body: as the gRPC door's largest decoded message.
 pub const MAX_BODY_BYTES: usize = 4 << 20;
@@ -26,6 +26,8 @@ const MAX_REQUEST_ID_BYTES: usize = 256;
 const EVALUATION: &str = "/access/v1/evaluation";
 const EVALUATIONS: &str = "/access/v1/evaluations";
 const METADATA: &str = "/.well-known/authzen-configuration";
+/// Task handles: `/access/v1/requests/{id}`.
+const TASKS: &str = "/access/v1/requests/";
 
 type Answer = Response<Full<Bytes>>;
 
@@ -98,23 +100,43 @@ async fn route(door: &Door, peer: &Peer, req: Request<Incoming>) -> Answer {
         .get("x-request-id")
         .filter(|v| v.len() <= MAX_REQUEST_ID_BYTES)
         .cloned();
-    let mut answer = match (req.method(), req.uri().path()) {
-        (&Method::GET, METADATA) => metadata(door, req.headers()),
-        (&Method::POST, path @ (EVALUATION | EVALUATIONS)) => {
-            let single = path == EVALUATION;
+    let base = base_url(door, req.headers());
+    let path = req.uri().path().to_string();
+    let mut answer = match (req.method(), path.as_str()) {
+        (&Method::GET, METADATA) => metadata(&base),
+        (&Method::GET, requests::JWKS) => json_answer(
+            &serde_json::from_str(&door.decider.app().credentials().jwks()).unwrap_or_default(),
+        ),
+        (&Method::POST, EVALUATION | EVALUATIONS | requests::REQUESTS) => {
             match caller(door, peer, req.headers()) {
                 Err(e) => refused(&e),
-                Ok(caller) => evaluate(door, &caller, req, single).await,
+                Ok(caller) if path == requests::REQUESTS => submit(door, &caller, &base, req).await,
+                Ok(caller) => evaluate(door, &caller, &base, req, path == EVALUATION).await,
             }
         }
-        (_, METADATA | EVALUATION | EVALUATIONS) => text(
+        (&Method::GET, p) if p.starts_with(TASKS) => match caller(door, peer, req.headers()) {
+            Err(e) => refused(&e),
+            Ok(caller) => {
+                match requests::status_of(door, &caller, &base, &p[TASKS.len()..]).await {
+                    Ok(task) => json_answer(&task),
+                    Err(problem) => problem_answer(&problem),
+                }
+            }
+        },
+        (_, METADATA | EVALUATION | EVALUATIONS | requests::REQUESTS | requests::JWKS) => text(
             StatusCode::METHOD_NOT_ALLOWED,
             "method not allowed on this endpoint",
+        ),
+        (_, p) if p.starts_with(TASKS) => text(
+            StatusCode::METHOD_NOT_ALLOWED,
+            "method not allowed: a task is read with GET (cancellation is not offered)",
         ),
         _ => text(
             StatusCode::NOT_FOUND,
             format!(
-                "not found: the AuthZEN endpoints are {EVALUATION}, {EVALUATIONS} and {METADATA}"
+                "not found: the AuthZEN endpoints are {EVALUATION}, {EVALUATIONS}, {METADATA}, {} and {}",
+                requests::REQUESTS,
+                requests::JWKS
             ),
         ),
     };
@@ -138,9 +160,9 @@ fn caller(door: &Door, peer: &Peer, headers: &HeaderMap) -> Result<Caller, Servi
         .authorize(presented, peer, &[Role::Enforcer])
 }
 
-fn metadata(door: &Door, headers: &HeaderMap) -> Answer {
-    // The host the caller reached us by; a value that is not a plain host[:port] is
-    // not echoed into URLs.
+/// The base URL the caller reached us by; a `Host` that is not a plain host[:port]
+/// is not echoed into URLs.
+fn base_url(door: &Door, headers: &HeaderMap) -> String {
     let host = headers
         .get(http::header::HOST)
         .and_then(|h| h.to_str().ok())
@@ -151,24 +173,73 @@ fn metadata(door: &Door, headers: &HeaderMap) -> Answer {
                     .all(|b| b.is_ascii_alphanumeric() || b"-.:[]".contains(&b))
         })
         .unwrap_or("localhost");
-    let base = format!("{}://{host}", door.scheme);
+    format!("{}://{host}", door.scheme)
+}
+
+fn metadata(base: &str) -> Answer {
     json_answer(&json!({
         "policy_decision_point": base,
         "access_evaluation_endpoint": format!("{base}{EVALUATION}"),
         "access_evaluations_endpoint": format!("{base}{EVALUATIONS}"),
+        "access_request_endpoint": format!("{base}{}", requests::REQUESTS),
+        "jwks_uri": format!("{base}{}", requests::JWKS),
+        "capabilities": [requests::CAPABILITY],
     }))
 }
 
-async fn evaluate(door: &Door, caller: &Caller, req: Request<Incoming>, single: bool) -> Answer {
-    let json_type = req
-        .headers()
-        .get(http::header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.split(';').next())
-        .is_some_and(|v| v.trim().eq_ignore_ascii_case("application/json"));
-    if !json_type {
-        return bad(&invalid_top("Content-Type", "must be application/json"));
+fn problem_answer(p: &requests::Problem) -> Answer {
+    let mut r = json_answer(&p.body());
+    *r.status_mut() = StatusCode::from_u16(p.status).unwrap_or(StatusCode::BAD_REQUEST);
+    r.headers_mut().insert(
+        http::header::CONTENT_TYPE,
+        http::HeaderValue::from_static("application/problem+json"),
+    );
+    r
+}
+
+/// `POST /access/v1/requests`: an access request for a requestable denial.
+async fn submit(door: &Door, caller: &Caller, base: &str, req: Request<Incoming>) -> Answer {
+    let key = match req.headers().get("idempotency-key") {
+        None => None,
+        Some(v) => match v.to_str() {
+            Ok(k) if !k.is_empty() && k.len() <= crate::idempotency::MAX_KEY_BYTES => {
+                Some(k.to_string())
+            }
+            _ => {
+                return bad(&invalid_top(
+                    "Idempotency-Key",
+                    format!(
+                        "must be 1-{} visible characters",
+                        crate::idempotency::MAX_KEY_BYTES
+                    ),
+                ));
+            }
+        },
+    };
+    let (v, _held) = match read_json(door, req).await {
+        Ok(read) => read,
+        Err(answer) => return answer,
+    };
+    match requests::submit(door, caller, base, key.as_deref(), &v).await {
+        Ok((code, location, task)) => {
+            let mut r = json_answer(&task);
+            *r.status_mut() = StatusCode::from_u16(code).unwrap_or(StatusCode::ACCEPTED);
+            if let Ok(l) = http::HeaderValue::from_str(&location) {
+                r.headers_mut().insert(http::header::LOCATION, l);
+            }
+            r
+        }
+        Err(problem) => problem_answer(&problem),
     }
+}
+
+async fn evaluate(
+    door: &Door,
+    caller: &Caller,
+    base: &str,
+    req: Request<Incoming>,
+    single: bool,
+) -> Answer {
     let policy_set = match req.headers().get("x-arbiter-policy-set") {
         None => None,
         Some(v) => match v.to_str() {
@@ -186,62 +257,9 @@ async fn evaluate(door: &Door, caller: &Caller, req: Request<Incoming>, single: 
             }
         },
     };
-    // The body's bytes are taken from the server's budget before it is read (all of
-    // the limit when its length is not announced) and given back with the answer.
-    let announced = req
-        .headers()
-        .get(http::header::CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse::<usize>().ok());
-    if announced.is_some_and(|n| n > MAX_BODY_BYTES) {
-        return bad(&invalid_top(
-            "body",
-            format!("is more than {MAX_BODY_BYTES} bytes"),
-        ));
-    }
-    let want = announced.unwrap_or(MAX_BODY_BYTES);
-    if !door.budget.take(want) {
-        let mut r = text(
-            StatusCode::TOO_MANY_REQUESTS,
-            format!(
-                "the server holds {} MiB of requests in flight, its limit: retry with backoff",
-                door.budget.limit() >> 20
-            ),
-        );
-        r.headers_mut().insert(
-            http::header::RETRY_AFTER,
-            http::HeaderValue::from_static("1"),
-        );
-        return r;
-    }
-    let _held = Taken(&door.budget, want);
-    let body = match Limited::new(req.into_body(), MAX_BODY_BYTES)
-        .collect()
-        .await
-    {
-        Ok(b) => b.to_bytes(),
-        Err(_) => {
-            return bad(&invalid_top(
-                "body",
-                format!("is more than {MAX_BODY_BYTES} bytes, or was cut off"),
-            ));
-        }
-    };
-    if body.is_empty() {
-        return bad(&invalid_top("body", "is empty: send a JSON object"));
-    }
-    let v: Json = match serde_json::from_slice(&body) {
-        Ok(v) => v,
-        Err(e) => {
-            return bad(&invalid_top(
-                "body",
-                format!(
-                    "is not valid JSON (line {}, column {})",
-                    e.line(),
-                    e.column()
-                ),
-            ));
-        }
+    let (v, _held) = match read_json(door, req).await {
+        Ok(read) => read,
+        Err(answer) => return answer,
     };
     let Some(top) = v.as_object() else {
         return bad(&invalid_top("body", "must be a JSON object"));
@@ -255,7 +273,7 @@ async fn evaluate(door: &Door, caller: &Caller, req: Request<Incoming>, single: 
     };
     let Some(items) = items else {
         // One evaluation (the `evaluations` endpoint without a list behaves as one).
-        return match one(door, caller, &v, policy_set).await {
+        return match one(door, caller, base, &v, policy_set).await {
             Ok(decision) => json_answer(&decision),
             Err(Err(invalid)) => bad(&invalid),
             Err(Ok(e)) => refused(&e),
@@ -290,7 +308,7 @@ async fn evaluate(door: &Door, caller: &Caller, req: Request<Incoming>, single: 
     let mut out = Vec::with_capacity(items.len());
     for item in items {
         let merged = authzen::merged(top, item);
-        let decision = match one(door, caller, &merged, policy_set.clone()).await {
+        let decision = match one(door, caller, base, &merged, policy_set.clone()).await {
             Ok(d) => d,
             // A bad item is a denied item with its reason; the batch goes on.
             Err(Err(invalid)) => json!({
@@ -318,6 +336,81 @@ async fn evaluate(door: &Door, caller: &Caller, req: Request<Incoming>, single: 
     json_answer(&json!({ "evaluations": out }))
 }
 
+/// The request's JSON body, its bytes held against the server's budget until the
+/// returned guard drops; or the answer refusing it.
+async fn read_json(door: &Door, req: Request<Incoming>) -> Result<(Json, Taken<'_>), Answer> {
+    let json_type = req
+        .headers()
+        .get(http::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split(';').next())
+        .is_some_and(|v| v.trim().eq_ignore_ascii_case("application/json"));
+    if !json_type {
+        return Err(bad(&invalid_top(
+            "Content-Type",
+            "must be application/json",
+        )));
+    }
+    // The body's bytes are taken from the server's budget before it is read (all of
+    // the limit when its length is not announced) and given back with the answer.
+    let announced = req
+        .headers()
+        .get(http::header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<usize>().ok());
+    if announced.is_some_and(|n| n > MAX_BODY_BYTES) {
+        return Err(bad(&invalid_top(
+            "body",
+            format!("is more than {MAX_BODY_BYTES} bytes"),
+        )));
+    }
+    let want = announced.unwrap_or(MAX_BODY_BYTES);
+    if !door.budget.take(want) {
+        let mut r = text(
+            StatusCode::TOO_MANY_REQUESTS,
+            format!(
+                "the server holds {} MiB of requests in flight, its limit: retry with backoff",
+                door.budget.limit() >> 20
+            ),
+        );
+        r.headers_mut().insert(
+            http::header::RETRY_AFTER,
+            http::HeaderValue::from_static("1"),
+        );
+        return Err(r);
+    }
+    let held = Taken(&door.budget, want);
+    let body = match Limited::new(req.into_body(), MAX_BODY_BYTES)
+        .collect()
+        .await
+    {
+        Ok(b) => b.to_bytes(),
+        Err(_) => {
+            return Err(bad(&invalid_top(
+                "body",
+                format!("is more than {MAX_BODY_BYTES} bytes, or was cut off"),
+            )));
+        }
+    };
+    if body.is_empty() {
+        return Err(bad(&invalid_top("body", "is empty: send a JSON object")));
+    }
+    let v: Json = match serde_json::from_slice(&body) {
+        Ok(v) => v,
+        Err(e) => {
+            return Err(bad(&invalid_top(
+                "body",
+                format!(
+                    "is not valid JSON (line {}, column {})",
+                    e.line(),
+                    e.column()
+                ),
+            )));
+        }
+    };
+    Ok((v, held))
+}
+
 /// Bytes taken from the budget, given back when dropped.
 struct Taken<'a>(&'a arbiter_service::budget::Budget, usize);
 
@@ -335,25 +428,49 @@ fn invalid_top(field: &str, message: impl Into<String>) -> Invalid {
 }
 
 /// One evaluation through the pipeline: the decision, or a mapping error (`Err(Err)`)
-/// or a service error (`Err(Ok)`).
+/// or a service error (`Err(Ok)`). An evaluation presenting `context.approval`
+/// redeems it; one the approval does not apply to is decided as if it were absent,
+/// and says why (the approval profile's `reason` and `next_action`).
 async fn one(
     door: &Door,
     caller: &Caller,
+    base: &str,
     v: &Json,
     policy_set: Option<String>,
 ) -> Result<Json, Result<ServiceError, Invalid>> {
-    let request = authzen::request(v, door.default_privilege).map_err(Err)?;
+    let (v, approval_id) = requests::split_approval(v).map_err(Err)?;
+    let request = authzen::request(&v, door.default_privilege).map_err(Err)?;
     let ask = Authorize {
         request,
         policy_set,
-        approval_id: None,
+        approval_id,
         explain: false,
         credential: None,
     };
-    let answer = door.decider.decide(caller, ask).await.map_err(Ok)?;
-    debug_assert!(matches!(
-        answer.decision.outcome,
-        Outcome::Allow | Outcome::Deny | Outcome::RequireApproval
-    ));
-    Ok(authzen::decision(&answer))
+    let (answer, refusal) = match door.decider.decide(caller, ask.clone()).await {
+        Ok(answer) => (answer, None),
+        Err(e) => {
+            let refusal = match &ask.approval_id {
+                Some(id) => requests::refusal(door, id, &e).await,
+                None => None,
+            };
+            let Some(refusal) = refusal else {
+                return Err(Ok(e));
+            };
+            let again = Authorize {
+                approval_id: None,
+                ..ask
+            };
+            let answer = door.decider.decide(caller, again).await.map_err(Ok)?;
+            (answer, Some(refusal))
+        }
+    };
+    let mut decision = authzen::decision(&answer);
+    requests::annotate(door, caller, base, &v, &answer, &mut decision)
+        .await
+        .map_err(Ok)?;
+    if let Some(refusal) = refusal {
+        refusal.mark(&mut decision);
+    }
+    Ok(decision)
 }

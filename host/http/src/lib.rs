@@ -7,6 +7,9 @@
 //! | `POST /access/v1/evaluation` | one decision |
 //! | `POST /access/v1/evaluations` | several, with `execute_all`, `deny_on_first_deny` or `permit_on_first_permit` |
 //! | `GET /.well-known/authzen-configuration` | the PDP metadata: what is served, nothing else |
+//! | `POST /access/v1/requests` | an access request for a requestable denial (the approval profile) |
+//! | `GET /access/v1/requests/{id}` | its task: pending, approved, denied or expired |
+//! | `GET /access/v1/jwks` | the keys that verify binding tokens and credentials |
 //!
 //! Who is calling is settled from the headers and the connection before the body is
 //! read (bearer token or client certificate, the same roles as gRPC: decisions need
@@ -15,7 +18,9 @@
 
 pub mod authzen;
 mod handler;
+mod idempotency;
 pub mod metrics;
+mod requests;
 pub mod settings;
 
 use std::net::SocketAddr;
@@ -47,6 +52,7 @@ pub struct Door {
     default_privilege: Privilege,
     scheme: &'static str,
     budget: Arc<arbiter_service::budget::Budget>,
+    idempotency: idempotency::Idempotency,
 }
 
 impl Door {
@@ -64,6 +70,7 @@ impl Door {
             default_privilege,
             scheme: if tls { "https" } else { "http" },
             budget,
+            idempotency: idempotency::Idempotency::default(),
         }
     }
 }
