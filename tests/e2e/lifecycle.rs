@@ -59,6 +59,10 @@ async fn reflection_lists_the_authorizer() {
         names.contains(&"grpc.health.v1.Health".to_string()),
         "{names:?}"
     );
+    assert!(
+        names.contains(&"envoy.service.auth.v3.Authorization".to_string()),
+        "{names:?}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]

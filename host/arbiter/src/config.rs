@@ -81,6 +81,8 @@ pub struct RawConfig {
     pub connections: Option<tls::RawConnections>,
     /// `[http]`: the AuthZEN door.
     pub http: Option<arbiter_http::settings::RawHttp>,
+    /// `[envoy]`: how Envoy `ext_authz` checks map to requests.
+    pub envoy: Option<arbiter_grpc::envoy::mapping::EnvoyConfig>,
 }
 
 /// `[audit]`.
@@ -189,6 +191,8 @@ pub struct Config {
     pub connections: ConnectionLimits,
     /// The AuthZEN door; `None` is off.
     pub http: Option<arbiter_http::settings::HttpSettings>,
+    /// The Envoy `ext_authz` mapping (validated).
+    pub envoy: arbiter_grpc::envoy::mapping::EnvoyConfig,
     /// How long approvals stay open.
     pub approval_ttl: Duration,
     /// How long closed approvals and expired credentials stay in the state database
@@ -249,7 +253,7 @@ impl Config {
                 let raw: RawConfig = toml::from_str(&text).map_err(|e| {
                     let line = e.span().map_or(0, |s| text[..s.start].matches('\n').count() + 1);
                     anyhow::anyhow!(
-                        "{}:{line}: {}\nhint: valid keys are version, listen, data_dir, policy_sets, default_set, log_format, capacity, wasm_stack_kib, metrics_listen, trusted_keys, watch_dir, [limits], [auth], [approvals], [credentials], [audit], [state], [tls], [connections], [http]",
+                        "{}:{line}: {}\nhint: valid keys are version, listen, data_dir, policy_sets, default_set, log_format, capacity, wasm_stack_kib, metrics_listen, trusted_keys, watch_dir, [limits], [auth], [approvals], [credentials], [audit], [state], [tls], [connections], [http], [envoy]",
                         path.display(),
                         e.message()
                     )
@@ -323,6 +327,8 @@ impl Config {
         if let Some(h) = &http {
             tls::check_plaintext("HTTP", h.listen, tls.is_some(), args.tls.insecure_plaintext)?;
         }
+        let envoy = raw.envoy.unwrap_or_default();
+        envoy.validate().map_err(anyhow::Error::msg)?;
         let asks_for_certificates = tls
             .as_ref()
             .is_some_and(|t| t.grpc.client_auth != arbiter_tls::ClientAuth::None);
@@ -396,6 +402,7 @@ impl Config {
             groups,
             connections: tls::connection_limits(raw.connections)?,
             http,
+            envoy,
             tls,
             trusted_keys,
             scoped_keys,

@@ -95,16 +95,8 @@ pub async fn start_with_clock(
     health_reporter
         .set_serving::<proto::authorizer_server::AuthorizerServer<Authorizer>>()
         .await;
-    let reflection = tonic_reflection::server::Builder::configure()
-        .register_encoded_file_descriptor_set(proto::DESCRIPTOR)
-        .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
-        .build_v1()
-        .context("cannot build the reflection service")?;
-    let reflection_alpha = tonic_reflection::server::Builder::configure()
-        .register_encoded_file_descriptor_set(proto::DESCRIPTOR)
-        .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
-        .build_v1alpha()
-        .context("cannot build the reflection service")?;
+    let (reflection, reflection_alpha) =
+        arbiter_grpc::reflection::services().context("cannot build the reflection service")?;
     let decider = arbiter_service::pipeline::Decider::new(app.clone(), config.capacity as usize);
     // One byte budget for the bodies of every door.
     let budget = arbiter_service::budget::Budget::new(config.connections.request_bytes_in_flight);
@@ -116,6 +108,8 @@ pub async fn start_with_clock(
         }
         None => (None, None),
     };
+    let ext_authz =
+        arbiter_grpc::envoy::ExtAuthz::new(decider.clone(), config.envoy.clone()).into_server();
     let authorizer = proto::authorizer_server::AuthorizerServer::new(Authorizer::new(decider))
         .max_decoding_message_size(MAX_TRANSPORT_BYTES)
         .max_encoding_message_size(MAX_TRANSPORT_BYTES);
@@ -172,6 +166,7 @@ pub async fn start_with_clock(
         .add_service(reflection)
         .add_service(reflection_alpha)
         .add_service(authorizer)
+        .add_service(ext_authz)
         .add_service(approvals)
         .add_service(credentials)
         .add_service(audit)

@@ -37,7 +37,7 @@ fn needs(path: &str) -> Option<&'static [Role]> {
         .unwrap_or_default();
     match service {
         "arbiter.v1.PolicyAdmin" => Some(ADMIN),
-        "arbiter.v1.Authorizer" => Some(ENFORCER),
+        "arbiter.v1.Authorizer" | "envoy.service.auth.v3.Authorization" => Some(ENFORCER),
         // Public keys are public: resource servers fetch them without a token.
         _ if path == "/arbiter.v1.Credentials/GetJwks" => None,
         s if s.starts_with("arbiter.v1.") => Some(ANYONE),

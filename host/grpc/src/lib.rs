@@ -10,10 +10,12 @@ pub mod authorizer;
 pub mod credentials;
 pub mod decode;
 pub mod encode;
+pub mod envoy;
 #[doc(hidden)]
 pub mod fuzz;
 pub mod gate;
 pub mod listen;
+pub mod reflection;
 
 // The generated code, kept behind the adapters: clients use `arbiter-proto` itself.
 use arbiter_proto as proto;
