@@ -26,6 +26,7 @@ use clap::Parser;
 use hdrhistogram::Histogram;
 use tonic::transport::Channel;
 
+mod doors;
 mod noop;
 mod soak;
 
@@ -45,7 +46,10 @@ struct Args {
     #[arg(long)]
     vectors: Option<PathBuf>,
     /// Targets to measure: `noop`, `arbiter`, `arbiter-tls` (the same server over TLS,
-    /// with a certificate made for the run; connections are reused).
+    /// with a certificate made for the run; connections are reused), and the other
+    /// doors of the same server: `authzen` (AuthZEN `evaluation` over HTTP/1.1
+    /// keep-alive), `authzen-batch` (`evaluations` of 25 items; decisions count items)
+    /// and `ext-authz` (Envoy `Check` on the gRPC channel).
     #[arg(long, value_delimiter = ',', default_value = "noop,arbiter")]
     targets: Vec<String>,
     /// CPU the servers are pinned to (with taskset); the generator should run on
@@ -74,7 +78,9 @@ fn main() -> anyhow::Result<()> {
         let rt = tokio::runtime::Runtime::new()?;
         return rt.block_on(noop::serve(addr.parse()?));
     }
-    let requests = load_requests(args.vectors.clone())?;
+    let decoded = load_requests(args.vectors.clone())?;
+    let requests: Vec<pb::AuthorizeRequest> =
+        decoded.iter().map(arbiter::grpc::encode::request).collect();
     if args.soak {
         return soak_main(&args);
     }
@@ -92,7 +98,12 @@ fn main() -> anyhow::Result<()> {
         let tls = (target == "arbiter-tls")
             .then(|| test_pki(data.path()))
             .transpose()?;
-        let mut server = spawn(&args, target, port, data.path())?;
+        let http_port = free_port()?;
+        let door = matches!(target.as_str(), "authzen" | "authzen-batch" | "ext-authz");
+        let work = door
+            .then(|| doors::Work::of(target, &decoded))
+            .transpose()?;
+        let mut server = spawn(&args, target, port, data.path(), http_port)?;
         let result = client_rt.block_on(async {
             let channel = match &tls {
                 Some(ca) => connect_tls(port, ca).await?,
@@ -100,10 +111,19 @@ fn main() -> anyhow::Result<()> {
             };
             let mut rows = Vec::new();
             for &n in &args.in_flight {
-                run(&channel, &requests, n, Duration::from_secs(args.warmup)).await?;
+                let measure = |secs: u64| {
+                    let (channel, work, requests) = (&channel, &work, &requests);
+                    async move {
+                        let d = Duration::from_secs(secs);
+                        match work {
+                            Some(w) => doors::run(channel, http_port, w, n, d).await,
+                            None => run(channel, requests, n, d).await,
+                        }
+                    }
+                };
+                measure(args.warmup).await?;
                 let cpu_before = cpu_time(server.id())?;
-                let (hist, count, elapsed) =
-                    run(&channel, &requests, n, Duration::from_secs(args.seconds)).await?;
+                let (hist, count, elapsed) = measure(args.seconds).await?;
                 let cpu = cpu_time(server.id())? - cpu_before;
                 rows.push((n, hist, count, elapsed, cpu));
             }
@@ -136,7 +156,7 @@ fn soak_main(args: &Args) -> anyhow::Result<()> {
         serve_arg: serve_args,
         ..args.clone()
     };
-    let mut server = spawn(&args, "arbiter", port, dir.path())?;
+    let mut server = spawn(&args, "arbiter", port, dir.path(), 0)?;
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(1)
         .enable_all()
@@ -188,13 +208,8 @@ fn default_vectors() -> PathBuf {
     ))
 }
 
-fn load_requests(path: Option<PathBuf>) -> anyhow::Result<Vec<pb::AuthorizeRequest>> {
-    let path = path.unwrap_or_else(|| {
-        PathBuf::from(concat!(
-            env!("CARGO_MANIFEST_DIR"),
-            "/../../tests/vectors/reference-public.jsonl"
-        ))
-    });
+fn load_requests(path: Option<PathBuf>) -> anyhow::Result<Vec<arbiter_core::Request>> {
+    let path = path.unwrap_or_else(default_vectors);
     let text = std::fs::read_to_string(&path)
         .with_context(|| format!("cannot read `{}`", path.display()))?;
     text.lines()
@@ -203,7 +218,7 @@ fn load_requests(path: Option<PathBuf>) -> anyhow::Result<Vec<pb::AuthorizeReque
         .map(|(i, l)| {
             let (_, r) = arbiter::cli::check::parse_line(l)
                 .map_err(|e| anyhow::anyhow!("{}:{}: {e}", path.display(), i + 1))?;
-            Ok(arbiter::grpc::encode::request(&r))
+            Ok(r)
         })
         .collect()
 }
@@ -214,12 +229,18 @@ fn free_port() -> anyhow::Result<u16> {
         .port())
 }
 
-fn spawn(args: &Args, target: &str, port: u16, data: &std::path::Path) -> anyhow::Result<Child> {
+fn spawn(
+    args: &Args,
+    target: &str,
+    port: u16,
+    data: &std::path::Path,
+    http_port: u16,
+) -> anyhow::Result<Child> {
     let me = std::env::current_exe()?;
     let listen = format!("127.0.0.1:{port}");
     let (program, argv): (PathBuf, Vec<String>) = match target {
         "noop" => (me.clone(), vec!["--noop-server".into(), listen]),
-        "arbiter" | "arbiter-tls" => {
+        "arbiter" | "arbiter-tls" | "authzen" | "authzen-batch" | "ext-authz" => {
             let bin = args
                 .arbiter
                 .clone()
@@ -231,6 +252,16 @@ fn spawn(args: &Args, target: &str, port: u16, data: &std::path::Path) -> anyhow
                 "--data-dir".into(),
                 data.display().to_string(),
             ];
+            if matches!(target, "authzen" | "authzen-batch") {
+                v.push("--http-listen".into());
+                v.push(format!("127.0.0.1:{http_port}"));
+            }
+            if target == "ext-authz" {
+                let file = data.join("arbiter.toml");
+                std::fs::write(&file, doors::ENVOY_CONFIG)?;
+                v.push("--config".into());
+                v.push(file.display().to_string());
+            }
             if target == "arbiter-tls" {
                 for (flag, file) in [("--tls-cert", "server.pem"), ("--tls-key", "server.key")] {
                     v.push(flag.into());
@@ -240,7 +271,9 @@ fn spawn(args: &Args, target: &str, port: u16, data: &std::path::Path) -> anyhow
             v.extend(args.serve_arg.iter().cloned());
             (bin, v)
         }
-        other => bail!("unknown target `{other}` (noop, arbiter, arbiter-tls)"),
+        other => bail!(
+            "unknown target `{other}` (noop, arbiter, arbiter-tls, authzen, authzen-batch, ext-authz)"
+        ),
     };
     let mut cmd = match args.server_cpu {
         Some(cpu) => {
