@@ -357,9 +357,13 @@ pub fn decision(answer: &Answer) -> Json {
 
 /// An evaluation's defaults (top-level `subject`, `action`, `resource`, `context`)
 /// under its own values: the item's keys win, key by key at the top level.
-pub fn merged(defaults: &Map<String, Json>, item: &Json) -> Json {
+pub fn merged<'a>(defaults: &Map<String, Json>, item: &'a Json) -> std::borrow::Cow<'a, Json> {
+    const KEYS: [&str; 4] = ["subject", "action", "resource", "context"];
+    if !KEYS.iter().any(|k| defaults.contains_key(*k)) {
+        return std::borrow::Cow::Borrowed(item);
+    }
     let mut out = Map::new();
-    for key in ["subject", "action", "resource", "context"] {
+    for key in KEYS {
         if let Some(v) = defaults.get(key) {
             out.insert(key.into(), v.clone());
         }
@@ -369,7 +373,7 @@ pub fn merged(defaults: &Map<String, Json>, item: &Json) -> Json {
             out.insert(k.clone(), v.clone());
         }
     }
-    Json::Object(out)
+    std::borrow::Cow::Owned(Json::Object(out))
 }
 
 #[cfg(test)]

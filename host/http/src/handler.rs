@@ -7,10 +7,11 @@ use arbiter_service::auth::{Caller, Peer, Presented, Role};
 use arbiter_service::pipeline::Authorize;
 use arbiter_service::{ErrorClass, ServiceError};
 use bytes::Bytes;
+use futures::StreamExt as _;
 use http::{HeaderMap, Method, Request, Response, StatusCode};
 use http_body_util::{BodyExt as _, Full, Limited};
 use hyper::body::Incoming;
-use serde_json::{Value as Json, json};
+use serde_json::{Map, Value as Json, json};
 
 use crate::Door;
 use crate::authzen::{self, Invalid};
@@ -306,34 +307,66 @@ async fn evaluate(
         }
     };
     let mut out = Vec::with_capacity(items.len());
-    for item in items {
-        let merged = authzen::merged(top, item);
-        let decision = match one(door, caller, base, &merged, policy_set.clone()).await {
-            Ok(d) => d,
-            // A bad item is a denied item with its reason; the batch goes on.
-            Err(Err(invalid)) => json!({
-                "decision": false,
-                "context": { "code": 400, "reason": invalid.to_string() },
-            }),
-            // Who is calling, capacity, durable state: the whole call fails.
-            Err(Ok(e)) if e.class() != ErrorClass::InvalidArgument => return refused(&e),
-            Err(Ok(e)) => json!({
-                "decision": false,
-                "context": { "code": 400, "reason": e.to_string() },
-            }),
-        };
-        let permitted = decision["decision"] == true;
-        out.push(decision);
-        let stop = match semantic {
-            "deny_on_first_deny" => !permitted,
-            "permit_on_first_permit" => permitted,
-            _ => false,
-        };
-        if stop {
-            break;
+    if semantic == "execute_all" {
+        // A few at a time, answers in order: their audit records then share commits
+        // instead of each waiting for its own (as the gRPC door's batches).
+        let pending: Vec<_> = items
+            .iter()
+            .map(|i| batch_item(door, caller, base, top, i, policy_set.clone()))
+            .collect();
+        let mut decided =
+            futures::stream::iter(pending).buffered(arbiter_service::pipeline::BATCH_CONCURRENCY);
+        while let Some(d) = decided.next().await {
+            match d {
+                Ok(d) => out.push(d),
+                Err(e) => return refused(&e),
+            }
+        }
+    } else {
+        // One after the other: an item after the one that stops the batch is never
+        // decided (nor recorded, nor held for approval).
+        for i in items {
+            let decision = match batch_item(door, caller, base, top, i, policy_set.clone()).await {
+                Ok(d) => d,
+                Err(e) => return refused(&e),
+            };
+            let permitted = decision["decision"] == true;
+            out.push(decision);
+            let stop = match semantic {
+                "deny_on_first_deny" => !permitted,
+                _ => permitted,
+            };
+            if stop {
+                break;
+            }
         }
     }
     json_answer(&json!({ "evaluations": out }))
+}
+
+/// One item of a batch: its decision (a bad item is a denied item with its reason),
+/// or the error that fails the whole call (who is calling, capacity, durable state).
+async fn batch_item(
+    door: &Door,
+    caller: &Caller,
+    base: &str,
+    top: &Map<String, Json>,
+    item: &Json,
+    policy_set: Option<String>,
+) -> Result<Json, ServiceError> {
+    let merged = authzen::merged(top, item);
+    match one(door, caller, base, &merged, policy_set).await {
+        Ok(d) => Ok(d),
+        Err(Err(invalid)) => Ok(json!({
+            "decision": false,
+            "context": { "code": 400, "reason": invalid.to_string() },
+        })),
+        Err(Ok(e)) if e.class() != ErrorClass::InvalidArgument => Err(e),
+        Err(Ok(e)) => Ok(json!({
+            "decision": false,
+            "context": { "code": 400, "reason": e.to_string() },
+        })),
+    }
 }
 
 /// The request's JSON body, its bytes held against the server's budget until the
@@ -440,26 +473,30 @@ async fn one(
 ) -> Result<Json, Result<ServiceError, Invalid>> {
     let (v, approval_id) = requests::split_approval(v).map_err(Err)?;
     let request = authzen::request(&v, door.default_privilege).map_err(Err)?;
+    // Kept for a second decision without the approval only when one is presented.
+    let without_approval = approval_id.as_ref().map(|_| Authorize {
+        request: request.clone(),
+        policy_set: policy_set.clone(),
+        approval_id: None,
+        explain: false,
+        credential: None,
+    });
     let ask = Authorize {
         request,
         policy_set,
-        approval_id,
+        approval_id: approval_id.clone(),
         explain: false,
         credential: None,
     };
-    let (answer, refusal) = match door.decider.decide(caller, ask.clone()).await {
+    let (answer, refusal) = match door.decider.decide(caller, ask).await {
         Ok(answer) => (answer, None),
         Err(e) => {
-            let refusal = match &ask.approval_id {
+            let refusal = match &approval_id {
                 Some(id) => requests::refusal(door, id, &e).await,
                 None => None,
             };
-            let Some(refusal) = refusal else {
+            let (Some(refusal), Some(again)) = (refusal, without_approval) else {
                 return Err(Ok(e));
-            };
-            let again = Authorize {
-                approval_id: None,
-                ..ask
             };
             let answer = door.decider.decide(caller, again).await.map_err(Ok)?;
             (answer, Some(refusal))

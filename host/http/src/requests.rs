@@ -13,6 +13,8 @@
 //! A presented approval that does not apply is evaluated as absent, with the
 //! profile's `reason` and `next_action`. Documented in `docs/authzen.md`.
 
+use std::borrow::Cow;
+
 use arbiter_core::{Outcome, clock::rfc3339};
 use arbiter_service::ServiceError;
 use arbiter_service::approvals::approval_digest;
@@ -59,9 +61,9 @@ struct Binding {
 
 /// `context.approval.id`, if the evaluation presents one, and the evaluation without
 /// it (the approval reference is not part of the request the approval covers).
-pub(crate) fn split_approval(v: &Json) -> Result<(Json, Option<String>), Invalid> {
+pub(crate) fn split_approval(v: &Json) -> Result<(Cow<'_, Json>, Option<String>), Invalid> {
     let Some(approval) = v.get("context").and_then(|c| c.get("approval")) else {
-        return Ok((v.clone(), None));
+        return Ok((Cow::Borrowed(v), None));
     };
     let id = approval
         .get("id")
@@ -75,7 +77,7 @@ pub(crate) fn split_approval(v: &Json) -> Result<(Json, Option<String>), Invalid
     if let Some(context) = v.get_mut("context").and_then(Json::as_object_mut) {
         context.remove("approval");
     }
-    Ok((v, Some(id.to_string())))
+    Ok((Cow::Owned(v), Some(id.to_string())))
 }
 
 /// The profile's members on an evaluation's answer: for a held request the

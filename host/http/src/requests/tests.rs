@@ -22,7 +22,7 @@ fn an_idempotency_key_binds_one_body() {
 #[test]
 fn a_presented_approval_leaves_the_request() {
     let v = json!({"subject": {}, "context": {"approval": {"id": "a-1"}, "hour": 3}});
-    let (rest, id) = split_approval(&v).unwrap_or((Json::Null, None));
+    let (rest, id) = split_approval(&v).unwrap_or((Cow::Owned(Json::Null), None));
     assert_eq!(id.as_deref(), Some("a-1"));
     assert_eq!(rest["context"], json!({"hour": 3}));
     let bad = json!({"context": {"approval": {"id": 7}}});
