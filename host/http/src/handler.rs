@@ -9,12 +9,13 @@ use arbiter_service::{ErrorClass, ServiceError};
 use bytes::Bytes;
 use futures::StreamExt as _;
 use http::{HeaderMap, Method, Request, Response, StatusCode};
-use http_body_util::{BodyExt as _, Full, Limited};
+use http_body_util::Full;
 use hyper::body::Incoming;
 use serde_json::{Map, Value as Json, json};
 
 use crate::Door;
 use crate::authzen::{self, Invalid};
+use crate::body::read_json;
 use crate::requests;
 
 /// The largest request body: as the gRPC door's largest decoded message.
@@ -30,7 +31,7 @@ const METADATA: &str = "/.well-known/authzen-configuration";
 /// Task handles: `/access/v1/requests/{id}`.
 const TASKS: &str = "/access/v1/requests/";
 
-type Answer = Response<Full<Bytes>>;
+pub(crate) type Answer = Response<Full<Bytes>>;
 
 /// Serves one connection until it closes.
 pub(crate) async fn connection<S>(io: S, peer: Peer, door: Arc<Door>)
@@ -46,7 +47,7 @@ where
         .await;
 }
 
-fn text(status: StatusCode, message: impl Into<String>) -> Answer {
+pub(crate) fn text(status: StatusCode, message: impl Into<String>) -> Answer {
     let mut r = Response::new(Full::new(Bytes::from(message.into() + "\n")));
     *r.status_mut() = status;
     r.headers_mut().insert(
@@ -65,7 +66,7 @@ fn json_answer(body: &Json) -> Answer {
     r
 }
 
-fn bad(e: &Invalid) -> Answer {
+pub(crate) fn bad(e: &Invalid) -> Answer {
     text(StatusCode::BAD_REQUEST, e.to_string())
 }
 
@@ -369,91 +370,7 @@ async fn batch_item(
     }
 }
 
-/// The request's JSON body, its bytes held against the server's budget until the
-/// returned guard drops; or the answer refusing it.
-async fn read_json(door: &Door, req: Request<Incoming>) -> Result<(Json, Taken<'_>), Answer> {
-    let json_type = req
-        .headers()
-        .get(http::header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.split(';').next())
-        .is_some_and(|v| v.trim().eq_ignore_ascii_case("application/json"));
-    if !json_type {
-        return Err(bad(&invalid_top(
-            "Content-Type",
-            "must be application/json",
-        )));
-    }
-    // The body's bytes are taken from the server's budget before it is read (all of
-    // the limit when its length is not announced) and given back with the answer.
-    let announced = req
-        .headers()
-        .get(http::header::CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse::<usize>().ok());
-    if announced.is_some_and(|n| n > MAX_BODY_BYTES) {
-        return Err(bad(&invalid_top(
-            "body",
-            format!("is more than {MAX_BODY_BYTES} bytes"),
-        )));
-    }
-    let want = announced.unwrap_or(MAX_BODY_BYTES);
-    if !door.budget.take(want) {
-        let mut r = text(
-            StatusCode::TOO_MANY_REQUESTS,
-            format!(
-                "the server holds {} MiB of requests in flight, its limit: retry with backoff",
-                door.budget.limit() >> 20
-            ),
-        );
-        r.headers_mut().insert(
-            http::header::RETRY_AFTER,
-            http::HeaderValue::from_static("1"),
-        );
-        return Err(r);
-    }
-    let held = Taken(&door.budget, want);
-    let body = match Limited::new(req.into_body(), MAX_BODY_BYTES)
-        .collect()
-        .await
-    {
-        Ok(b) => b.to_bytes(),
-        Err(_) => {
-            return Err(bad(&invalid_top(
-                "body",
-                format!("is more than {MAX_BODY_BYTES} bytes, or was cut off"),
-            )));
-        }
-    };
-    if body.is_empty() {
-        return Err(bad(&invalid_top("body", "is empty: send a JSON object")));
-    }
-    let v: Json = match serde_json::from_slice(&body) {
-        Ok(v) => v,
-        Err(e) => {
-            return Err(bad(&invalid_top(
-                "body",
-                format!(
-                    "is not valid JSON (line {}, column {})",
-                    e.line(),
-                    e.column()
-                ),
-            )));
-        }
-    };
-    Ok((v, held))
-}
-
-/// Bytes taken from the budget, given back when dropped.
-struct Taken<'a>(&'a arbiter_service::budget::Budget, usize);
-
-impl Drop for Taken<'_> {
-    fn drop(&mut self) {
-        self.0.give(self.1);
-    }
-}
-
-fn invalid_top(field: &str, message: impl Into<String>) -> Invalid {
+pub(crate) fn invalid_top(field: &str, message: impl Into<String>) -> Invalid {
     Invalid {
         field: field.into(),
         message: message.into(),

@@ -17,6 +17,7 @@
 //! 500, each with a plain-text message; `X-Request-ID` is echoed on every answer.
 
 pub mod authzen;
+mod body;
 mod handler;
 mod idempotency;
 pub mod metrics;
