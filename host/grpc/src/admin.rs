@@ -104,6 +104,7 @@ fn version(v: &Version, state: pb::SetState) -> pb::SetVersion {
                 }),
                 quarantines: p.quarantines,
                 overload_timeouts: p.overload_timeouts,
+                preinitialised: p.preinitialised,
                 described_name: p.described_name,
                 described_version: p.described_version,
             })

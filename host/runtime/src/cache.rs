@@ -43,28 +43,49 @@ impl Runtime {
         bytes: &[u8],
         digest: &[u8; 32],
     ) -> wasmtime::Result<(Component, CacheOutcome)> {
-        let engine = &self.inner.engine;
-        let Some(dir) = &self.inner.cache_dir else {
-            return Ok((Component::new(engine, bytes)?, CacheOutcome::Disabled));
-        };
-        let path = dir.join(format!(
-            "{}-{}.cwasm",
-            hex::encode(digest),
-            self.compatibility()
-        ));
-        if path.exists() {
-            match trusted_entry(dir, &path).and_then(|()| load_precompiled(engine, &path)) {
-                Ok(c) => return Ok((c, CacheOutcome::Hit)),
-                Err(e) => {
-                    tracing::warn!(path = %path.display(), error = %e, "ignoring unusable cache entry")
-                }
+        let key = hex::encode(digest);
+        match self.cached(&key) {
+            Some(component) => Ok((component, CacheOutcome::Hit)),
+            None => self.compile(bytes, &key),
+        }
+    }
+
+    /// The compiled component stored under `key`, if the cache has a usable one.
+    pub(crate) fn cached(&self, key: &str) -> Option<Component> {
+        let dir = self.inner.cache_dir.as_ref()?;
+        let path = self.entry(dir, key);
+        if !path.exists() {
+            return None;
+        }
+        match trusted_entry(dir, &path).and_then(|()| load_precompiled(&self.inner.engine, &path)) {
+            Ok(c) => Some(c),
+            Err(e) => {
+                tracing::warn!(path = %path.display(), error = %e, "ignoring unusable cache entry");
+                None
             }
         }
-        let component = Component::new(engine, bytes)?;
+    }
+
+    /// Compiles `bytes` and stores the result under `key` (when a cache is configured).
+    pub(crate) fn compile(
+        &self,
+        bytes: &[u8],
+        key: &str,
+    ) -> wasmtime::Result<(Component, CacheOutcome)> {
+        let component = Component::new(&self.inner.engine, bytes)?;
+        let Some(dir) = &self.inner.cache_dir else {
+            return Ok((component, CacheOutcome::Disabled));
+        };
+        let path = self.entry(dir, key);
         if let Err(e) = store(&component, dir, &path) {
             tracing::warn!(path = %path.display(), error = %e, "cannot write the component cache");
         }
         Ok((component, CacheOutcome::Miss))
+    }
+
+    /// The entry's path: the key, then the engine's compatibility hash.
+    fn entry(&self, dir: &Path, key: &str) -> PathBuf {
+        dir.join(format!("{key}-{}.cwasm", self.compatibility()))
     }
 }
 

@@ -14,6 +14,7 @@ use crate::cache::CacheOutcome;
 use crate::sandbox::{self, Meter, SetData, Tripped};
 use crate::{Runtime, convert};
 
+mod snapshot;
 mod stop;
 
 use stop::{Stop, broke_limit, classify, with_wall_clock};
@@ -33,6 +34,9 @@ pub struct PluginStatus {
     pub sha256: String,
     /// Whether the compiled form came from the on-disk cache.
     pub cache_hit: bool,
+    /// Whether fresh instances start from the snapshot taken after `configure` at load
+    /// (false: `configure` runs in every fresh instance).
+    pub preinitialised: bool,
     /// Evaluations so far.
     pub evaluations: u64,
     /// Failed evaluations so far.
@@ -56,6 +60,8 @@ pub(crate) struct LoadedPlugin {
     pre: PolicyPre<sandbox::StoreState>,
     settings: Vec<wit::Attribute>,
     description: wit::Description,
+    /// Instances start from the snapshot taken after `configure` (see [`snapshot`]).
+    preinitialised: bool,
     cache: CacheOutcome,
     evaluations: AtomicU64,
     failures: AtomicU64,
@@ -84,58 +90,63 @@ struct Warm {
 }
 
 impl LoadedPlugin {
-    /// Pre-instantiates, then calls `describe` and `configure` once on a fresh
-    /// instance: a plugin that traps or refuses its settings is refused here, at load.
+    /// Prepares a plugin: its configured snapshot when it can have one (see
+    /// [`snapshot`]), else the component compiled as it is, with `describe` and
+    /// `configure` called once on a fresh instance. Either way a plugin that traps or
+    /// refuses its settings is refused here, at load.
     pub(crate) async fn prepare(
         rt: &Runtime,
         spec: PluginSpec,
         digest: [u8; 32],
-        component: wasmtime::component::Component,
-        cache: CacheOutcome,
+        bytes: Vec<u8>,
         data: &SetData,
     ) -> Result<Self, PrepareError> {
-        let instance_pre = rt
-            .inner
-            .linker
-            .instantiate_pre(&component)
-            .map_err(PrepareError::Link)?;
-        let pre = PolicyPre::new(instance_pre).map_err(|e| {
-            let exports: Vec<String> = component
-                .component_type()
-                .exports(&rt.inner.engine)
-                .map(|(name, _)| format!("`{name}`"))
-                .collect();
-            PrepareError::Link(e.context(format!(
-                "the component exports {}; this host implements `arbiter:policy@0.1.0`",
-                if exports.is_empty() {
-                    "nothing".to_string()
-                } else {
-                    exports.join(", ")
-                }
-            )))
-        })?;
         let settings = convert::attributes(&spec.settings);
-        let mut store =
-            sandbox::new_store(&rt.inner.engine, spec.limits, data.clone(), Meter::new());
-        let deadline = spec.limits.deadline;
-        let run = async {
-            let policy = pre.instantiate_async(&mut store).await?;
-            let ev = policy.arbiter_policy_evaluator();
-            let description = ev.call_describe(&mut store).await?;
-            let configured = ev.call_configure(&mut store, &settings).await?;
-            Ok::<_, wasmtime::Error>((description, configured))
-        };
-        let result = tokio::time::timeout(deadline, run).await;
-        store.data().log.flush_to_tracing(&spec.name);
-        let (description, configured) = match result {
-            Err(_) => {
-                return Err(PrepareError::Trap(wasmtime::format_err!(
-                    "ran past its deadline of {deadline:?}"
-                )));
+        let (component, cache, description, preinitialised) = match snapshot::configured(
+            rt, &spec, &bytes, &digest, &settings, data,
+        )
+        .await
+        {
+            snapshot::Outcome::Ready(c) => (c.component, c.cache, Some(c.description), true),
+            snapshot::Outcome::Failed(e) => return Err(e),
+            snapshot::Outcome::Unsupported(why) => {
+                tracing::info!(plugin = %spec.name, reason = %why, "plugin not pre-initialised: `configure` runs in every fresh instance");
+                let rt2 = rt.clone();
+                let compiled = tokio::task::spawn_blocking(move || rt2.component(&bytes, &digest))
+                    .await
+                    .map_err(|e| PrepareError::Compile(wasmtime::format_err!("{e}")))?
+                    .map_err(PrepareError::Compile)?;
+                (compiled.0, compiled.1, None, false)
             }
-            Ok(r) => r.map_err(PrepareError::Trap)?,
         };
-        configured.map_err(PrepareError::Configure)?;
+        let pre = policy_pre(rt, &component)?;
+        let description = match description {
+            Some(d) => d,
+            None => {
+                let mut store =
+                    sandbox::new_store(&rt.inner.engine, spec.limits, data.clone(), Meter::new());
+                let deadline = spec.limits.deadline;
+                let run = async {
+                    let policy = pre.instantiate_async(&mut store).await?;
+                    let ev = policy.arbiter_policy_evaluator();
+                    let description = ev.call_describe(&mut store).await?;
+                    let configured = ev.call_configure(&mut store, &settings).await?;
+                    Ok::<_, wasmtime::Error>((description, configured))
+                };
+                let result = tokio::time::timeout(deadline, run).await;
+                store.data().log.flush_to_tracing(&spec.name);
+                let (description, configured) = match result {
+                    Err(_) => {
+                        return Err(PrepareError::Trap(wasmtime::format_err!(
+                            "ran past its deadline of {deadline:?}"
+                        )));
+                    }
+                    Ok(r) => r.map_err(PrepareError::Trap)?,
+                };
+                configured.map_err(PrepareError::Configure)?;
+                description
+            }
+        };
         let breaker = Breaker::new(spec.limits.quarantine_after);
         Ok(Self {
             spec,
@@ -143,6 +154,7 @@ impl LoadedPlugin {
             pre,
             settings,
             description,
+            preinitialised,
             cache,
             evaluations: AtomicU64::new(0),
             failures: AtomicU64::new(0),
@@ -346,12 +358,16 @@ impl LoadedPlugin {
             .map_err(Stop::Instantiate)
     }
 
-    /// Hands a new instance the plugin's settings.
+    /// Hands a new instance the plugin's settings, unless it starts from the snapshot
+    /// taken after `configure`.
     async fn configure(
         &self,
         policy: &Policy,
         store: &mut Store<sandbox::StoreState>,
     ) -> Result<(), Stop> {
+        if self.preinitialised {
+            return Ok(());
+        }
         policy
             .arbiter_policy_evaluator()
             .call_configure(&mut *store, &self.settings)
@@ -378,6 +394,7 @@ impl LoadedPlugin {
             actions: self.description.actions.clone(),
             sha256: hex::encode(self.digest),
             cache_hit: self.cache == CacheOutcome::Hit,
+            preinitialised: self.preinitialised,
             evaluations: self.evaluations.load(Ordering::Relaxed),
             failures: self.failures.load(Ordering::Relaxed),
             consecutive_failures: self.breaker.consecutive(),
@@ -387,6 +404,33 @@ impl LoadedPlugin {
             overload_timeouts: self.overload_timeouts.load(Ordering::Relaxed),
         }
     }
+}
+
+/// The typed pre-instance, or a link error that names what the component exports.
+fn policy_pre(
+    rt: &Runtime,
+    component: &wasmtime::component::Component,
+) -> Result<PolicyPre<sandbox::StoreState>, PrepareError> {
+    let instance_pre = rt
+        .inner
+        .linker
+        .instantiate_pre(component)
+        .map_err(PrepareError::Link)?;
+    PolicyPre::new(instance_pre).map_err(|e| {
+        let exports: Vec<String> = component
+            .component_type()
+            .exports(&rt.inner.engine)
+            .map(|(name, _)| format!("`{name}`"))
+            .collect();
+        PrepareError::Link(e.context(format!(
+            "the component exports {}; this host implements `arbiter:policy@0.1.0`",
+            if exports.is_empty() {
+                "nothing".to_string()
+            } else {
+                exports.join(", ")
+            }
+        )))
+    })
 }
 
 async fn evaluate_in(
@@ -406,6 +450,7 @@ async fn evaluate_in(
 /// Why a plugin could not be prepared.
 #[derive(Debug)]
 pub(crate) enum PrepareError {
+    Compile(wasmtime::Error),
     Link(wasmtime::Error),
     Trap(wasmtime::Error),
     Configure(String),

@@ -182,6 +182,12 @@ impl StoreState {
         self.tripped = Tripped::None;
     }
 
+    /// Whether every host resource the plugin opened (a WASI stream, say) is closed
+    /// again: only then is its memory a state another instance can start from.
+    pub(crate) fn resources_closed(&self) -> bool {
+        self.table.is_empty()
+    }
+
     fn count_host_call(&mut self) -> wasmtime::Result<()> {
         self.host_calls += 1;
         if self.host_calls > self.limits.max_host_calls {

@@ -10,7 +10,7 @@ use arbiter_core::{
 };
 use sha2::{Digest, Sha256};
 
-use crate::cache::{self, CacheOutcome};
+use crate::cache;
 use crate::plugin::{LoadedPlugin, PluginStatus, PrepareError, Shared};
 use crate::sandbox::SetData;
 use crate::{Runtime, convert};
@@ -215,37 +215,27 @@ impl PolicySet {
             }
             hasher.update(spec.name.as_bytes());
             hasher.update(digest);
-            let rt = runtime.clone();
-            let compiled = tokio::task::spawn_blocking(move || rt.component(&bytes, &digest))
+            let plugin = LoadedPlugin::prepare(runtime, spec.clone(), digest, bytes, &data)
                 .await
-                .map_err(|e| LoadError::Compile {
-                    plugin: spec.name.clone(),
-                    path: path.clone(),
-                    message: e.to_string(),
+                .map_err(|e| match e {
+                    PrepareError::Compile(e) => LoadError::Compile {
+                        plugin: spec.name.clone(),
+                        path: path.clone(),
+                        message: format!("{e:#}"),
+                    },
+                    PrepareError::Link(e) => LoadError::Contract {
+                        plugin: spec.name.clone(),
+                        message: format!("{e:#}"),
+                    },
+                    PrepareError::Trap(e) => LoadError::Trap {
+                        plugin: spec.name.clone(),
+                        message: format!("{e:#}"),
+                    },
+                    PrepareError::Configure(message) => LoadError::Configure {
+                        plugin: spec.name.clone(),
+                        message,
+                    },
                 })?;
-            let (component, cache): (_, CacheOutcome) =
-                compiled.map_err(|e| LoadError::Compile {
-                    plugin: spec.name.clone(),
-                    path: path.clone(),
-                    message: format!("{e:#}"),
-                })?;
-            let plugin =
-                LoadedPlugin::prepare(runtime, spec.clone(), digest, component, cache, &data)
-                    .await
-                    .map_err(|e| match e {
-                        PrepareError::Link(e) => LoadError::Contract {
-                            plugin: spec.name.clone(),
-                            message: format!("{e:#}"),
-                        },
-                        PrepareError::Trap(e) => LoadError::Trap {
-                            plugin: spec.name.clone(),
-                            message: format!("{e:#}"),
-                        },
-                        PrepareError::Configure(message) => LoadError::Configure {
-                            plugin: spec.name.clone(),
-                            message,
-                        },
-                    })?;
             plugins.push(Arc::new(plugin));
         }
         let identity = SetIdentity {

@@ -120,6 +120,7 @@ fn to_json(s: &pb::SetStatus) -> serde_json::Value {
                 "quarantined": p.quarantined, "quarantine_cause": p.quarantine_cause,
                 "quarantine_retry_in_ms": p.quarantine_retry_in_ms,
                 "quarantines": p.quarantines, "overload_timeouts": p.overload_timeouts,
+                "preinitialised": p.preinitialised,
             })).collect::<Vec<_>>(),
         })).collect::<Vec<_>>(),
         "shadow_compared": s.shadow_compared,
