@@ -98,8 +98,9 @@ typedef policy_string_t ap_error_t;
 void ap_policy_describe(ap_description_t *d);
 
 /* The plugin's settings from the policy-set manifest, flattened to dotted names.
- * Return false and set `err` with ap_error() to refuse the load. Called once at load and
- * again on every fresh instance before `evaluate`: keep it cheap and deterministic.
+ * Return false and set `err` with ap_error() to refuse the load. Called once at load;
+ * every fresh instance starts from the memory it left (the host snapshots it). Keep it
+ * deterministic.
  * Optional: a weak default accepts everything. */
 bool ap_policy_configure(const ap_attributes_t *settings, ap_error_t *err);
 

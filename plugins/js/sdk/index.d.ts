@@ -91,7 +91,8 @@ export interface Policy {
   /** Action names or `prefix:*` patterns the plugin has rules for; empty means all. */
   actions?: string[];
   /** Receives the plugin's settings (dotted names for nested tables); throw to refuse
-   * the load. Runs on every fresh instance: keep it cheap and deterministic. */
+   * the load. Runs once at load; every fresh instance starts from the state it left
+   * (the host snapshots it). Keep it deterministic. */
   configure?(settings: Attributes): void;
   /** Decides one request. A throw is a `plugin-failure` deny. */
   evaluate(request: Request): Verdict;

@@ -206,9 +206,9 @@ class Policy:
 
     def configure(self, settings: Attributes) -> None:
         """Receives the plugin's settings from the policy-set manifest, flattened to
-        dotted names. Raise `ConfigurationError` to refuse the load. Called once at load
-        and again on every fresh instance before `evaluate`: keep it cheap and
-        deterministic."""
+        dotted names. Raise `ConfigurationError` to refuse the load. Called once at load;
+        every fresh instance starts from the state it left (the host snapshots it). Keep
+        it deterministic."""
 
     def evaluate(self, request: Request) -> Verdict:
         """Decides one request."""
@@ -220,7 +220,8 @@ def export(policy: Type[Policy]) -> type:
     module-level name `Evaluator`: `Evaluator = export(MyPolicy)`.
 
     The policy object is created once, when componentize-py runs the module at build
-    time; `configure` then runs on every fresh instance before `evaluate`. An exception
+    time; `configure` runs once at load, and every fresh instance starts from the state
+    it left (the host snapshots it) before `evaluate`. An exception
     escaping `evaluate` traps the instance: componentize-py writes the traceback to
     stderr, which the host keeps in its guest log, and the host fails the evaluation
     closed (reason `plugin-failure`, kind `trap`), like a panic in a Rust plugin."""

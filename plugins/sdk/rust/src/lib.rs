@@ -57,8 +57,10 @@ pub trait Policy {
     fn describe() -> Description;
 
     /// Receives the plugin's `settings` table from the policy-set manifest, flattened to
-    /// dotted names. Return an error to refuse the load. Called once at load and again on
-    /// every fresh instance before `evaluate`, so it must be cheap and deterministic.
+    /// dotted names. Return an error to refuse the load. Called once at load; every fresh
+    /// instance then starts from the memory it left (the host snapshots it), so set your
+    /// globals here. Keep it deterministic: a component the host cannot snapshot gets
+    /// `configure` again on every fresh instance.
     fn configure(settings: &[Attribute]) -> Result<(), String> {
         let _ = settings;
         Ok(())
