@@ -14,9 +14,6 @@ use crate::grpc::encode;
 use crate::proto as pb;
 use crate::proto::authorizer_client::AuthorizerClient;
 
-/// Batches in flight at once: enough to keep a two-core server busy.
-const BATCHES_IN_FLIGHT: usize = 4;
-
 /// Flags of `arbiter check`.
 #[derive(Debug, clap::Args)]
 pub struct CheckArgs {
@@ -36,6 +33,12 @@ pub struct CheckArgs {
     /// Requests per AuthorizeBatch call (1-1000).
     #[arg(long, default_value_t = 200, value_parser = clap::value_parser!(u16).range(1..=1000))]
     pub batch_size: u16,
+    /// Batches in flight at once (1-64). The default keeps a two-core server busy;
+    /// `--batch-size 1 --in-flight 1` sends one request at a time, so that the
+    /// server's per-plugin times (`--explain`) are the cost of one evaluation, not its
+    /// latency among others.
+    #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(u8).range(1..=64))]
+    pub in_flight: u8,
 }
 
 /// A line of input, parsed.
@@ -107,7 +110,7 @@ pub async fn run(args: CheckArgs) -> anyhow::Result<i32> {
             (batch, reply)
         }
     }))
-    .buffered(BATCHES_IN_FLIGHT);
+    .buffered(usize::from(args.in_flight));
     let mut out = std::io::stdout().lock();
     while let Some((batch, reply)) = answers.next().await {
         let items = match reply {
