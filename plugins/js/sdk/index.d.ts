@@ -91,8 +91,10 @@ export interface Policy {
   /** Action names or `prefix:*` patterns the plugin has rules for; empty means all. */
   actions?: string[];
   /** Receives the plugin's settings (dotted names for nested tables); throw to refuse
-   * the load. Runs once at load; every fresh instance starts from the state it left
-   * (the host snapshots it). Keep it deterministic. */
+   * the load. Runs at load and again on every fresh instance before `evaluate`: the host
+   * snapshots other languages' plugins after `configure`, but componentize-qjs nests
+   * components, which its snapshotter (Wizer 48) cannot instrument yet. Keep it cheap and
+   * deterministic. */
   configure?(settings: Attributes): void;
   /** Decides one request. A throw is a `plugin-failure` deny. */
   evaluate(request: Request): Verdict;
