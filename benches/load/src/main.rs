@@ -67,6 +67,11 @@ struct Args {
     /// server's resident memory.
     #[arg(long)]
     soak: bool,
+    /// With `--soak`: the set that answers the normal traffic (a set directory or
+    /// bundle, e.g. another language's reference plugin, which must decide the vectors
+    /// as the reference does).
+    #[arg(long, default_value = "builtin:reference")]
+    soak_set: String,
     /// Run as the no-op server on this address (used internally).
     #[arg(long, hide = true)]
     noop_server: Option<String>,
@@ -146,7 +151,7 @@ fn main() -> anyhow::Result<()> {
 
 fn soak_main(args: &Args) -> anyhow::Result<()> {
     let dir = tempfile::tempdir()?;
-    let mut serve_args = vec!["--policy-set=builtin:reference".to_string()];
+    let mut serve_args = vec![format!("--policy-set={}", args.soak_set)];
     for set in soak::hostile_sets(dir.path())? {
         serve_args.push(format!("--policy-set={set}"));
     }
