@@ -11,8 +11,7 @@ use anyhow::Context as _;
 use arbiter_core::Limits;
 use arbiter_runtime::{PolicySet, Runtime, RuntimeConfig, SetSource};
 
-use crate::latency::Latency;
-use crate::vectors::Case;
+use crate::harness::{Case, Latency};
 use crate::{Verdict, check};
 
 /// The five plugins of the split reference set, in manifest order.
@@ -101,7 +100,7 @@ pub(crate) async fn timed(
         };
         check(what, c, &verdict)?;
     }
-    let mut lat = Latency::new()?;
+    let mut lat = Latency::new();
     for _ in 0..passes {
         for c in cases {
             let t = Instant::now();

@@ -28,15 +28,15 @@ use std::time::Instant;
 use anyhow::{Context as _, bail};
 use arbiter_core::Outcome;
 
-use crate::latency::Latency;
-use crate::vectors::Case;
+use crate::harness::{Case, Latency};
 
 mod arbiter;
 mod cedar;
 mod latency;
 mod rego;
-mod vectors;
 
+#[path = "../../../host/runtime/benches/decide/harness.rs"]
+mod harness;
 #[path = "../../../host/runtime/benches/decide/native.rs"]
 mod native;
 
@@ -96,7 +96,7 @@ fn checked_and_timed(
         let verdict = decide(c).with_context(|| format!("{what} fails on vector #{}", c.id))?;
         check(what, c, &verdict)?;
     }
-    let mut lat = Latency::new()?;
+    let mut lat = Latency::new();
     for _ in 0..passes {
         for c in cases {
             let t = Instant::now();
@@ -142,7 +142,7 @@ fn native(cases: &[Case], passes: u32) -> anyhow::Result<Latency> {
     for c in cases {
         check("arbiter native", c, &native_verdict(c))?;
     }
-    let mut lat = Latency::new()?;
+    let mut lat = Latency::new();
     for _ in 0..passes {
         for c in cases {
             let t = Instant::now();
@@ -189,7 +189,7 @@ async fn run(cases: &[Case], passes: u32) -> anyhow::Result<()> {
     println!(
         "\nReference workload: {} vectors x {passes} pass(es), one thread, {cpus} CPU(s) available; timer overhead ~{} ns per measurement (included).\n",
         cases.len(),
-        latency::timer_overhead_ns()?
+        harness::timer_overhead_ns()
     );
     latency::print(&rows, SINGLE, &PEERS);
     Ok(())
@@ -197,7 +197,7 @@ async fn run(cases: &[Case], passes: u32) -> anyhow::Result<()> {
 
 fn main() -> anyhow::Result<()> {
     let passes = passes()?;
-    let cases = vectors::load()?;
+    let cases = harness::cases().map_err(anyhow::Error::msg)?;
     let tokio = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()

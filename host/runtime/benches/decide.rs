@@ -27,15 +27,11 @@ use std::collections::BTreeMap;
 use std::hint::black_box;
 use std::time::{Duration, Instant};
 
-use arbiter_core::{Limits, Outcome, Request};
+use arbiter_core::{Limits, Outcome};
 use arbiter_runtime::{PolicySet, Runtime, RuntimeConfig, SetSource};
-use hdrhistogram::Histogram;
-use serde::Deserialize;
 
 /// Timed passes over the vectors when `BENCH_PASSES` is not set.
 const DEFAULT_PASSES: u32 = 5;
-/// The vectors file must hold exactly this many requests.
-const VECTORS: usize = 2000;
 /// The five plugins of the split reference set, in manifest order.
 const SPLIT: [&str; 5] = [
     "risk-guard",
@@ -45,8 +41,12 @@ const SPLIT: [&str; 5] = [
     "identity-gate",
 ];
 
+#[path = "decide/harness.rs"]
+mod harness;
 #[path = "decide/native.rs"]
 mod native;
+
+use harness::{Case, Latency, timer_overhead_ns};
 
 /// The allocator the server runs with (`host/arbiter/src/main.rs`), so that the bench
 /// measures what a deployment runs: a fresh sandbox allocates and frees many small
@@ -54,65 +54,6 @@ mod native;
 /// mimalloc, alternated in one session).
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
-#[derive(Debug, Deserialize)]
-struct Vector {
-    id: u64,
-    request: Request,
-    approved: bool,
-    expected: String,
-    #[serde(default)]
-    rules: Vec<String>,
-}
-
-/// One vector with its expected outcome parsed.
-#[derive(Debug)]
-struct Case {
-    id: u64,
-    request: Request,
-    approved: bool,
-    expected: Outcome,
-    rules: Vec<String>,
-}
-
-/// Latencies of one series, in nanoseconds, with the exact sum for the mean.
-#[derive(Debug)]
-struct Latency {
-    hist: Histogram<u64>,
-    sum_ns: u128,
-}
-
-impl Latency {
-    fn new() -> Self {
-        Self {
-            hist: Histogram::new_with_bounds(1, 60_000_000_000, 3)
-                .expect("1 ns to 60 s at 3 significant digits is a valid histogram"),
-            sum_ns: 0,
-        }
-    }
-
-    fn record(&mut self, d: Duration) {
-        let ns = d.as_nanos();
-        self.sum_ns += ns;
-        self.hist
-            .saturating_record(u64::try_from(ns).unwrap_or(u64::MAX).max(1));
-    }
-
-    fn count(&self) -> u64 {
-        self.hist.len()
-    }
-
-    fn mean_us(&self) -> f64 {
-        match self.count() {
-            0 => 0.0,
-            n => self.sum_ns as f64 / n as f64 / 1000.0,
-        }
-    }
-
-    fn quantile_us(&self, q: f64) -> f64 {
-        self.hist.value_at_quantile(q) as f64 / 1000.0
-    }
-}
 
 /// The single-plugin set's time split, from the timings `decide` reports itself.
 #[derive(Debug)]
@@ -141,39 +82,7 @@ fn passes() -> u32 {
 }
 
 fn cases() -> Vec<Case> {
-    let path = arbiter_plugin_build::repo_root().join("tests/vectors/reference-public.jsonl");
-    let text = std::fs::read_to_string(&path)
-        .unwrap_or_else(|e| fail(&format!("cannot read {}: {e}", path.display())));
-    let cases: Vec<Case> = text
-        .lines()
-        .enumerate()
-        .map(|(n, line)| {
-            let v: Vector = serde_json::from_str(line).unwrap_or_else(|e| {
-                fail(&format!("{}:{}: bad vector: {e}", path.display(), n + 1))
-            });
-            let expected = Outcome::parse(&v.expected).unwrap_or_else(|| {
-                fail(&format!(
-                    "vector #{}: unknown outcome `{}`",
-                    v.id, v.expected
-                ))
-            });
-            Case {
-                id: v.id,
-                request: v.request,
-                approved: v.approved,
-                expected,
-                rules: v.rules,
-            }
-        })
-        .collect();
-    if cases.len() != VECTORS {
-        fail(&format!(
-            "{} holds {} vectors, expected {VECTORS}",
-            path.display(),
-            cases.len()
-        ));
-    }
-    cases
+    harness::cases().unwrap_or_else(|e| fail(&e))
 }
 
 /// Aborts unless the native rules give the expected outcome on every vector; warns
@@ -326,16 +235,6 @@ async fn time_set(
         }
     }
     lat
-}
-
-/// Median cost of one `Instant::now()` + `elapsed()` pair around nothing.
-fn timer_overhead_ns() -> u64 {
-    let mut lat = Latency::new();
-    for _ in 0..10_000 {
-        let t = Instant::now();
-        lat.record(black_box(t).elapsed());
-    }
-    lat.hist.value_at_quantile(0.5)
 }
 
 fn print_table(rows: &[(&str, &Latency)]) {
