@@ -11,17 +11,8 @@ use anyhow::Context as _;
 use arbiter_core::Limits;
 use arbiter_runtime::{PolicySet, Runtime, RuntimeConfig, SetSource};
 
-use crate::harness::{Case, Latency};
+use crate::harness::{Case, Latency, SPLIT};
 use crate::{Verdict, check};
-
-/// The five plugins of the split reference set, in manifest order.
-const SPLIT: [&str; 5] = [
-    "risk-guard",
-    "prod-guard",
-    "delegation-guard",
-    "team-access",
-    "identity-gate",
-];
 
 /// The two sets, loaded in one runtime.
 #[derive(Debug)]

@@ -7,16 +7,7 @@ use crate::harness::Latency;
 pub(crate) fn print(rows: &[(&str, Latency)], reference: &str, peers: &[&str]) {
     println!("| variant | decisions | p50 (us) | p99 (us) | mean (us) | decisions/s |");
     println!("| --- | ---: | ---: | ---: | ---: | ---: |");
-    for (name, lat) in rows {
-        let mean = lat.mean_us();
-        let rate = if mean > 0.0 { 1e6 / mean } else { 0.0 };
-        println!(
-            "| {name} | {} | {:.2} | {:.2} | {mean:.2} | {rate:.0} |",
-            lat.count(),
-            lat.quantile_us(0.5),
-            lat.quantile_us(0.99),
-        );
-    }
+    crate::harness::print_rows(rows.iter().map(|(n, l)| (*n, l)));
     let find = |name: &str| rows.iter().find(|(n, _)| *n == name).map(|(_, l)| l);
     let Some(ours) = find(reference) else {
         return;

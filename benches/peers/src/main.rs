@@ -142,16 +142,9 @@ fn native(cases: &[Case], passes: u32) -> anyhow::Result<Latency> {
     for c in cases {
         check("arbiter native", c, &native_verdict(c))?;
     }
-    let mut lat = Latency::new();
-    for _ in 0..passes {
-        for c in cases {
-            let t = Instant::now();
-            let d = black_box(native::decide(black_box(&c.request), black_box(c.approved)));
-            lat.record(t.elapsed());
-            drop(d);
-        }
-    }
-    Ok(lat)
+    Ok(harness::time_each(cases, passes, |c| {
+        native::decide(&c.request, c.approved)
+    }))
 }
 
 async fn run(cases: &[Case], passes: u32) -> anyhow::Result<()> {

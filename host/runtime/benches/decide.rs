@@ -32,21 +32,13 @@ use arbiter_runtime::{PolicySet, Runtime, RuntimeConfig, SetSource};
 
 /// Timed passes over the vectors when `BENCH_PASSES` is not set.
 const DEFAULT_PASSES: u32 = 5;
-/// The five plugins of the split reference set, in manifest order.
-const SPLIT: [&str; 5] = [
-    "risk-guard",
-    "prod-guard",
-    "delegation-guard",
-    "team-access",
-    "identity-gate",
-];
 
 #[path = "decide/harness.rs"]
 mod harness;
 #[path = "decide/native.rs"]
 mod native;
 
-use harness::{Case, Latency, timer_overhead_ns};
+use harness::{Case, Latency, SPLIT, timer_overhead_ns};
 
 /// The allocator the server runs with (`host/arbiter/src/main.rs`), so that the bench
 /// measures what a deployment runs: a fresh sandbox allocates and frees many small
@@ -170,16 +162,7 @@ fn time_native(cases: &[Case], passes: u32) -> Latency {
     for c in cases {
         black_box(native::decide(black_box(&c.request), black_box(c.approved)));
     }
-    let mut lat = Latency::new();
-    for _ in 0..passes {
-        for c in cases {
-            let t = Instant::now();
-            let d = black_box(native::decide(black_box(&c.request), black_box(c.approved)));
-            lat.record(t.elapsed());
-            drop(d);
-        }
-    }
-    lat
+    harness::time_each(cases, passes, |c| native::decide(&c.request, c.approved))
 }
 
 /// Warms up with one checked pass (`expect_all` overrides the vectors' outcomes), then
@@ -242,16 +225,7 @@ fn print_table(rows: &[(&str, &Latency)]) {
         "| variant | decisions | p50 (us) | p99 (us) | mean (us) | decisions/s (single thread) |"
     );
     println!("| --- | ---: | ---: | ---: | ---: | ---: |");
-    for (name, lat) in rows {
-        let mean = lat.mean_us();
-        let rate = if mean > 0.0 { 1e6 / mean } else { 0.0 };
-        println!(
-            "| {name} | {} | {:.2} | {:.2} | {mean:.2} | {rate:.0} |",
-            lat.count(),
-            lat.quantile_us(0.5),
-            lat.quantile_us(0.99),
-        );
-    }
+    harness::print_rows(rows.iter().copied());
 }
 
 fn print_profile(whole: &Latency, p: &Profile, floor: &Latency) {

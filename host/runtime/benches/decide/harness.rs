@@ -9,6 +9,15 @@ use arbiter_core::{Outcome, Request};
 use hdrhistogram::Histogram;
 use serde::Deserialize;
 
+/// The five plugins of the split reference set, in manifest order.
+pub(crate) const SPLIT: [&str; 5] = [
+    "risk-guard",
+    "prod-guard",
+    "delegation-guard",
+    "team-access",
+    "identity-gate",
+];
+
 /// The vectors file must hold exactly this many requests.
 const VECTORS: usize = 2000;
 
@@ -123,4 +132,37 @@ pub(crate) fn timer_overhead_ns() -> u64 {
         lat.record(black_box(t).elapsed());
     }
     lat.hist.value_at_quantile(0.5)
+}
+
+/// Times `decide` on every case, `passes` times over, one call at a time; dropping
+/// what it returns is outside the timer.
+pub(crate) fn time_each<T>(
+    cases: &[Case],
+    passes: u32,
+    mut decide: impl FnMut(&Case) -> T,
+) -> Latency {
+    let mut lat = Latency::new();
+    for _ in 0..passes {
+        for c in cases {
+            let t = Instant::now();
+            let d = black_box(decide(black_box(c)));
+            lat.record(t.elapsed());
+            drop(d);
+        }
+    }
+    lat
+}
+
+/// The latency table's rows (after its header).
+pub(crate) fn print_rows<'a>(rows: impl IntoIterator<Item = (&'a str, &'a Latency)>) {
+    for (name, lat) in rows {
+        let mean = lat.mean_us();
+        let rate = if mean > 0.0 { 1e6 / mean } else { 0.0 };
+        println!(
+            "| {name} | {} | {:.2} | {:.2} | {mean:.2} | {rate:.0} |",
+            lat.count(),
+            lat.quantile_us(0.5),
+            lat.quantile_us(0.99),
+        );
+    }
 }
