@@ -597,8 +597,14 @@ async fn request_bytes_in_flight_are_bounded() {
             .all(|r| matches!(r, Ok(()) | Err(Code::ResourceExhausted))),
         "{results:?}"
     );
+    // What the server holds per request in flight: the body (about 3 MB), the decoded
+    // request, its WIT form, the guest's copy and HTTP/2 buffers, about 13-15 MB; with
+    // 80 MiB of bodies admitted at once that peaks at 400-430 MB above idle (measured
+    // 2026-12-06: under 400 in most runs, 404-430 in about one in four). With the
+    // budget at its maximum (65,536 MiB, so every body is admitted at once) the same
+    // run went 577 MB above idle.
     assert!(
-        peak < idle + 400 * 1024,
+        peak < idle + 480 * 1024,
         "RSS went from {idle} KiB to {peak} KiB"
     );
     client
