@@ -324,7 +324,7 @@ async fn connect_tls(port: u16, ca: &str) -> anyhow::Result<Channel> {
             .connect()
             .await
         {
-            Ok(c) => return Ok(c),
+            Ok(c) => return ready(c).await,
             Err(_) if Instant::now() < deadline => {
                 tokio::time::sleep(Duration::from_millis(50)).await
             }
@@ -333,11 +333,24 @@ async fn connect_tls(port: u16, ca: &str) -> anyhow::Result<Channel> {
     }
 }
 
+/// Returns the channel once the server answers a call. Its port accepts connections
+/// as soon as it is bound, but `arbiter serve` answers only once every set is loaded
+/// (seconds for a large plugin compiled from an empty cache): without this, the first
+/// requests of a run, or a whole soak, would time the load.
+async fn ready(channel: Channel) -> anyhow::Result<Channel> {
+    // An empty request: refused as invalid by arbiter, answered by the no-op service;
+    // either answer means the server is serving.
+    let _ = AuthorizerClient::new(channel.clone())
+        .authorize(pb::AuthorizeRequest::default())
+        .await;
+    Ok(channel)
+}
+
 async fn connect(url: &str) -> anyhow::Result<Channel> {
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
         match Channel::from_shared(url.to_string())?.connect().await {
-            Ok(c) => return Ok(c),
+            Ok(c) => return ready(c).await,
             Err(_) if Instant::now() < deadline => {
                 tokio::time::sleep(Duration::from_millis(50)).await
             }
