@@ -124,13 +124,6 @@ fn submission(evaluation: &Value, denied: &Value) -> Value {
     })
 }
 
-fn header<'a>(headers: &'a [(String, String)], name: &str) -> Option<&'a str> {
-    headers
-        .iter()
-        .find(|(k, _)| k == name)
-        .map(|(_, v)| v.as_str())
-}
-
 #[tokio::test(flavor = "multi_thread")]
 async fn a_requestable_denial_is_requested_approved_and_redeemed_once() {
     let p = Profile::start(None).await;

@@ -159,13 +159,6 @@ async fn get(
     http(addr, method, path, headers, "").await
 }
 
-fn header<'a>(headers: &'a [(String, String)], name: &str) -> Option<&'a str> {
-    headers
-        .iter()
-        .find(|(k, _)| k == name)
-        .map(|(_, v)| v.as_str())
-}
-
 #[tokio::test(flavor = "multi_thread")]
 async fn a_real_envoy_allows_denies_and_holds_through_arbiter_and_fails_closed() {
     let data = tempfile::tempdir().expect("tempdir");

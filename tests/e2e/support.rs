@@ -318,3 +318,12 @@ pub(crate) fn two_approver_set(dir: &Path) -> PathBuf {
         "[plugins.settings]\napprovers_required = 2",
     )
 }
+
+/// The value of the first response header called `name` (names as the HTTP helpers
+/// return them).
+pub(crate) fn header<'a>(headers: &'a [(String, String)], name: &str) -> Option<&'a str> {
+    headers
+        .iter()
+        .find(|(k, _)| k == name)
+        .map(|(_, v)| v.as_str())
+}

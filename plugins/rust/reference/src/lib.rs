@@ -11,7 +11,8 @@ use reference_rules::Tuning;
 
 struct Reference;
 
-// `configure` runs once per instance before `evaluate`; plain atomics hold the result.
+// Set by `configure` (every fresh instance starts from the state it left); plain atomics
+// hold the result.
 static DISABLED: AtomicU16 = AtomicU16::new(0);
 static APPROVERS: AtomicU32 = AtomicU32::new(1);
 

@@ -1,4 +1,4 @@
-//! A data file of the policy set, parsed once per instance.
+//! A data file of the policy set, parsed once and kept.
 
 use std::sync::OnceLock;
 
@@ -7,8 +7,10 @@ use std::sync::OnceLock;
 /// [`DataFile::get`] from `configure`, so that a missing or malformed file refuses the
 /// set at load, and again from `evaluate`, which then finds it parsed.
 ///
-/// Instances are fresh for every evaluation unless the set asks for pooled ones, so
-/// "once" is once per instance: keep data files small and their parsing cheap.
+/// Parsed in `configure`, a file is parsed once per load: the host snapshots the
+/// instance after `configure` and every fresh instance starts from that snapshot. A
+/// plugin the host cannot snapshot parses it once per instance (see
+/// docs/plugin-authors.md), so keep data files small.
 ///
 /// ```ignore
 /// static USERS: DataFile<Users> = DataFile::new("users.json", Users::parse);

@@ -97,7 +97,7 @@ pub fn log(level: LogLevel, message: &str) {
 pub use bindings::arbiter::policy::log::Level as LogLevel;
 
 /// Reads a data file shipped with the policy set, or `None` when there is none. To parse
-/// a file once per instance, see [`DataFile`].
+/// a file once and keep it, see [`DataFile`].
 pub fn data(name: &str) -> Option<Vec<u8>> {
     bindings::arbiter::policy::data::read(name)
 }

@@ -12,7 +12,8 @@ pub mod policy;
 
 use fixture::{FIXTURE_FILE, Fixture};
 
-/// The fixture, parsed once per instance.
+/// The fixture, parsed in `configure`: once per load (fresh instances start from its
+/// snapshot).
 static FIXTURE: DataFile<Fixture> = DataFile::new(FIXTURE_FILE, Fixture::parse);
 
 struct Certification;

@@ -9,7 +9,8 @@ use authzen_scenarios::users::{USERS_FILE, Users};
 
 pub mod policy;
 
-/// The users, parsed once per instance.
+/// The users, parsed in `configure`: once per load, since fresh instances start from
+/// the snapshot taken after it.
 static USERS: DataFile<Users> = DataFile::new(USERS_FILE, Users::parse);
 
 struct Todo;
