@@ -39,6 +39,9 @@ since() { awk -v s="$1" -v e="$(now)" 'BEGIN { printf "%.1f", e - s }'; }
 # --- toolchain -------------------------------------------------------------------
 t0=$(now)
 mkdir -p "$tools"
+# Builds run in parallel (the test suite does): one installs, the others wait for it.
+exec 9>"$tools.lock"
+flock 9
 # Installed versions, read from the venv's metadata (no pip run: it takes a second).
 installed() { "$venv/bin/python" -c 'import sys, importlib.metadata as m; print(m.version(sys.argv[1]))' "$1" 2>/dev/null || true; }
 if [ "$(installed ziglang)" != "$ZIGLANG_VERSION" ] ||
@@ -67,6 +70,7 @@ if [ "$("$wit_bindgen" --version 2>/dev/null || true)" != "wit-bindgen-cli $WIT_
     die "cannot install wit-bindgen-cli@$WIT_BINDGEN_VERSION from crates.io"
 fi
 "$wit_bindgen" c --help >/dev/null 2>&1 || die "$wit_bindgen has no C generator"
+flock -u 9
 echo "toolchain ready in $(since "$t0")s" >&2
 
 # --- build -----------------------------------------------------------------------

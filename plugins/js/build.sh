@@ -35,6 +35,11 @@ node_major="$(node -p 'process.versions.node.split(".")[0]')"
 toolchain() {
   local name="$1" src="$here/toolchain/$1" dir="$root/.toolchains/js/$1"
   [ -f "$src/package-lock.json" ] || die "no toolchain \`$name\` (known: quickjs, starlingmonkey)"
+  # Builds run in parallel (the test suite does): one installs, the others wait for it.
+  # The lock is released when the subshell running this function exits.
+  mkdir -p "$root/.toolchains/js"
+  exec 9>"$root/.toolchains/js/$name.lock"
+  flock 9
   if [ -d "$dir/node_modules" ] && cmp -s "$src/package-lock.json" "$dir/installed.lock"; then
     echo "$dir"
     return

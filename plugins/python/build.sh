@@ -37,6 +37,10 @@ since() { awk -v s="$1" -v e="$(now)" 'BEGIN { printf "%.1f", e - s }'; }
 # --- toolchain -------------------------------------------------------------------
 t0=$(now)
 cpy="$venv/bin/componentize-py"
+# Builds run in parallel (the test suite does): one installs, the others wait for it.
+mkdir -p "$root/.toolchains"
+exec 9>"$root/.toolchains/python.lock"
+flock 9
 if [ "$("$cpy" --version 2>/dev/null || true)" != "componentize-py $COMPONENTIZE_PY_VERSION" ]; then
   echo "installing componentize-py==$COMPONENTIZE_PY_VERSION into $venv" >&2
   command -v python3 >/dev/null || die "python3 is needed to install componentize-py"
@@ -47,6 +51,7 @@ if [ "$("$cpy" --version 2>/dev/null || true)" != "componentize-py $COMPONENTIZE
   [ "$("$cpy" --version)" = "componentize-py $COMPONENTIZE_PY_VERSION" ] ||
     die "componentize-py in $venv is not $COMPONENTIZE_PY_VERSION: $("$cpy" --version)"
 fi
+flock -u 9
 echo "toolchain ready in $(since "$t0")s" >&2
 
 # --- build -----------------------------------------------------------------------
