@@ -1,6 +1,7 @@
 //! Embeds the reference policy sets, built from `plugins/`, so that `arbiter serve`
-//! with no arguments serves the reference policy, and the AuthZEN interop and
-//! certification sets with the data files their manifests list.
+//! with no arguments serves the reference policy, the AuthZEN interop and
+//! certification sets with the data files their manifests list, and the MCP gateway's
+//! example set.
 
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
@@ -22,6 +23,7 @@ const SETS: &[(&str, &[&str])] = &[
     ("authzen-todo", &["authzen-todo"]),
     ("authzen-gateway", &["authzen-gateway"]),
     ("authzen-certification", &["authzen-certification"]),
+    ("mcp-example", &["mcp-example"]),
 ];
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {

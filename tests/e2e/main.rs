@@ -21,6 +21,7 @@ mod fuzz_smoke;
 mod hostile;
 mod languages;
 mod lifecycle;
+mod mcp_example;
 mod pipeline;
 mod replay;
 mod sets_admin;

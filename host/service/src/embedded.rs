@@ -1,7 +1,8 @@
 //! Policy sets compiled into the binary: the reference policy as one plugin
 //! (`reference`, the default), as five (`reference-split`) and weakened
-//! (`reference-weakened`), and the AuthZEN interop and certification scenarios
-//! (`authzen-todo`, `authzen-gateway`, `authzen-certification`) with their data files.
+//! (`reference-weakened`), the AuthZEN interop and certification scenarios
+//! (`authzen-todo`, `authzen-gateway`, `authzen-certification`) with their data files,
+//! and the MCP gateway's example (`mcp-example`).
 
 use std::collections::BTreeMap;
 
