@@ -30,7 +30,7 @@
 //! # Format
 //!
 //! Table `records` holds one row per record: `seq` (1, 2, 3, ... with no gaps), `kind`
-//! (`decision`, `approval`, `credential`, `admin`, `shadow`), `at_micros` (unix
+//! (`decision`, `approval`, `credential`, `admin`, `shadow`, `probe`), `at_micros` (unix
 //! microseconds, set by the caller), `principal`, `outcome`, `policy_set`, `decision_id`
 //! (text or NULL), `body` (JSON text as appended), `prev_hash` and `hash` (32-byte blobs). A
 //! record's hash is

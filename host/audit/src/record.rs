@@ -24,16 +24,20 @@ pub enum Kind {
     Admin,
     /// A sampled shadow decision that differed from the enforced one.
     Shadow,
+    /// A probe: a policy set's answer to "could this be allowed?", with no effect
+    /// (no approval, no credential), so not a decision.
+    Probe,
 }
 
 impl Kind {
     /// Every kind, in a stable order.
-    pub const ALL: [Kind; 5] = [
+    pub const ALL: [Kind; 6] = [
         Kind::Decision,
         Kind::Approval,
         Kind::Credential,
         Kind::Admin,
         Kind::Shadow,
+        Kind::Probe,
     ];
 
     /// The name stored in the `kind` column and accepted by [`str::parse`].
@@ -44,6 +48,7 @@ impl Kind {
             Kind::Credential => "credential",
             Kind::Admin => "admin",
             Kind::Shadow => "shadow",
+            Kind::Probe => "probe",
         }
     }
 }
@@ -57,7 +62,7 @@ impl fmt::Display for Kind {
 /// A kind name that is not one of [`Kind::ALL`].
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error(
-    "unknown audit record kind `{found}`; expected one of: decision, approval, credential, admin, shadow"
+    "unknown audit record kind `{found}`; expected one of: decision, approval, credential, admin, shadow, probe"
 )]
 pub struct UnknownKind {
     /// The name that was given.

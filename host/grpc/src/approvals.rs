@@ -1,4 +1,5 @@
-//! The `arbiter.v1.Approvals` service.
+//! The `arbiter.v1.Approvals` service: approvers list, show, decide and watch
+//! approvals; the enforcement point that held a request awaits its approval.
 
 use crate::OrStatus as _;
 use std::pin::Pin;
@@ -14,6 +15,7 @@ use crate::CallerOf as _;
 use crate::proto as pb;
 use arbiter_service::app::App;
 use arbiter_service::auth::Role;
+use arbiter_service::awaiting::MAX_AWAIT;
 
 /// Lists, shows, decides and streams approvals.
 #[derive(Debug, Clone)]
@@ -29,6 +31,9 @@ impl ApprovalsService {
 }
 
 const READERS: &[Role] = &[Role::Approver, Role::Admin];
+/// Who may await an approval: the enforcement point that held it (checked by the
+/// service), never an approver or an admin.
+const ENFORCERS: &[Role] = &[Role::Enforcer];
 
 /// The wire form of an approval (approvers see admin messages: they are evidence).
 pub fn approval(a: &Approval) -> pb::Approval {
@@ -98,6 +103,34 @@ fn state_of(field: &str, v: i32) -> Result<ApprovalState, ApiError> {
             ));
         }
     })
+}
+
+/// An approval id as `Authorize` hands them out (a UUID): what else is asked for is
+/// malformed, refused before any lookup.
+fn approval_id(id: String) -> Result<String, ApiError> {
+    let id = required_id(id)?;
+    if !id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-') {
+        return Err(ApiError::field(
+            "id",
+            "is not an approval id (the `approval_id` of an `Authorize` answer)",
+        ));
+    }
+    Ok(id)
+}
+
+/// How long an `AwaitApproval` may wait, refused past the service's limit.
+fn wait_of(seconds: u32) -> Result<std::time::Duration, ApiError> {
+    let wait = std::time::Duration::from_secs(u64::from(seconds));
+    if wait > MAX_AWAIT {
+        return Err(ApiError::field(
+            "wait_seconds",
+            format!(
+                "{seconds} is more than {}: wait again after an answer to wait longer",
+                MAX_AWAIT.as_secs()
+            ),
+        ));
+    }
+    Ok(wait)
 }
 
 fn required_id(id: String) -> Result<String, ApiError> {
@@ -236,10 +269,62 @@ impl pb::approvals_server::Approvals for ApprovalsService {
         let stream = initial.chain(live);
         Ok(Response::new(Box::pin(stream)))
     }
+
+    async fn await_approval(
+        &self,
+        request: Request<pb::AwaitApprovalRequest>,
+    ) -> Result<Response<pb::ApprovalStatus>, Status> {
+        let caller = self.app.auth().caller_of(&request, ENFORCERS)?;
+        let pb::AwaitApprovalRequest { id, wait_seconds } = request.into_inner();
+        let id = approval_id(id).or_status()?;
+        let wait = wait_of(wait_seconds).or_status()?;
+        let a = self
+            .app
+            .await_approval(&caller, &id, wait)
+            .await
+            .or_status()?;
+        Ok(Response::new(pb::ApprovalStatus {
+            id: a.new.id.clone(),
+            state: state(a.state) as i32,
+            approvals: a.approvals(),
+            approvers_required: a.new.approvers_required,
+            expires_micros: a.new.expires_micros,
+        }))
+    }
 }
 
 fn event(a: &Approval) -> pb::ApprovalEvent {
     pb::ApprovalEvent {
         approval: Some(approval(a)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_approval_id_is_required_and_shaped_like_one() {
+        let field = |r: Result<_, ApiError>| r.map_err(|e| e.field_name().to_string());
+        assert_eq!(
+            field(approval_id("0198a1b2-0000-7000-8000-000000000000".into())),
+            Ok("0198a1b2-0000-7000-8000-000000000000".to_string())
+        );
+        let long = "a".repeat(300);
+        for bad in ["", "../etc", "a b", "id\u{0}", long.as_str()] {
+            assert_eq!(field(approval_id(bad.into())), Err("id".into()), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn a_wait_past_the_limit_is_refused_naming_the_field() {
+        assert_eq!(wait_of(0), Ok(std::time::Duration::ZERO));
+        assert_eq!(wait_of(60), Ok(MAX_AWAIT));
+        let e = wait_of(61).expect_err("too long");
+        assert_eq!(e.field_name(), "wait_seconds");
+        assert_eq!(
+            e.to_string(),
+            "`wait_seconds`: 61 is more than 60: wait again after an answer to wait longer"
+        );
     }
 }

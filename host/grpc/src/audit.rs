@@ -71,7 +71,7 @@ pub fn filter(q: pb::QueryAuditRequest) -> Result<Filter, ApiError> {
         k => Some(k.parse::<Kind>().map_err(|_| {
             ApiError::field(
                 "kind",
-                format!("`{k}` is not decision, approval, credential or admin"),
+                format!("`{k}` is not decision, approval, credential, admin, shadow or probe"),
             )
         })?),
     };

@@ -53,6 +53,7 @@ pub fn authorize(r: pb::AuthorizeRequest) -> Result<Authorize, ApiError> {
         approval_id,
         explain,
         credential,
+        probe,
     } = r;
     let principal = decode_principal(
         "principal",
@@ -123,6 +124,7 @@ pub fn authorize(r: pb::AuthorizeRequest) -> Result<Authorize, ApiError> {
         approval_id,
         explain,
         credential,
+        probe,
     })
 }
 

@@ -118,6 +118,7 @@ pub fn request(r: &Request) -> pb::AuthorizeRequest {
         approval_id: String::new(),
         credential: None,
         explain: false,
+        probe: false,
     }
 }
 

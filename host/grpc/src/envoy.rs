@@ -144,6 +144,7 @@ impl ExtAuthz {
             approval_id,
             explain: false,
             credential,
+            probe: false,
         };
         match self.decider.decide(caller, ask).await {
             Ok(answer) => Ok(self.answer(&answer)),

@@ -397,6 +397,7 @@ async fn one(
         approval_id: None,
         explain: false,
         credential: None,
+        probe: false,
     });
     let ask = Authorize {
         request,
@@ -404,6 +405,7 @@ async fn one(
         approval_id: approval_id.clone(),
         explain: false,
         credential: None,
+        probe: false,
     };
     let (answer, refusal) = match door.decider.decide(caller, ask).await {
         Ok(answer) => (answer, None),

@@ -203,10 +203,42 @@ impl App {
         latency_micros: u64,
     ) -> Result<(), ServiceError> {
         self.metrics.decision(d);
-        if self.audit.is_none() {
-            return Ok(());
-        }
-        let record = records::decision(
+        let record = self.decision_record(request, d, caller, approval_id, latency_micros);
+        self.append_in(record, mode).await
+    }
+
+    /// Records a probe as [`App::record_decision`] records a decision, but under kind
+    /// `probe` and counted apart: nothing that reads decisions (queries of kind
+    /// `decision`, replay, `arbiter_decisions_total`) takes it for one.
+    pub async fn record_probe(
+        &self,
+        request: &Request,
+        d: &Decision,
+        mode: AuditMode,
+        caller: &Caller,
+        latency_micros: u64,
+    ) -> Result<(), ServiceError> {
+        self.metrics.probe(d);
+        let record = self
+            .decision_record(request, d, caller, None, latency_micros)
+            .map(|mut r| {
+                r.kind = arbiter_audit::Kind::Probe;
+                r
+            });
+        self.append_in(record, mode).await
+    }
+
+    /// The record of a decision; `None` when the log is off (nothing is built).
+    fn decision_record(
+        &self,
+        request: &Request,
+        d: &Decision,
+        caller: &Caller,
+        approval_id: Option<&str>,
+        latency_micros: u64,
+    ) -> Option<Record> {
+        self.audit.as_ref()?;
+        Some(records::decision(
             request,
             d,
             &caller.id,
@@ -214,7 +246,14 @@ impl App {
             latency_micros,
             &self.redaction,
             self.clock.now_micros(),
-        );
+        ))
+    }
+
+    /// Appends `record`, if any, durably unless `mode` is async.
+    async fn append_in(&self, record: Option<Record>, mode: AuditMode) -> Result<(), ServiceError> {
+        let Some(record) = record else {
+            return Ok(());
+        };
         let durability = match mode {
             AuditMode::Durable => Durability::Durable,
             AuditMode::Async => Durability::Async,

@@ -9,6 +9,7 @@
 pub mod app;
 pub mod approvals;
 pub mod auth;
+pub mod awaiting;
 pub mod budget;
 pub mod credentials;
 pub mod embedded;

@@ -1,7 +1,8 @@
 //! Prometheus metrics (`--metrics-listen`, OpenMetrics text at `/metrics`): decisions by
 //! set and outcome, decision and per-plugin latency, plugin failures by kind,
 //! quarantined plugins, the audit writer's queue and latency, approvals by state with
-//! time to decide, credentials issued and revoked, shadow divergences.
+//! time to decide, credentials issued and revoked, shadow divergences, and probes (side-
+//! effect-free decisions, counted apart so that they never inflate the decisions).
 //!
 //! Label values are set and plugin names (bounded by configuration) and fixed words;
 //! nothing a caller sends becomes a label, so a caller cannot blow up cardinality.
@@ -84,6 +85,7 @@ fn slow_latency() -> Histogram {
 pub struct Metrics {
     registry: Registry,
     decisions: Family<SetOutcome, Counter>,
+    probes: Family<SetOutcome, Counter>,
     decision_seconds: Family<SetLabel, Histogram, fn() -> Histogram>,
     plugin_seconds: Family<PluginLabel, Histogram, fn() -> Histogram>,
     plugin_failures: Family<FailureLabel, Counter>,
@@ -116,6 +118,7 @@ impl Metrics {
         let mut r = Registry::with_prefix("arbiter");
         let m = Self {
             decisions: Family::default(),
+            probes: Family::default(),
             decision_seconds: Family::new_with_constructor(latency),
             plugin_seconds: Family::new_with_constructor(latency),
             plugin_failures: Family::default(),
@@ -150,6 +153,11 @@ impl Metrics {
             "decisions",
             "Decisions by policy set and outcome",
             m.decisions.clone(),
+        );
+        r.register(
+            "probes",
+            "Probes (side-effect-free decisions: no approval, no credential) by policy set and outcome; not counted in decisions",
+            m.probes.clone(),
         );
         r.register(
             "decision_seconds",
@@ -246,6 +254,23 @@ impl Metrics {
         self.decision_seconds
             .get_or_create(&SetLabel { set: set.clone() })
             .observe(d.elapsed.as_secs_f64());
+        self.plugins(d);
+    }
+
+    /// Counts a probe, and its plugins' latency and failures (the plugins did run).
+    pub fn probe(&self, d: &Decision) {
+        self.probes
+            .get_or_create(&SetOutcome {
+                set: d.set.name.clone(),
+                outcome: d.outcome.as_str().to_string(),
+            })
+            .inc();
+        self.plugins(d);
+    }
+
+    /// The latency and failures of the plugins behind `d`.
+    fn plugins(&self, d: &Decision) {
+        let set = &d.set.name;
         for p in &d.plugins {
             let label = PluginLabel {
                 set: set.clone(),

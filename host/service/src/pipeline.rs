@@ -1,6 +1,7 @@
 //! The decision pipeline, the same for every front door: admission, set selection,
 //! approval redemption, evaluation, the audit record before the answer, shadow
-//! evaluation, the approval hold and credential issue.
+//! evaluation, the approval hold and credential issue. A probe goes through the same
+//! evaluation and stops at its record: no shadow, no approval, no credential.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -28,6 +29,10 @@ pub struct Authorize {
     pub explain: bool,
     /// A credential is wanted on allow, with this lifetime wish (`None`: the default).
     pub credential: Option<Option<Duration>>,
+    /// Only asks what the set would answer ("could this ever be allowed?"): decided as
+    /// usual, recorded as a probe, with no effect (no approval held, no credential, no
+    /// shadow comparison). Cannot carry `credential` or `approval_id`.
+    pub probe: bool,
 }
 
 /// The answer to one request.
@@ -152,6 +157,9 @@ impl Decider {
     /// Routes, evaluates, records and applies the effects of one decoded request.
     pub async fn decide(&self, caller: &Caller, a: Authorize) -> Result<Answer, ServiceError> {
         let started = std::time::Instant::now();
+        if a.probe {
+            probe_has_no_effects(&a)?;
+        }
         // Before the set is looked up: which names exist is none of a caller's
         // business unless it may use them.
         if let Some(named) = &a.policy_set
@@ -201,6 +209,7 @@ impl Decider {
             set = %set.identity().name,
             principal = %a.request.principal.id,
             action = %a.request.action.name,
+            probe = a.probe,
             outcome = tracing::field::Empty,
         );
         let permit = self.admission.enter().await?;
@@ -212,6 +221,17 @@ impl Decider {
         span.record("outcome", d.outcome.as_str());
         // Recorded before anything is returned or changed: no record, no decision.
         let latency = u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX);
+        if a.probe {
+            let mode = set.manifest().audit;
+            self.app
+                .record_probe(&a.request, &d, mode, caller, latency)
+                .await?;
+            return Ok(Answer {
+                decision: d,
+                approval_id: None,
+                credential: None,
+            });
+        }
         self.app
             .record_decision(
                 &a.request,
@@ -393,4 +413,22 @@ impl Decider {
             tracing::warn!(approval = id, error = %err, "cannot record a refused approval redemption");
         }
     }
+}
+
+/// Refuses a probe that asks for an effect: a probe has none, so a credential or an
+/// approval to redeem cannot be part of one.
+fn probe_has_no_effects(a: &Authorize) -> Result<(), ServiceError> {
+    if a.credential.is_some() {
+        return Err(ServiceError::field(
+            "credential",
+            "must not be set on a probe: a probe issues no credential; ask again without `probe`",
+        ));
+    }
+    if a.approval_id.is_some() {
+        return Err(ServiceError::field(
+            "approval_id",
+            "must not be set on a probe: a probe redeems no approval; re-submit without `probe`",
+        ));
+    }
+    Ok(())
 }

@@ -45,7 +45,7 @@ pub enum AuditCommand {
         /// Keep printing records as they are written.
         #[arg(long, short)]
         follow: bool,
-        /// Only records of this kind: decision, approval, credential, admin.
+        /// Only records of this kind: decision, approval, credential, admin, shadow, probe.
         #[arg(long)]
         kind: Option<String>,
     },
@@ -71,7 +71,7 @@ pub struct QueryArgs {
     /// Records of this policy set.
     #[arg(long = "set")]
     pub policy_set: Option<String>,
-    /// decision, approval, credential or admin.
+    /// decision, approval, credential, admin, shadow or probe.
     #[arg(long)]
     pub kind: Option<String>,
     /// Records of this decision id.
@@ -85,7 +85,9 @@ pub struct QueryArgs {
 fn kind(k: Option<&str>) -> anyhow::Result<Option<Kind>> {
     k.map(|k| {
         k.parse::<Kind>().map_err(|_| {
-            anyhow::anyhow!("--kind `{k}` is not decision, approval, credential or admin")
+            anyhow::anyhow!(
+                "--kind `{k}` is not decision, approval, credential, admin, shadow or probe"
+            )
         })
     })
     .transpose()

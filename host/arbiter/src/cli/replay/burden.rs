@@ -60,6 +60,7 @@ impl Pipeline {
             approval_id: None,
             explain: false,
             credential: None,
+            probe: false,
         };
         let answer = match self.decider.decide(&enforcer, ask).await {
             Ok(answer) => answer,

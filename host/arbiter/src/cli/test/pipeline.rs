@@ -56,6 +56,7 @@ async fn decide(decider: &Decider, app: &App, v: &Vector) -> Result<Answer, Stri
         approval_id,
         explain: false,
         credential: None,
+        probe: false,
     };
     let first = decider
         .decide(&enforcer, ask(None))
