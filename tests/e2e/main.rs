@@ -22,6 +22,7 @@ mod fuzz_smoke;
 mod hostile;
 mod languages;
 mod lifecycle;
+mod mcp;
 mod mcp_example;
 mod pipeline;
 mod probes;

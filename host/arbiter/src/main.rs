@@ -8,8 +8,8 @@ use clap::Parser as _;
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 use arbiter::cli::{
-    Cli, Command, approvals, audit, bundle, check, credentials, keygen, replay, serve, sets, test,
-    token,
+    Cli, Command, approvals, audit, bundle, check, credentials, keygen, mcp, replay, serve, sets,
+    test, token,
 };
 
 #[tokio::main]
@@ -33,6 +33,7 @@ async fn main() -> std::process::ExitCode {
         Command::Token(args) => token::run(args),
         Command::Bundle(args) => bundle::run(args),
         Command::Keygen(args) => keygen::run(args),
+        Command::McpGateway(args) => mcp::run(args).await,
     };
     match result {
         Ok(code) => std::process::ExitCode::from(u8::try_from(code).unwrap_or(1)),

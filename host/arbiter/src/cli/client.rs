@@ -77,6 +77,19 @@ pub type Authed = InterceptedService<Channel, Bearer>;
 impl ClientArgs {
     /// Connects, with a message naming the server on failure.
     pub async fn connect(&self) -> anyhow::Result<Authed> {
+        let (channel, token) = self.channel().await?;
+        let bearer = match token {
+            None => Bearer(None),
+            Some(t) => Bearer(Some(format!("Bearer {t}").parse().context(
+                "the token has characters that cannot travel in gRPC metadata",
+            )?)),
+        };
+        Ok(InterceptedService::new(channel, bearer))
+    }
+
+    /// The connected channel and the bearer token (from the flag or the file), for
+    /// callers that add the token themselves.
+    pub async fn channel(&self) -> anyhow::Result<(Channel, Option<String>)> {
         let from_file = match &self.token_file {
             Some(path) => Some(
                 String::from_utf8(read("token file", path)?)
@@ -88,15 +101,13 @@ impl ClientArgs {
             ),
             None => None,
         };
-        let bearer = match from_file
+        let token = match from_file
             .as_deref()
             .or(self.token.as_deref())
             .map(str::trim)
         {
-            None | Some("") => Bearer(None),
-            Some(t) => Bearer(Some(format!("Bearer {t}").parse().context(
-                "the token has characters that cannot travel in gRPC metadata",
-            )?)),
+            None | Some("") => None,
+            Some(t) => Some(t.to_string()),
         };
         let mut endpoint = tonic::transport::Endpoint::from_shared(self.server.clone())
             .with_context(|| {
@@ -144,7 +155,7 @@ impl ClientArgs {
                     self.server
                 )
             })?;
-        Ok(InterceptedService::new(channel, bearer))
+        Ok((channel, token))
     }
 }
 

@@ -7,6 +7,7 @@ pub mod check;
 pub mod client;
 pub mod credentials;
 pub mod keygen;
+pub mod mcp;
 pub mod replay;
 pub mod serve;
 pub mod sets;
@@ -52,6 +53,10 @@ pub enum Command {
     Bundle(bundle::BundleArgs),
     /// Create an Ed25519 key pair (for signing bundles).
     Keygen(keygen::KeygenArgs),
+    /// Gate an MCP server: every message an agent sends decided by Arbiter, held
+    /// calls waiting for a human, credentials handed to the server (stdio or HTTP).
+    #[command(name = "mcp-gateway")]
+    McpGateway(mcp::McpArgs),
 }
 
 #[cfg(test)]
