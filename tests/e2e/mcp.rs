@@ -388,6 +388,14 @@ async fn stdio_gateway_allows_denies_holds_and_revokes_over_a_real_filesystem_se
         },
     )
     .expect("audit");
+    // initialize, five reads and refused writes, the scratch write, the held write
+    // (hold and redemption) and the rejected one (hold): ten evaluations reached
+    // Arbiter, all in this session's task. The tool missing from the catalog never did.
+    let in_task = records
+        .iter()
+        .filter(|r| r.record.body.get().contains(&approval.task_id))
+        .count();
+    assert_eq!(in_task, 10, "decision records of the session");
     let report: Vec<String> = records
         .iter()
         .map(|r| r.record.body.get().to_string())

@@ -126,9 +126,17 @@ impl Gateway {
         &self.catalog.server
     }
 
-    /// The Arbiter client, for ending tasks.
-    pub fn pdp(&self) -> &Pdp {
-        &self.pdp
+    /// Ends `session`: completes its task in Arbiter, which revokes every credential
+    /// issued for it.
+    pub async fn end_session(&self, session: &Session) {
+        match self.pdp.complete_task(&session.task_id).await {
+            Ok(revoked) => {
+                tracing::info!(task_id = %session.task_id, revoked = revoked.len(), "MCP session ended; task completed")
+            }
+            Err(e) => {
+                tracing::warn!(task_id = %session.task_id, error = %e, "MCP session ended; completing the task failed: its credentials expire on their own")
+            }
+        }
     }
 
     /// Decides `msg`, an agent's message. `progress` sends the agent a notification

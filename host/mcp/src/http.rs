@@ -153,7 +153,7 @@ async fn end(state: &State, live: &Live) {
         .unwrap_or_else(|e| e.into_inner())
         .clone();
     state.up.delete(upstream_id.as_deref()).await;
-    crate::stdio::end_task(&state.gw, &live.session).await;
+    state.gw.end_session(&live.session).await;
 }
 
 /// The verified identity of a request: its claims and a key naming the owner.
@@ -328,6 +328,7 @@ async fn post(
             });
             let key = uuid::Uuid::new_v4().to_string();
             sessions.insert(key.clone(), l.clone());
+            tracing::info!(task_id = %l.session.task_id, "MCP session started (HTTP)");
             (key, l)
         }
         (

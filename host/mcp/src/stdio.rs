@@ -285,7 +285,7 @@ pub async fn run(gw: Arc<Gateway>, claims: Json, command: &[String]) -> anyhow::
         }
     }
     // The task ends first: the agent's client may not wait for the server to exit.
-    end_task(&gw, &session).await;
+    gw.end_session(&session).await;
     drop(to_child);
     let _ = tokio::time::timeout(Duration::from_secs(2), child_writer).await;
     let code = match tokio::time::timeout(Duration::from_secs(2), child.wait()).await {
@@ -298,16 +298,4 @@ pub async fn run(gw: Arc<Gateway>, claims: Json, command: &[String]) -> anyhow::
     drop(to_agent);
     let _ = tokio::time::timeout(Duration::from_secs(2), writer).await;
     Ok(code)
-}
-
-/// Completes the session's task in Arbiter: every credential issued for it is revoked.
-pub async fn end_task(gw: &Gateway, session: &Session) {
-    match gw.pdp().complete_task(&session.task_id).await {
-        Ok(revoked) => {
-            tracing::info!(task_id = %session.task_id, revoked = revoked.len(), "MCP session ended; task completed")
-        }
-        Err(e) => {
-            tracing::warn!(task_id = %session.task_id, error = %e, "MCP session ended; completing the task failed: its credentials expire on their own")
-        }
-    }
 }
