@@ -176,7 +176,8 @@ pub async fn run(gw: Arc<Gateway>, claims: Json, command: &[String]) -> anyhow::
             }
         })
     };
-    let held: Arc<Mutex<HashMap<String, tokio::task::AbortHandle>>> = Arc::default();
+    // Requests being decided, by id: a cancellation drops one that is still here.
+    let held: Arc<Mutex<HashMap<String, Arc<tokio::sync::Notify>>>> = Arc::default();
     let mut stdin = BufReader::new(tokio::io::stdin());
     let mut buf = Vec::new();
     let mut server_gone = Box::pin(from_child);
@@ -225,7 +226,7 @@ pub async fn run(gw: Arc<Gateway>, claims: Json, command: &[String]) -> anyhow::
                 .remove(&req.to_string())
         {
             // A call still held in the gateway never reaches the server.
-            h.abort();
+            h.notify_one();
             continue;
         }
         let id = jsonrpc::id_of(&msg).to_string();
@@ -236,7 +237,13 @@ pub async fn run(gw: Arc<Gateway>, claims: Json, command: &[String]) -> anyhow::
             }
         );
         let is_request = matches!(jsonrpc::kind(&msg), Kind::Request { .. });
-        let task = {
+        let cancelled = Arc::new(tokio::sync::Notify::new());
+        if is_request {
+            held.lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .insert(id.clone(), cancelled.clone());
+        }
+        {
             let (gw, session, upstream, to_agent, to_child, listing, held) = (
                 gw.clone(),
                 session.clone(),
@@ -254,7 +261,10 @@ pub async fn run(gw: Arc<Gateway>, claims: Json, command: &[String]) -> anyhow::
                         let _ = to_agent.send(n);
                     }
                 };
-                let verdict = gw.gate(&session, msg, upstream.as_ref(), &progress).await;
+                let verdict = tokio::select! {
+                    v = gw.gate(&session, msg, upstream.as_ref(), &progress) => v,
+                    () = cancelled.notified() => return,
+                };
                 held.lock().unwrap_or_else(|e| e.into_inner()).remove(&id);
                 match verdict {
                     Verdict::Forward {
@@ -276,12 +286,7 @@ pub async fn run(gw: Arc<Gateway>, claims: Json, command: &[String]) -> anyhow::
                         let _ = to_agent.send(a);
                     }
                 }
-            })
-        };
-        if is_request {
-            held.lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .insert(id, task.abort_handle());
+            });
         }
     }
     // The task ends first: the agent's client may not wait for the server to exit.
