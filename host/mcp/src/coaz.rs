@@ -410,9 +410,14 @@ pub fn default_mapping(method: &str) -> Option<&'static Mapping> {
     DEFAULTS.iter().find(|(m, _)| *m == method).map(|(_, m)| m)
 }
 
-/// Methods that proceed without a decision: `ping` and every notification.
-pub fn is_pass_through(method: &str) -> bool {
-    method == "ping" || method.starts_with("notifications/")
+/// Methods that proceed without a decision: a `ping` request and id-less
+/// notifications (`notifications/...`); the gateway applies this in `gate`.
+pub fn is_pass_through(method: &str, has_id: bool) -> bool {
+    if has_id {
+        method == "ping"
+    } else {
+        method.starts_with("notifications/")
+    }
 }
 
 #[cfg(test)]

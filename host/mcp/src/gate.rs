@@ -40,9 +40,9 @@ pub trait Upstream: Send + Sync {
     fn list_tools(&self, cursor: Option<String>) -> BoxFuture<'_, Result<Json, String>>;
 }
 
-/// Declared mappings by tool name (a mapping that does not compile is kept as its
-/// error: calling that tool is a mapping error).
-pub(crate) type Declared = Arc<HashMap<String, Result<Arc<Mapping>, MappingError>>>;
+/// Every listed tool by name, with its declared mapping if it has one (a mapping that
+/// does not compile is kept as its error: calling that tool is a mapping error).
+pub(crate) type Declared = Arc<HashMap<String, Option<Result<Arc<Mapping>, MappingError>>>>;
 
 /// One agent session: the MCP session is the task.
 #[derive(Debug)]
@@ -86,6 +86,8 @@ pub enum Verdict {
     },
     /// Answer the agent with this instead (an error response).
     Answer(Json),
+    /// Neither forward nor answer (a notification the gateway does not pass).
+    Drop,
 }
 
 /// The decision side of the gateway, shared by its sessions.
@@ -151,6 +153,19 @@ impl Gateway {
         let id = jsonrpc::id_of(&msg);
         let method = match jsonrpc::kind(&msg) {
             Kind::Request { method } => method.to_string(),
+            // Only MCP notifications pass: an id-less `tools/call` is a request that a
+            // generic JSON-RPC server would run without answering.
+            Kind::Notification { method } if !coaz::is_pass_through(method, false) => {
+                tracing::warn!(
+                    method,
+                    "an id-less message that is not a notification: dropped"
+                );
+                return Verdict::Drop;
+            }
+            // An agent may not widen the server's sandbox with roots of its own.
+            Kind::Notification {
+                method: "notifications/roots/list_changed",
+            } => return Verdict::Drop,
             Kind::Notification { .. } | Kind::Response => {
                 return Verdict::Forward {
                     message: strip_credential(msg),
@@ -166,13 +181,50 @@ impl Gateway {
                 ));
             }
         };
-        if coaz::is_pass_through(&method) {
+        if id
+            .as_str()
+            .is_some_and(|i| i.starts_with(crate::jsonrpc::OWN_ID_PREFIX))
+        {
+            return Verdict::Answer(jsonrpc::error(
+                &id,
+                jsonrpc::INVALID_REQUEST,
+                format!(
+                    "request ids starting `{}` are the gateway's own",
+                    crate::jsonrpc::OWN_ID_PREFIX
+                ),
+                None,
+            ));
+        }
+        let params_ok = match msg.get("params") {
+            None | Some(Json::Object(_)) => msg
+                .pointer("/params/_meta")
+                .is_none_or(|m| m.is_object() || m.is_null()),
+            Some(_) => false,
+        };
+        if !params_ok {
+            return Verdict::Answer(jsonrpc::error(
+                &id,
+                INVALID_PARAMS,
+                "`params` (and `params._meta`) must be objects",
+                None,
+            ));
+        }
+        if coaz::is_pass_through(&method, true) {
             return Verdict::Forward {
                 message: strip_credential(msg),
                 credential: None,
             };
         }
         let mut msg = strip_credential(msg);
+        if method == "initialize"
+            && let Some(caps) = msg
+                .pointer_mut("/params/capabilities")
+                .and_then(Json::as_object_mut)
+        {
+            // Roots would let the agent set the server's allowed directories (the
+            // filesystem server replaces its own with them): the server keeps its own.
+            caps.remove("roots");
+        }
         let planned = if method == "tools/call" {
             self.plan_tool_call(session, &mut msg, upstream).await
         } else {
@@ -182,6 +234,11 @@ impl Gateway {
             Ok(p) => p,
             Err(answer) => return Verdict::Answer(answer.into_response(&id)),
         };
+        if asks.is_empty() {
+            return Verdict::Answer(
+                Refusal::invalid("the call names no resource to decide on").into_response(&id),
+            );
+        }
         // An empty resource id is how a probe asks "whatever the resource"; a real
         // call always names one.
         if asks
@@ -230,6 +287,7 @@ impl Gateway {
             method,
             tool: None,
             default_mapping: true,
+            agent: session.claims.get("client_id").and_then(Json::as_str),
             privilege: self.catalog.method_privilege(method),
             resource: None,
             task_id: &session.task_id,
@@ -265,20 +323,20 @@ impl Gateway {
                 "tool `{name}` is not in this gateway's catalog, so it is denied; use a listed tool"
             )));
         };
+        // Paths are normalised (and forwarded so) before any mapping sees them.
+        let resources = self.resources(tool, msg)?;
         let declared = match session.declared() {
-            Some(d) => d,
-            None => self.learn_tools(session, upstream).await?,
+            Some(d) if d.contains_key(&name) => d,
+            // A tool the gateway has not seen listed: list every page first, so that
+            // an agent cannot skip a declared mapping by not listing.
+            _ => self.learn_tools(session, upstream).await?,
         };
-        let declared = declared.get(&name).cloned().transpose()?;
+        let declared = declared.get(&name).cloned().flatten().transpose()?;
         let mapping = declared.as_deref().or(coaz::default_mapping("tools/call"));
         let Some(mapping) = mapping else {
             return Err(Refusal::internal(
                 "no default mapping for tools/call".into(),
             ));
-        };
-        let resources = match &declared {
-            Some(_) => vec![None],
-            None => self.resources(tool, msg)?,
         };
         let params = msg.get("params").cloned().unwrap_or_else(|| json!({}));
         let evals = mapping.evaluations(&params, &session.claims)?;
@@ -289,6 +347,7 @@ impl Gateway {
                     method: "tools/call",
                     tool: Some(&name),
                     default_mapping: declared.is_none(),
+                    agent: session.claims.get("client_id").and_then(Json::as_str),
                     privilege: tool.privilege,
                     resource: resource.clone(),
                     task_id: &session.task_id,

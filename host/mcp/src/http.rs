@@ -193,12 +193,48 @@ fn identify(state: &State, req: &Request<Incoming>) -> Result<(Json, String), Bo
     Ok((claims, owner))
 }
 
+/// The host of a URL or `Host` header value, without port or scheme.
+fn host_of(v: &str) -> &str {
+    let rest = v.split_once("://").map_or(v, |(_, r)| r);
+    let rest = rest.split('/').next().unwrap_or(rest);
+    if rest.starts_with('[') {
+        return rest.split_once(']').map_or(rest, |(h, _)| &h[1..]);
+    }
+    rest.rsplit_once(':').map_or(rest, |(h, _)| h)
+}
+
+/// A request with no `Origin` (not a browser) or one from loopback or from the host
+/// it addressed.
+fn origin_allowed(h: &http::HeaderMap) -> bool {
+    let Some(origin) = h.get(header::ORIGIN) else {
+        return true;
+    };
+    let Ok(origin) = origin.to_str() else {
+        return false;
+    };
+    let o = host_of(origin);
+    if matches!(o, "localhost" | "127.0.0.1" | "::1") {
+        return true;
+    }
+    h.get(header::HOST)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|host| host_of(host).eq_ignore_ascii_case(o))
+}
+
 async fn handle(state: Arc<State>, req: Request<Incoming>) -> Response<Body> {
     if req.uri().path() != "/mcp" {
         return full(
             StatusCode::NOT_FOUND,
             "text/plain",
             "the MCP endpoint is /mcp\n",
+        );
+    }
+    if !origin_allowed(req.headers()) {
+        // MCP Streamable HTTP: servers must check Origin (DNS rebinding).
+        return full(
+            StatusCode::FORBIDDEN,
+            "text/plain",
+            "this Origin may not call the gateway\n",
         );
     }
     let (claims, owner) = match identify(&state, &req) {
@@ -380,6 +416,7 @@ async fn post(
         // Buffered: notifications, responses, initialize, and agents that take JSON only.
         let quiet = |_: Json| {};
         return match decide(&state, &live, msg, &headers, &quiet).await {
+            Err(Json::Null) => full(StatusCode::ACCEPTED, "text/plain", ""),
             Err(answer) => {
                 if is_init {
                     state
@@ -419,6 +456,7 @@ async fn post(
             }
         };
         match decide(&state, &live, msg, &headers, &progress).await {
+            Err(Json::Null) => {}
             Err(answer) => {
                 let _ = tx.send(upstream::event(&answer));
             }
@@ -452,6 +490,8 @@ async fn decide(
     let own = state.up.for_session(&live.upstream_id, headers);
     match state.gw.gate(&live.session, msg, &own, progress).await {
         Verdict::Answer(a) => Err(a),
+        // A dropped notification: nothing to forward, nothing to answer.
+        Verdict::Drop => Err(Json::Null),
         Verdict::Forward {
             message,
             credential,
@@ -465,5 +505,40 @@ impl Live {
     }
     pub(crate) fn upstream_id(&self) -> &Mutex<Option<String>> {
         &self.upstream_id
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn headers(pairs: &[(&str, &str)]) -> http::HeaderMap {
+        let mut h = http::HeaderMap::new();
+        for (k, v) in pairs {
+            h.insert(
+                http::HeaderName::from_bytes(k.as_bytes()).unwrap(),
+                v.parse().unwrap(),
+            );
+        }
+        h
+    }
+
+    #[test]
+    fn only_loopback_or_same_host_origins_may_call() {
+        assert!(origin_allowed(&headers(&[])));
+        assert!(origin_allowed(&headers(&[(
+            "origin",
+            "http://localhost:3000"
+        )])));
+        assert!(origin_allowed(&headers(&[("origin", "http://[::1]:8080")])));
+        assert!(origin_allowed(&headers(&[
+            ("origin", "https://gw.acme.org"),
+            ("host", "gw.acme.org:8282")
+        ])));
+        assert!(!origin_allowed(&headers(&[
+            ("origin", "http://evil.example"),
+            ("host", "127.0.0.1:8282")
+        ])));
+        assert!(!origin_allowed(&headers(&[("origin", "null")])));
     }
 }

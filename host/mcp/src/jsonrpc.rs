@@ -17,6 +17,10 @@ pub const PARSE_ERROR: i64 = -32700;
 /// gateway removes it from every message an agent sends, so no agent can plant one.
 pub const CREDENTIAL_META: &str = "dev.arbiter/credential";
 
+/// The prefix of the ids of requests the gateway itself sends the server; an agent's
+/// request may not use it.
+pub const OWN_ID_PREFIX: &str = "arbiter-gateway-";
+
 /// An error response to the request with `id` (`null` when it could not be read).
 pub fn error(id: &Json, code: i64, message: impl Into<String>, data: Option<Json>) -> Json {
     let mut e = json!({ "code": code, "message": message.into() });

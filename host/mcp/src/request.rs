@@ -19,6 +19,9 @@ pub struct Framing<'a> {
     pub tool: Option<&'a str>,
     /// Whether the evaluation came from the default mapping.
     pub default_mapping: bool,
+    /// The agent, from the verified token (`client_id`) or the configuration: never
+    /// from a mapping, which the server being authorised may have written.
+    pub agent: Option<&'a str>,
     /// The privilege level (catalog).
     pub privilege: pb::Privilege,
     /// The resource the catalog names (kind, id), replacing the mapping's.
@@ -33,15 +36,6 @@ pub struct Framing<'a> {
 
 fn invalid(message: impl Into<String>) -> MappingError {
     MappingError(message.into())
-}
-
-fn kind_of(subject_type: &str) -> pb::PrincipalKind {
-    match subject_type {
-        "user" | "identity" | "human" => pb::PrincipalKind::Human,
-        "agent" => pb::PrincipalKind::Agent,
-        "workload" => pb::PrincipalKind::Workload,
-        _ => pb::PrincipalKind::Service,
-    }
 }
 
 /// A JSON value as a typed attribute; `None` for null.
@@ -105,18 +99,21 @@ pub fn authorize(eval: &Json, f: &Framing<'_>) -> Result<pb::AuthorizeRequest, M
     };
     let subject = obj("subject")?;
     let subject_id = string(subject, "id", "subject")?;
-    let subject_type = string(subject, "type", "subject")?;
+    string(subject, "type", "subject")?;
     let empty = Map::new();
     let context = match eval.get("context") {
         Some(Json::Object(c)) => c,
         None | Some(Json::Null) => &empty,
         Some(_) => return Err(invalid("`context` must be an object")),
     };
-    let agent = context.get("agent").and_then(Json::as_str);
+    // The subject is the token's `sub` (anchored by the mapping); its type and
+    // properties are the mapping's, untrusted, so the principal is a human with no
+    // attributes from it (the binding: only the verified id is trustworthy).
+    let agent = f.agent;
     let human = pb::Principal {
         id: subject_id.to_string(),
-        kind: kind_of(subject_type) as i32,
-        attributes: properties(subject),
+        kind: pb::PrincipalKind::Human as i32,
+        attributes: HashMap::new(),
     };
     let (principal, delegation) = match agent {
         Some(a) if a != subject_id => (
@@ -240,6 +237,7 @@ mod tests {
             method: "tools/call",
             tool: Some("write_file"),
             default_mapping: true,
+            agent: Some("bot"),
             privilege: pb::Privilege::Write,
             resource: Some(("file".into(), "/ws/a".into())),
             task_id: "mcp-1",

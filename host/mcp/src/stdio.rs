@@ -37,7 +37,8 @@ impl Upstream for Child {
     fn list_tools(&self, cursor: Option<String>) -> BoxFuture<'_, Result<Json, String>> {
         Box::pin(async move {
             let id = format!(
-                "arbiter-gateway-{}",
+                "{}{}",
+                crate::jsonrpc::OWN_ID_PREFIX,
                 self.next.fetch_add(1, Ordering::Relaxed)
             );
             let (tx, rx) = oneshot::channel();
@@ -265,8 +266,17 @@ pub async fn run(gw: Arc<Gateway>, claims: Json, command: &[String]) -> anyhow::
                     v = gw.gate(&session, msg, upstream.as_ref(), &progress) => v,
                     () = cancelled.notified() => return,
                 };
-                held.lock().unwrap_or_else(|e| e.into_inner()).remove(&id);
+                let still_wanted = held
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .remove(&id)
+                    .is_some();
+                if is_request && !still_wanted {
+                    // Cancelled between the decision and here: the call never goes on.
+                    return;
+                }
                 match verdict {
+                    Verdict::Drop => {}
                     Verdict::Forward {
                         mut message,
                         credential,

@@ -50,11 +50,10 @@ impl Gateway {
             let Some(name) = t.get("name").and_then(Json::as_str) else {
                 continue;
             };
-            if let Some(m) = t.pointer("/inputSchema/x-authzen-mapping") {
-                map.insert(name.to_string(), Mapping::compile(m, true).map(Arc::new));
-            } else {
-                map.remove(name);
-            }
+            let declared = t
+                .pointer("/inputSchema/x-authzen-mapping")
+                .map(|m| Mapping::compile(m, true).map(Arc::new));
+            map.insert(name.to_string(), declared);
         }
         let map = Arc::new(map);
         *session.declared.lock().unwrap_or_else(|e| e.into_inner()) = Some(map.clone());
@@ -102,6 +101,7 @@ impl Gateway {
             method: "tools/call",
             tool: Some(name),
             default_mapping: true,
+            agent: session.claims.get("client_id").and_then(Json::as_str),
             privilege: tool.privilege,
             resource,
             task_id: &session.task_id,

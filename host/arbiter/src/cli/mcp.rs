@@ -68,8 +68,9 @@ pub struct McpArgs {
     /// The MCP server's Streamable HTTP endpoint (e.g. http://127.0.0.1:3001/mcp).
     #[arg(long, env = "ARBITER_MCP_UPSTREAM", requires = "listen")]
     pub upstream: Option<String>,
-    /// How long a held call waits for a human, in seconds.
-    #[arg(long, env = "ARBITER_MCP_APPROVAL_TIMEOUT", default_value_t = 300)]
+    /// How long a held call waits for a human, in seconds (at most a day).
+    #[arg(long, env = "ARBITER_MCP_APPROVAL_TIMEOUT", default_value_t = 300,
+          value_parser = clap::value_parser!(u64).range(0..=86_400))]
     pub approval_timeout: u64,
     /// Answer a held call at once with the approval id and a retry hint.
     #[arg(long, env = "ARBITER_MCP_NO_WAIT")]
@@ -98,7 +99,8 @@ pub struct McpArgs {
     )]
     pub scratch: Option<PathBuf>,
     /// HTTP sessions idle this long (seconds) end, and their task with them.
-    #[arg(long, env = "ARBITER_MCP_SESSION_IDLE_TIMEOUT", default_value_t = 1800)]
+    #[arg(long, env = "ARBITER_MCP_SESSION_IDLE_TIMEOUT", default_value_t = 1800,
+          value_parser = clap::value_parser!(u64).range(1..=604_800))]
     pub session_idle_timeout: u64,
     /// The MCP server to launch (stdio mode).
     #[arg(last = true, value_name = "COMMAND")]

@@ -186,8 +186,12 @@ fn malformed_mappings_and_failing_expressions_are_mapping_errors() {
 
 #[test]
 fn pass_through_and_unknown_methods() {
-    assert!(is_pass_through("ping") && is_pass_through("notifications/cancelled"));
-    assert!(!is_pass_through("tools/call"));
+    assert!(is_pass_through("ping", true) && is_pass_through("notifications/cancelled", false));
+    assert!(!is_pass_through("tools/call", false) && !is_pass_through("tools/call", true));
+    assert!(
+        !is_pass_through("notifications/x", true),
+        "a request is never a notification"
+    );
     assert!(default_mapping("sampling/createMessage").is_none());
     assert!(default_mapping("experimental/whatever").is_none());
     for m in [

@@ -327,7 +327,8 @@ impl crate::gate::Upstream for SessionUpstream<'_> {
     fn list_tools(&self, cursor: Option<String>) -> BoxFuture<'_, Result<Json, String>> {
         Box::pin(async move {
             let id = format!(
-                "arbiter-gateway-{}",
+                "{}{}",
+                crate::jsonrpc::OWN_ID_PREFIX,
                 self.up.next.fetch_add(1, Ordering::Relaxed)
             );
             let params = cursor.map_or_else(|| json!({}), |c| json!({ "cursor": c }));
