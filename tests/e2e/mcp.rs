@@ -759,6 +759,38 @@ async fn http_gateway_keeps_two_agents_sessions_decisions_and_credentials_apart(
         assert_eq!(r.active, subject == "agent-b", "{subject}: {r:?}");
     }
     b.close().await;
+
+    // A third agent gives up on a held call (its SDK sends notifications/cancelled):
+    // approving it afterwards sends nothing to the server.
+    let mut c_args = vec!["--call-timeout".to_string(), "5".to_string()];
+    c_args.extend(agent_args(&mint("gina@acme.org", "agent-c")));
+    let mut c3 = Agent::start(&tools, &c_args).await;
+    let started = c3
+        .step(json!({ "op": "call_async", "tool": "get-sum", "arguments": { "a": 40, "b": 2 } }))
+        .await;
+    let approval = pending_approval(&server.url, &t.bob, None).await;
+    assert_eq!(approval.principal, "agent-c", "{approval:?}");
+    let gave_up = c3
+        .step(json!({ "op": "await", "n": started["started"] }))
+        .await;
+    assert_eq!(gave_up["ok"], false, "{gave_up}");
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    vote(&mut approvals, &t.bob, &approval.id, true)
+        .await
+        .expect("approves");
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let sums = String::from_utf8_lossy(&upstream_saw.lock().expect("lock"))
+        .matches("\"name\":\"get-sum\"")
+        .count();
+    assert_eq!(
+        sums, 1,
+        "only agent A's approved get-sum reached the server"
+    );
+    // Not closed gracefully: after a cancelled call through the recording relay, the
+    // SDK's close did not finish within two minutes here, nor did other agents' closes
+    // after it (direct to the gateway it does; not yet understood, see the closing
+    // note): so this comes last, and killing the agent leaves its session to the sweep.
+    drop(c3);
 }
 
 /// [`jwks`] with another seed: a key the gateway does not trust.

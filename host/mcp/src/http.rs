@@ -5,6 +5,8 @@
 //! upstream; a just-in-time credential does, as `Authorization: Bearer`. A session ends
 //! with `DELETE`, or when idle too long; its task is then completed in Arbiter.
 
+mod calls;
+mod origin;
 mod upstream;
 
 use std::collections::HashMap;
@@ -19,7 +21,7 @@ use hyper::body::Incoming;
 use serde_json::Value as Json;
 use tokio::sync::mpsc;
 
-use crate::gate::{Gateway, Session, Verdict};
+use crate::gate::{Gateway, Session};
 use crate::jsonrpc::{self, Kind};
 use crate::jwt::Verifier;
 
@@ -62,6 +64,9 @@ pub(crate) struct Live {
     upstream_id: Mutex<Option<String>>,
     owner: String,
     seen: Mutex<Instant>,
+    /// Requests being decided (held calls among them), by id: a cancellation, the
+    /// agent going away or the session's end drops them.
+    held: Mutex<HashMap<String, Arc<tokio::sync::Notify>>>,
 }
 
 struct State {
@@ -104,7 +109,7 @@ pub async fn serve(gw: Arc<Gateway>, options: Options) -> anyhow::Result<()> {
         identity: options.identity,
         sessions: Mutex::default(),
     });
-    tokio::spawn(sweep(state.clone(), options.idle));
+    tokio::spawn(calls::sweep(state.clone(), options.idle));
     loop {
         let (stream, _) = listener.accept().await?;
         let state = state.clone();
@@ -119,41 +124,6 @@ pub async fn serve(gw: Arc<Gateway>, options: Options) -> anyhow::Result<()> {
                 .await;
         });
     }
-}
-
-/// Ends sessions idle longer than `idle`.
-async fn sweep(state: Arc<State>, idle: Duration) {
-    let mut tick = tokio::time::interval(
-        idle.min(Duration::from_secs(30))
-            .max(Duration::from_secs(1)),
-    );
-    loop {
-        tick.tick().await;
-        let stale: Vec<(String, Arc<Live>)> = {
-            let mut sessions = state.sessions.lock().unwrap_or_else(|e| e.into_inner());
-            let ids: Vec<String> = sessions
-                .iter()
-                .filter(|(_, l)| l.seen.lock().unwrap_or_else(|e| e.into_inner()).elapsed() > idle)
-                .map(|(k, _)| k.clone())
-                .collect();
-            ids.into_iter()
-                .filter_map(|k| sessions.remove(&k).map(|l| (k, l)))
-                .collect()
-        };
-        for (_, live) in stale {
-            end(&state, &live).await;
-        }
-    }
-}
-
-async fn end(state: &State, live: &Live) {
-    let upstream_id = live
-        .upstream_id
-        .lock()
-        .unwrap_or_else(|e| e.into_inner())
-        .clone();
-    state.up.delete(upstream_id.as_deref()).await;
-    state.gw.end_session(&live.session).await;
 }
 
 /// The verified identity of a request: its claims and a key naming the owner.
@@ -193,34 +163,6 @@ fn identify(state: &State, req: &Request<Incoming>) -> Result<(Json, String), Bo
     Ok((claims, owner))
 }
 
-/// The host of a URL or `Host` header value, without port or scheme.
-fn host_of(v: &str) -> &str {
-    let rest = v.split_once("://").map_or(v, |(_, r)| r);
-    let rest = rest.split('/').next().unwrap_or(rest);
-    if rest.starts_with('[') {
-        return rest.split_once(']').map_or(rest, |(h, _)| &h[1..]);
-    }
-    rest.rsplit_once(':').map_or(rest, |(h, _)| h)
-}
-
-/// A request with no `Origin` (not a browser) or one from loopback or from the host
-/// it addressed.
-fn origin_allowed(h: &http::HeaderMap) -> bool {
-    let Some(origin) = h.get(header::ORIGIN) else {
-        return true;
-    };
-    let Ok(origin) = origin.to_str() else {
-        return false;
-    };
-    let o = host_of(origin);
-    if matches!(o, "localhost" | "127.0.0.1" | "::1") {
-        return true;
-    }
-    h.get(header::HOST)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|host| host_of(host).eq_ignore_ascii_case(o))
-}
-
 async fn handle(state: Arc<State>, req: Request<Incoming>) -> Response<Body> {
     if req.uri().path() != "/mcp" {
         return full(
@@ -229,7 +171,7 @@ async fn handle(state: Arc<State>, req: Request<Incoming>) -> Response<Body> {
             "the MCP endpoint is /mcp\n",
         );
     }
-    if !origin_allowed(req.headers()) {
+    if !origin::allowed(req.headers()) {
         // MCP Streamable HTTP: servers must check Origin (DNS rebinding).
         return full(
             StatusCode::FORBIDDEN,
@@ -284,7 +226,7 @@ async fn handle(state: Arc<State>, req: Request<Incoming>) -> Response<Body> {
                     .lock()
                     .unwrap_or_else(|e| e.into_inner())
                     .remove(&id);
-                end(&state, &l).await;
+                calls::end(&state, &l).await;
                 full(StatusCode::OK, "text/plain", "")
             }
             _ => rpc_error(
@@ -361,6 +303,7 @@ async fn post(
                 upstream_id: Mutex::new(None),
                 owner,
                 seen: Mutex::new(Instant::now()),
+                held: Mutex::default(),
             });
             let key = uuid::Uuid::new_v4().to_string();
             sessions.insert(key.clone(), l.clone());
@@ -415,7 +358,9 @@ async fn post(
     if !is_request || is_init || !sse {
         // Buffered: notifications, responses, initialize, and agents that take JSON only.
         let quiet = |_: Json| {};
-        return match decide(&state, &live, msg, &headers, &quiet).await {
+        return match calls::decide(&state, &live, msg, &headers, &quiet, std::future::pending())
+            .await
+        {
             Err(Json::Null) => full(StatusCode::ACCEPTED, "text/plain", ""),
             Err(answer) => {
                 if is_init {
@@ -455,7 +400,7 @@ async fn post(
                 let _ = tx.send(upstream::event(&n));
             }
         };
-        match decide(&state, &live, msg, &headers, &progress).await {
+        match calls::decide(&state, &live, msg, &headers, &progress, tx.closed()).await {
             Err(Json::Null) => {}
             Err(answer) => {
                 let _ = tx.send(upstream::event(&answer));
@@ -479,66 +424,11 @@ async fn post(
     upstream::sse_response(rx)
 }
 
-/// The gateway's verdict on `msg`: what to forward (and the credential), or the answer.
-async fn decide(
-    state: &State,
-    live: &Live,
-    msg: Json,
-    headers: &http::HeaderMap,
-    progress: &(dyn Fn(Json) + Send + Sync),
-) -> Result<(Json, Option<String>), Json> {
-    let own = state.up.for_session(&live.upstream_id, headers);
-    match state.gw.gate(&live.session, msg, &own, progress).await {
-        Verdict::Answer(a) => Err(a),
-        // A dropped notification: nothing to forward, nothing to answer.
-        Verdict::Drop => Err(Json::Null),
-        Verdict::Forward {
-            message,
-            credential,
-        } => Ok((message, credential)),
-    }
-}
-
 impl Live {
     pub(crate) fn session(&self) -> &Session {
         &self.session
     }
     pub(crate) fn upstream_id(&self) -> &Mutex<Option<String>> {
         &self.upstream_id
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn headers(pairs: &[(&str, &str)]) -> http::HeaderMap {
-        let mut h = http::HeaderMap::new();
-        for (k, v) in pairs {
-            h.insert(
-                http::HeaderName::from_bytes(k.as_bytes()).unwrap(),
-                v.parse().unwrap(),
-            );
-        }
-        h
-    }
-
-    #[test]
-    fn only_loopback_or_same_host_origins_may_call() {
-        assert!(origin_allowed(&headers(&[])));
-        assert!(origin_allowed(&headers(&[(
-            "origin",
-            "http://localhost:3000"
-        )])));
-        assert!(origin_allowed(&headers(&[("origin", "http://[::1]:8080")])));
-        assert!(origin_allowed(&headers(&[
-            ("origin", "https://gw.acme.org"),
-            ("host", "gw.acme.org:8282")
-        ])));
-        assert!(!origin_allowed(&headers(&[
-            ("origin", "http://evil.example"),
-            ("host", "127.0.0.1:8282")
-        ])));
-        assert!(!origin_allowed(&headers(&[("origin", "null")])));
     }
 }
