@@ -254,12 +254,15 @@ impl Gateway {
             .pointer("/params/_meta/progressToken")
             .cloned()
             .filter(|t| !t.is_null());
-        let mut call = msg.get("params").cloned().unwrap_or(Json::Null);
-        if let Some(p) = call.as_object_mut() {
-            p.remove("_meta");
-        }
-        let key = format!("{method}\n{}", crate::hold::canonical(&call));
-        match crate::hold::decide(self, session, asks, &key, &token, progress).await {
+        // Only non-blocking mode recognises a call made again: no digest otherwise.
+        let key = self.settings.no_wait.then(|| {
+            let mut call = msg.get("params").cloned().unwrap_or(Json::Null);
+            if let Some(p) = call.as_object_mut() {
+                p.remove("_meta");
+            }
+            format!("{method}\n{}", crate::hold::canonical(&call))
+        });
+        match crate::hold::decide(self, session, asks, key.as_deref(), &token, progress).await {
             Ok(credential) => Verdict::Forward {
                 message: msg,
                 credential: credential.filter(|_| credential_wanted),

@@ -67,18 +67,21 @@ pub(crate) async fn decide(
     gw: &Gateway,
     session: &Session,
     asks: Vec<Ask>,
-    key: &str,
+    key: Option<&str>,
     progress_token: &Option<Json>,
     progress: &(dyn Fn(Json) + Send + Sync),
 ) -> Result<Option<String>, Refusal> {
     // A call made again in non-blocking mode: its held items are not asked again
     // (that would open new approvals); they are redeemed once approved.
-    let remembered = session
-        .waiting
-        .lock()
-        .unwrap_or_else(|e| e.into_inner())
-        .get(key)
-        .cloned()
+    let remembered = key
+        .and_then(|k| {
+            session
+                .waiting
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .get(k)
+                .cloned()
+        })
         .filter(|ids| ids.len() == asks.len());
     let retry = remembered.is_some();
     let remembered = remembered.unwrap_or_else(|| vec![String::new(); asks.len()]);
@@ -103,11 +106,7 @@ pub(crate) async fn decide(
     for (i, answer) in fresh.into_iter().zip(asked) {
         let answer = answer?;
         if answer.decision == pb::Decision::Deny as i32 {
-            session
-                .waiting
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .remove(key);
+            forget(session, key);
             return Err(denial(&answer));
         }
         if answer.decision == pb::Decision::RequireApproval as i32 {
@@ -116,7 +115,7 @@ pub(crate) async fn decide(
         answers[i] = Some(answer);
     }
     if !held.is_empty() {
-        if gw.settings.no_wait {
+        if let Some(key) = key {
             if !(retry && all_approved(gw, &held).await?) {
                 return not_waiting(gw, session, key, &held, asks.len()).await;
             }
@@ -128,26 +127,29 @@ pub(crate) async fn decide(
             r.approval_id.clone_from(approval);
             let answer = gw.pdp.authorize(r).await?;
             if answer.decision != pb::Decision::Allow as i32 {
-                session
-                    .waiting
-                    .lock()
-                    .unwrap_or_else(|e| e.into_inner())
-                    .remove(key);
+                forget(session, key);
                 return Err(denial(&answer));
             }
             answers[*i] = Some(answer);
         }
     }
-    session
-        .waiting
-        .lock()
-        .unwrap_or_else(|e| e.into_inner())
-        .remove(key);
+    forget(session, key);
     Ok(answers
         .iter_mut()
         .flatten()
         .find_map(|a| a.credential.take())
         .map(|c| c.token))
+}
+
+/// Forgets the approvals a call made again was waiting for (non-blocking mode).
+fn forget(session: &Session, key: Option<&str>) {
+    if let Some(k) = key {
+        session
+            .waiting
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(k);
+    }
 }
 
 /// Whether every held approval is approved now.
@@ -233,11 +235,7 @@ async fn not_waiting(
         let status = match gw.pdp.await_approval(id, Duration::ZERO).await {
             Ok(s) => s,
             Err(PdpError::UnknownApproval(_)) => {
-                session
-                    .waiting
-                    .lock()
-                    .unwrap_or_else(|e| e.into_inner())
-                    .remove(key);
+                forget(session, Some(key));
                 return Err(closed(id, None));
             }
             Err(e) => return Err(e.into()),
@@ -245,11 +243,7 @@ async fn not_waiting(
         match pb::ApprovalState::try_from(status.state) {
             Ok(pb::ApprovalState::Pending | pb::ApprovalState::Approved) => ids[*i].clone_from(id),
             other => {
-                session
-                    .waiting
-                    .lock()
-                    .unwrap_or_else(|e| e.into_inner())
-                    .remove(key);
+                forget(session, Some(key));
                 return Err(closed(id, other.ok()));
             }
         }

@@ -423,12 +423,3 @@ async fn post(
     });
     upstream::sse_response(rx)
 }
-
-impl Live {
-    pub(crate) fn session(&self) -> &Session {
-        &self.session
-    }
-    pub(crate) fn upstream_id(&self) -> &Mutex<Option<String>> {
-        &self.upstream_id
-    }
-}

@@ -162,7 +162,7 @@ impl Upstream {
         is_list: bool,
     ) -> Response<Body> {
         let id = jsonrpc::id_of(msg);
-        let resp = match self.post(live.upstream_id(), msg, credential, from).await {
+        let resp = match self.post(&live.upstream_id, msg, credential, from).await {
             Ok(r) => r,
             Err(e) => {
                 return full(
@@ -190,7 +190,7 @@ impl Upstream {
                     );
                 };
                 if is_list && let Some(result) = answer.get_mut("result") {
-                    gw.filter_tools(live.session(), result).await;
+                    gw.filter_tools(&live.session, result).await;
                 }
                 full(StatusCode::OK, "application/json", answer.to_string())
             }
@@ -218,7 +218,7 @@ impl Upstream {
         tx: &mpsc::UnboundedSender<Bytes>,
     ) {
         let id = jsonrpc::id_of(msg);
-        let resp = match self.post(live.upstream_id(), msg, credential, from).await {
+        let resp = match self.post(&live.upstream_id, msg, credential, from).await {
             Ok(r) => r,
             Err(e) => {
                 let _ = tx.send(event(&unavailable(&id, &e)));
@@ -243,7 +243,7 @@ impl Upstream {
                         && jsonrpc::id_of(m) == id
                         && let Some(result) = m.get_mut("result")
                     {
-                        gw.filter_tools(live.session(), result).await;
+                        gw.filter_tools(&live.session, result).await;
                     }
                     let _ = tx.send(event(m));
                 }
