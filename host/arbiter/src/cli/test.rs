@@ -3,7 +3,7 @@
 //! each mismatch, and ends with `N passed, M failed`. A `*.toml` file holds readable
 //! test cases ([`cases`]); any other file is JSON-lines vectors.
 
-mod cases;
+pub(crate) mod cases;
 pub(crate) mod pipeline;
 #[cfg(test)]
 mod tests;
@@ -67,7 +67,7 @@ struct Tally {
 }
 
 /// Whether `path` is a test-case file (`*.toml`) rather than JSON-lines vectors.
-fn is_case_file(path: &Path) -> bool {
+pub(crate) fn is_case_file(path: &Path) -> bool {
     path.extension()
         .is_some_and(|e| e.eq_ignore_ascii_case("toml"))
 }
@@ -236,7 +236,7 @@ fn print_decision(out: &mut impl Write, d: &Decision) -> std::io::Result<()> {
 }
 
 /// Wraps one component as a set of one plugin named after its file.
-fn single_plugin(path: &Path) -> anyhow::Result<SetSource> {
+pub(crate) fn single_plugin(path: &Path) -> anyhow::Result<SetSource> {
     let bytes =
         std::fs::read(path).with_context(|| format!("cannot read plugin `{}`", path.display()))?;
     let stem: String = path

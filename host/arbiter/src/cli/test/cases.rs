@@ -86,7 +86,7 @@ struct Outline {
 
 /// One case, read from the file.
 #[derive(Debug, Clone, PartialEq)]
-pub(super) struct Case {
+pub(crate) struct Case {
     /// 1-based position in the file.
     pub index: usize,
     /// Its `name`.
@@ -99,7 +99,7 @@ pub(super) struct Case {
 
 /// What a valid case runs and expects.
 #[derive(Debug, Clone, PartialEq)]
-pub(super) struct Body {
+pub(crate) struct Body {
     /// The merged request.
     pub request: Request,
     /// Whether the host verified an approval.
@@ -123,7 +123,7 @@ impl Case {
 
 /// Reads a case file. `Err` is the whole message for an unreadable file: the file and
 /// line, the case when the error is inside one, and a hint.
-pub(super) fn parse(text: &str, file: &str) -> Result<Vec<Case>, String> {
+pub(crate) fn parse(text: &str, file: &str) -> Result<Vec<Case>, String> {
     let raw: RawFile = toml::from_str(text).map_err(|e| {
         let line = e.span().map_or(0, |s| line_of(text, s.start));
         let within = e
