@@ -1,0 +1,147 @@
+//! Rust: cargo builds the project's crate for `wasm32-wasip2`, which links a
+//! component directly. The project's `rust-toolchain.toml` pins the compiler; the
+//! compiled dependencies go to `rust-target/` in the toolchain cache (or
+//! `CARGO_TARGET_DIR`), shared by a user's projects, so a second project builds in
+//! seconds.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use super::build_error;
+use crate::project::Project;
+use crate::toolchain::{RUST_TARGET, run, version};
+use crate::{KitError, Lang, Toolchains};
+
+/// Variables cargo sets for the processes it runs (an `arbiter build` inside a build
+/// script or a test), and flags meant for the host: none may steer the guest build,
+/// which follows the project's own pins.
+const HOST_ONLY: [&str; 9] = [
+    "RUSTUP_TOOLCHAIN",
+    "RUSTC",
+    "RUSTC_WRAPPER",
+    "RUSTC_WORKSPACE_WRAPPER",
+    "RUSTFLAGS",
+    "CARGO_ENCODED_RUSTFLAGS",
+    "CARGO_BUILD_TARGET",
+    "CARGO_MANIFEST_DIR",
+    "CARGO",
+];
+
+/// Checks that cargo runs.
+pub(super) fn ready() -> Result<(), KitError> {
+    if version(Path::new("cargo"), &["--version"]).is_none() {
+        return Err(KitError::Toolchain {
+            lang: "rust",
+            message: "`cargo` is not installed; install Rust with rustup (https://rustup.rs)"
+                .into(),
+        });
+    }
+    Ok(())
+}
+
+pub(super) fn build(
+    project: &Project,
+    toolchains: &Toolchains,
+    out: &Path,
+) -> Result<(), KitError> {
+    add_target(&project.dir)?;
+    let manifest = project.dir.join("Cargo.toml");
+    let crate_name = crate_name(&manifest)?;
+    let target_dir = std::env::var_os("CARGO_TARGET_DIR")
+        .filter(|v| !v.is_empty())
+        .map_or_else(|| toolchains.root().join("rust-target"), PathBuf::from);
+    // Projects share the target directory: hold it from the build to the copy, so a
+    // project of the same crate name cannot replace the component in between.
+    let _lock = toolchains.lock("rust-target.lock")?;
+    let mut cargo = Command::new("cargo");
+    scrub(&mut cargo);
+    cargo
+        .current_dir(&project.dir)
+        .args([
+            "build",
+            "--release",
+            "--target",
+            RUST_TARGET,
+            "--manifest-path",
+        ])
+        .arg(&manifest)
+        .arg("--target-dir")
+        .arg(&target_dir);
+    run(&mut cargo, "cargo build").map_err(|e| build_error(Lang::Rust, e))?;
+    let built = target_dir
+        .join(RUST_TARGET)
+        .join("release")
+        .join(format!("{}.wasm", crate_name.replace('-', "_")));
+    std::fs::copy(&built, out).map_err(KitError::io("copy", &built))?;
+    Ok(())
+}
+
+/// Installs the guest target for the project's pinned toolchain when rustup lacks it
+/// (automatic installs may be off).
+fn add_target(dir: &Path) -> Result<(), KitError> {
+    let mut list = Command::new("rustup");
+    scrub(&mut list);
+    let Ok(listed) = list
+        .current_dir(dir)
+        .args(["target", "list", "--installed"])
+        .output()
+    else {
+        // No rustup: cargo says what is missing, if anything.
+        return Ok(());
+    };
+    if String::from_utf8_lossy(&listed.stdout)
+        .lines()
+        .any(|l| l.trim() == RUST_TARGET)
+    {
+        return Ok(());
+    }
+    eprintln!("installing the {RUST_TARGET} target (rustup target add)");
+    let mut add = Command::new("rustup");
+    scrub(&mut add);
+    add.current_dir(dir).args(["target", "add", RUST_TARGET]);
+    run(&mut add, "rustup target add").map_err(|message| KitError::Toolchain {
+        lang: "rust",
+        message,
+    })
+}
+
+fn scrub(cmd: &mut Command) {
+    for key in HOST_ONLY {
+        cmd.env_remove(key);
+    }
+    for (key, _) in std::env::vars_os() {
+        let k = key.to_string_lossy();
+        if k.starts_with("CARGO_PKG_")
+            || k.starts_with("CARGO_BIN_")
+            || k == "CARGO_CRATE_NAME"
+            || k == "CARGO_PRIMARY_PACKAGE"
+        {
+            cmd.env_remove(&key);
+        }
+    }
+}
+
+/// `[package] name` of the project's Cargo.toml.
+fn crate_name(manifest: &Path) -> Result<String, KitError> {
+    let text = std::fs::read_to_string(manifest).map_err(KitError::io("read", manifest))?;
+    let table: toml::Table = toml::from_str(&text).map_err(|e| KitError::Project {
+        file: manifest.to_path_buf(),
+        line: e.span().map_or(0, |s| {
+            text.get(..s.start)
+                .map_or(0, |t| t.matches('\n').count() + 1)
+        }),
+        message: e.message().trim_end().to_string(),
+        hint: "fix Cargo.toml".into(),
+    })?;
+    table
+        .get("package")
+        .and_then(|p| p.get("name"))
+        .and_then(|n| n.as_str())
+        .map(str::to_string)
+        .ok_or_else(|| KitError::Project {
+            file: manifest.to_path_buf(),
+            line: 0,
+            message: "no `[package] name`".into(),
+            hint: "a Rust project is one crate with `crate-type = [\"cdylib\"]`".into(),
+        })
+}
