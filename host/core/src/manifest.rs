@@ -104,6 +104,8 @@ struct RawPlugin {
     recycle_after: Option<Spanned<u32>>,
     limits: Option<Spanned<LimitsOverride>>,
     settings: Option<Spanned<toml::Table>>,
+    #[serde(default)]
+    rules: Vec<Spanned<String>>,
 }
 
 /// One plugin of a validated manifest.
@@ -125,6 +127,10 @@ pub struct PluginSpec {
     pub limits: Limits,
     /// The `settings` table, flattened to typed attributes for `configure`.
     pub settings: Attributes,
+    /// The reason codes the plugin declares it can emit (`rules`), in manifest order;
+    /// empty when it declares none. Only `arbiter test --coverage` reads them: the host
+    /// does not refuse an undeclared code at run time.
+    pub rules: Vec<String>,
 }
 
 /// A validated policy-set manifest.
@@ -265,6 +271,8 @@ impl Manifest {
                 }
                 Some(r) => *r.get_ref(),
             };
+            let rules = check_rules(&p.rules)
+                .map_err(|(span, m)| err(Some(span), format!("plugin `{name}`: `rules`: {m}")))?;
             plugins.push(PluginSpec {
                 name,
                 path: p.path.into_inner(),
@@ -274,6 +282,7 @@ impl Manifest {
                 recycle_after,
                 limits,
                 settings,
+                rules,
             });
         }
         Ok(Self {
@@ -307,6 +316,44 @@ fn check_name(name: &str) -> Result<(), String> {
             "`{name}` must be 1-64 characters of letters, digits, `-`, `_` or `.`"
         ))
     }
+}
+
+/// Longest declared reason code, as for names: a code is an identifier, not a message.
+const MAX_CODE_CHARS: usize = 64;
+
+/// Whether `code` is a kebab-case reason code: lowercase words of letters and digits
+/// joined by single `-`.
+fn is_code(code: &str) -> bool {
+    !code.is_empty()
+        && code.len() <= MAX_CODE_CHARS
+        && code.split('-').all(|w| {
+            !w.is_empty()
+                && w.chars()
+                    .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit())
+        })
+}
+
+/// The declared reason codes of a plugin, each kebab-case and listed once; `Err` is the
+/// offending entry's span and what is wrong.
+fn check_rules(rules: &[Spanned<String>]) -> Result<Vec<String>, (std::ops::Range<usize>, String)> {
+    let mut seen = BTreeSet::new();
+    let mut out = Vec::with_capacity(rules.len());
+    for r in rules {
+        let code = r.get_ref();
+        if !is_code(code) {
+            return Err((
+                r.span(),
+                format!(
+                    "`{code}` is not a reason code: use kebab-case (lowercase letters and digits, words joined by single `-`), at most {MAX_CODE_CHARS} characters"
+                ),
+            ));
+        }
+        if !seen.insert(code.as_str()) {
+            return Err((r.span(), format!("`{code}` is listed twice")));
+        }
+        out.push(code.clone());
+    }
+    Ok(out)
 }
 
 /// Paths in a manifest stay inside the set's directory or bundle.

@@ -143,3 +143,36 @@ fn data_names_are_normalized() {
     let m = parse(&text).expect("valid");
     assert_eq!(m.data, ["rules/allow.json", "x.txt"]);
 }
+
+#[test]
+fn declared_rules_are_kebab_case_codes_listed_once() {
+    let m = parse(GOOD).expect("valid");
+    assert!(m.plugins[0].rules.is_empty(), "optional");
+    let with = |rules: &str| GOOD.replace("on_error = \"abstain\"", &format!("rules = {rules}"));
+    let m = parse(&with(r#"["risk-too-high", "f1", "no-permit"]"#)).expect("valid");
+    assert_eq!(m.plugins[0].rules, ["risk-too-high", "f1", "no-permit"]);
+    for bad in [
+        "Risk",
+        "risk_too_high",
+        "-risk",
+        "risk--high",
+        "risk-",
+        "",
+        "a b",
+    ] {
+        let e = error_of(&with(&format!(r#"["ok", "{bad}"]"#)));
+        assert!(
+            e.starts_with(&format!(
+                "policy-set.toml:14: plugin `rules`: `rules`: `{bad}` is not a reason code: use kebab-case"
+            )),
+            "{bad}: {e}"
+        );
+    }
+    let e = error_of(&with(&format!("[\"{}\"]", "a".repeat(65))));
+    assert!(e.contains("at most 64 characters"), "{e}");
+    let e = error_of(&with("[\n  \"ok\",\n  \"twice\",\n  \"twice\",\n]"));
+    assert_eq!(
+        e,
+        "policy-set.toml:17: plugin `rules`: `rules`: `twice` is listed twice"
+    );
+}
