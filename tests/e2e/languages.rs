@@ -90,6 +90,36 @@ async fn every_language_passes_every_vector_and_all_agree() {
     }
 }
 
+/// The reference policy's named cases (`tests/vectors/reference.cases.toml`, every rule
+/// with its reason code) pass for every language's plugin on its own, through the real
+/// binary: decisions and reason codes.
+#[test]
+fn every_language_passes_the_reference_cases() {
+    let root = arbiter_plugin_build::repo_root();
+    let cases = root.join("tests/vectors/reference.cases.toml");
+    let written = std::fs::read_to_string(&cases)
+        .expect("the case file reads")
+        .lines()
+        .filter(|l| l.trim() == "[[case]]")
+        .count();
+    assert!(written >= 30, "{written} cases");
+    for language in LANGUAGES {
+        let out = Command::new(env!("CARGO_BIN_EXE_arbiter"))
+            .args(["test", "--plugin"])
+            .arg(build_all().join(format!("reference-{language}.wasm")))
+            .arg(&cases)
+            .output()
+            .expect("arbiter test runs");
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert_eq!(out.status.code(), Some(0), "{language}: {text}");
+        assert_eq!(
+            text.lines().last(),
+            Some(format!("{written} passed, 0 failed").as_str()),
+            "{language}: {text}"
+        );
+    }
+}
+
 /// Builds the isolation probe of one language (plugins/fixtures/isolation and its twins
 /// beside each language's reference plugin) and returns the component.
 fn isolation_probe(language: &str) -> Vec<u8> {

@@ -1,15 +1,22 @@
 //! `arbiter test`: a policy author's test runner. Evaluates a set (default: the
-//! built-in reference set) or a single plugin in-process against a test file, prints
-//! each mismatch, and ends with `N passed, M failed`. A `*.toml` file holds readable
-//! test cases ([`cases`]); any other file is JSON-lines vectors.
+//! built-in reference set) or a single plugin in-process against a test file, or
+//! against every test file of a plugin project ([`project`]), prints each mismatch,
+//! optionally the coverage of each plugin's declared rules ([`coverage`]), and ends
+//! with `N passed, M failed`. A `*.toml` file holds readable test cases ([`cases`]);
+//! any other file is JSON-lines vectors.
 
 pub(crate) mod cases;
+mod coverage;
+mod fixtures;
 pub(crate) mod pipeline;
+pub(crate) mod project;
+mod request;
 #[cfg(test)]
 mod tests;
 
 use std::collections::BTreeMap;
 use std::io::Write;
+use std::ops::AddAssign;
 use std::path::{Path, PathBuf};
 
 use anyhow::Context as _;
@@ -17,17 +24,20 @@ use arbiter_core::{Decision, Limits, Outcome, PluginOutcome, Request};
 use arbiter_runtime::{PolicySet, Runtime, RuntimeConfig, SetSource};
 use serde::Deserialize;
 
+use self::coverage::Coverage;
 use crate::embedded;
 
 /// Flags of `arbiter test`.
 #[derive(Debug, clap::Args)]
 pub struct TestArgs {
     /// Test cases (`*.toml`: named cases with request defaults) or JSON-lines vectors
-    /// (any other file: `{"id", "request", "approved", "expected"}` per line).
-    #[arg(value_name = "FILE")]
+    /// (any other file: `{"id", "request", "approved", "expected"}` per line); or a
+    /// project directory holding `policy-set.toml` (the set under test) and
+    /// `tests/*.cases.toml` and `tests/*.jsonl` (every one is run).
+    #[arg(value_name = "FILE|DIR")]
     pub vectors: PathBuf,
     /// Policy set: a directory (or its `policy-set.toml`) or `builtin:NAME`
-    /// [default: builtin:reference].
+    /// [default: the project directory given, else builtin:reference].
     #[arg(long, conflicts_with = "plugin")]
     pub policy_set: Option<String>,
     /// A single plugin component to test on its own.
@@ -42,6 +52,11 @@ pub struct TestArgs {
     /// redeemed as an enforcement point would.
     #[arg(long, conflicts_with = "plugin")]
     pub pipeline: bool,
+    /// Also report, per plugin, which of the reason codes it declares (`rules` in the
+    /// manifest) the tests exercised, which they never did, and which codes it emitted
+    /// undeclared. Does not change the exit code.
+    #[arg(long, conflicts_with = "pipeline")]
+    pub coverage: bool,
 }
 
 /// One line of a JSON-lines vector file (also what `arbiter replay --labels` reads).
@@ -66,6 +81,13 @@ struct Tally {
     failed: usize,
 }
 
+impl AddAssign for Tally {
+    fn add_assign(&mut self, other: Self) {
+        self.passed += other.passed;
+        self.failed += other.failed;
+    }
+}
+
 /// Whether `path` is a test-case file (`*.toml`) rather than JSON-lines vectors.
 pub(crate) fn is_case_file(path: &Path) -> bool {
     path.extension()
@@ -75,45 +97,100 @@ pub(crate) fn is_case_file(path: &Path) -> bool {
 /// Runs the command; the result is the process exit code (0 when every vector or case
 /// passes).
 pub async fn run(args: TestArgs) -> anyhow::Result<i32> {
-    let runtime = Runtime::new(RuntimeConfig::default())?;
-    let source = match (&args.plugin, &args.policy_set) {
-        (Some(plugin), _) => single_plugin(plugin)?,
-        (None, Some(set)) => embedded::resolve(set).map_err(anyhow::Error::msg)?,
-        (None, None) => {
-            embedded::resolve(&format!("{}{}", embedded::PREFIX, embedded::DEFAULT_SET))
-                .map_err(anyhow::Error::msg)?
-        }
-    };
+    let project = project::open(&args.vectors)?;
     let name = args.vectors.display().to_string();
-    let cases = is_case_file(&args.vectors);
-    if args.pipeline && cases {
+    if args.pipeline {
+        return run_pipeline(&args, &name, project.is_some()).await;
+    }
+    let default_set = || format!("{}{}", embedded::PREFIX, embedded::DEFAULT_SET);
+    let source = match (&args.plugin, &args.policy_set, &project) {
+        (Some(plugin), _, _) => single_plugin(plugin)?,
+        (None, Some(set), _) => embedded::resolve(set).map_err(anyhow::Error::msg)?,
+        (None, None, Some(p)) => SetSource::Path(p.dir.clone()),
+        (None, None, None) => embedded::resolve(&default_set()).map_err(anyhow::Error::msg)?,
+    };
+    if let SetSource::Path(path) = &source {
+        project::check_built(path, project.is_some() && args.policy_set.is_none())?;
+    }
+    let runtime = Runtime::new(RuntimeConfig::default())?;
+    let set = PolicySet::load(&runtime, source, Limits::default()).await?;
+    let mut coverage = Coverage::default();
+    let mut total = Tally::default();
+    let mut out = std::io::stdout().lock();
+    match &project {
+        None => {
+            total += run_file(&set, &args.vectors, args.verbose, &mut coverage, &mut out).await?
+        }
+        Some(p) => {
+            // Each file's results under a header that counts them.
+            for file in &p.files {
+                let mut results = Vec::new();
+                let tally = run_file(&set, file, args.verbose, &mut coverage, &mut results).await?;
+                writeln!(
+                    out,
+                    "== {} ({} passed, {} failed)",
+                    file.display(),
+                    tally.passed,
+                    tally.failed
+                )?;
+                out.write_all(&results)?;
+                total += tally;
+            }
+        }
+    }
+    if args.coverage {
+        let plugins = set.manifest().plugins.iter();
+        write!(
+            out,
+            "{}",
+            coverage.report(plugins.map(|p| (p.name.as_str(), p.rules.as_slice())))
+        )?;
+    }
+    writeln!(out, "{} passed, {} failed", total.passed, total.failed)?;
+    Ok(if total.failed == 0 { 0 } else { 1 })
+}
+
+/// Runs one test file (cases or vectors, by its extension) against `set`.
+async fn run_file(
+    set: &PolicySet,
+    path: &Path,
+    verbose: bool,
+    coverage: &mut Coverage,
+    out: &mut impl Write,
+) -> anyhow::Result<Tally> {
+    let name = path.display().to_string();
+    let cases = is_case_file(path);
+    let text = std::fs::read_to_string(path).with_context(|| {
+        let what = if cases { "test cases" } else { "vectors" };
+        format!("cannot read {what} `{name}`")
+    })?;
+    Ok(if cases {
+        cases::run(set, &text, &name, verbose, coverage, out).await?
+    } else {
+        run_vectors(set, &text, &name, verbose, coverage, out).await?
+    })
+}
+
+/// `--pipeline`: one JSON-lines vectors file through the server's decision pipeline.
+async fn run_pipeline(args: &TestArgs, name: &str, project: bool) -> anyhow::Result<i32> {
+    if project {
+        anyhow::bail!(
+            "`--pipeline` runs one JSON-lines vectors file; `{name}` is a project directory\nhint: give the vectors file, e.g. `{name}/tests/NAME.jsonl`"
+        );
+    }
+    if is_case_file(&args.vectors) {
         anyhow::bail!(
             "`--pipeline` runs JSON-lines vectors; `{name}` is a test-case file\nhint: drop --pipeline for test cases"
         );
     }
-    if args.pipeline {
-        let text = std::fs::read_to_string(&args.vectors)
-            .with_context(|| format!("cannot read vectors `{name}`"))?;
-        let set = args
-            .policy_set
-            .clone()
-            .unwrap_or_else(|| format!("{}{}", embedded::PREFIX, embedded::DEFAULT_SET));
-        let mut out = std::io::stdout().lock();
-        let tally = pipeline::run_vectors(&set, &text, &name, args.verbose, &mut out).await?;
-        writeln!(out, "{} passed, {} failed", tally.passed, tally.failed)?;
-        return Ok(if tally.failed == 0 { 0 } else { 1 });
-    }
-    let set = PolicySet::load(&runtime, source, Limits::default()).await?;
-    let text = std::fs::read_to_string(&args.vectors).with_context(|| {
-        let what = if cases { "test cases" } else { "vectors" };
-        format!("cannot read {what} `{name}`")
-    })?;
+    let text = std::fs::read_to_string(&args.vectors)
+        .with_context(|| format!("cannot read vectors `{name}`"))?;
+    let set = args
+        .policy_set
+        .clone()
+        .unwrap_or_else(|| format!("{}{}", embedded::PREFIX, embedded::DEFAULT_SET));
     let mut out = std::io::stdout().lock();
-    let tally = if cases {
-        cases::run(&set, &text, &name, args.verbose, &mut out).await?
-    } else {
-        run_vectors(&set, &text, &name, args.verbose, &mut out).await?
-    };
+    let tally = pipeline::run_vectors(&set, &text, name, args.verbose, &mut out).await?;
     writeln!(out, "{} passed, {} failed", tally.passed, tally.failed)?;
     Ok(if tally.failed == 0 { 0 } else { 1 })
 }
@@ -124,6 +201,7 @@ async fn run_vectors(
     text: &str,
     name: &str,
     verbose: bool,
+    coverage: &mut Coverage,
     out: &mut impl Write,
 ) -> std::io::Result<Tally> {
     let mut tally = Tally::default();
@@ -132,6 +210,7 @@ async fn run_vectors(
             continue;
         };
         let d = set.decide(&v.request, v.approved).await;
+        coverage.record(&d);
         judge(&v, i, expected, &d, verbose, &mut tally, out)?;
     }
     Ok(tally)

@@ -2,12 +2,20 @@
 //! deep-merged over shared defaults, so that a case states only what matters.
 //!
 //! ```toml
+//! [principals.bot]                 # optional fixtures: whole principals and resources
+//! id = "spiffe://acme.org/agent/bot"
+//! kind = "agent"
+//! attributes = { team = "payments" }
+//!
+//! [defaults]
+//! principal = "bot"                # optional: a fixture for every case
+//!
 //! [defaults.request]
-//! principal = { id = "spiffe://acme.org/agent/bot", kind = "agent", attributes = { team = "payments" } }
 //! action = { name = "db:Query", privilege = "read" }
 //!
 //! [[case]]
 //! name = "prod writes at night are denied"
+//! resource = "ledger"              # optional: a fixture for this case
 //! request = { action = { privilege = "write" }, context = { hour = 2 } }
 //! unset = ["context.mfa"]          # optional: dotted paths removed after the merge
 //! approved = false                 # optional (default: defaults.approved, else false)
@@ -16,39 +24,47 @@
 //! ```
 //!
 //! Tables merge key by key, recursively; an array or a scalar in the case replaces the
-//! default. The file's structure is checked as a whole (a TOML error or an unknown key
-//! fails the file, with its line); the merged request is checked per case, so one bad
-//! case fails alone.
+//! default. A selected fixture ([`fixtures`](super::fixtures)) replaces that part of
+//! the defaults whole before the case's `request` merges on top. The file's structure
+//! is checked as a whole (a TOML error or an unknown key fails the file, with its
+//! line); the merged request is checked per case ([`request`](super::request)), so one
+//! bad case fails alone.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::Write;
 use std::ops::Range;
 
-use arbiter_core::{
-    Action, Attributes, Decision, Intent, Outcome, Principal, Request, Resource, Value,
-};
+use arbiter_core::{Decision, Outcome, Request};
 use arbiter_runtime::PolicySet;
 use serde::Deserialize;
-use serde::de::DeserializeOwned;
 use toml::Spanned;
 
+use super::coverage::Coverage;
+use super::fixtures::{Fixtures, Part};
+use super::request::{one_line, to_request};
 use super::{Tally, print_decision};
 
 /// Printed under any error about the file's structure.
-const FILE_HINT: &str = "a case file has an optional [defaults] table (request, approved) and \
-[[case]] tables with name, expect (allow, deny or require-approval) and optionally request, \
-approved, reasons and unset; see docs/plugin-authors.md § 7, \"Test cases\"";
+const FILE_HINT: &str = "a case file has an optional [defaults] table (request, approved, \
+principal, resource), optional fixtures ([principals.NAME], [resources.NAME]: whole principals \
+and resources) and [[case]] tables with name, expect (allow, deny or require-approval) and \
+optionally request, principal, resource, approved, reasons and unset; see \
+docs/plugin-authors.md § 7, \"Test cases\"";
 
 /// Printed under an invalid merged request.
-const REQUEST_HINT: &str = "the request is [defaults.request] deep-merged with the case's \
-request, minus its `unset` paths; it needs principal {id, kind} and action {name, privilege}, \
-and may have delegation, resource, intent and context (see docs/api.md)";
+const REQUEST_HINT: &str = "the request is [defaults.request], with the selected principal \
+and resource fixtures in place, deep-merged with the case's request, minus its `unset` paths; \
+it needs principal {id, kind} and action {name, privilege}, and may have delegation, resource, \
+intent and context (see docs/api.md)";
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RawFile {
+    defaults: Option<Spanned<RawDefaults>>,
     #[serde(default)]
-    defaults: RawDefaults,
+    principals: BTreeMap<String, Spanned<toml::Table>>,
+    #[serde(default)]
+    resources: BTreeMap<String, Spanned<toml::Table>>,
     #[serde(default, rename = "case")]
     cases: Vec<Spanned<RawCase>>,
 }
@@ -60,6 +76,8 @@ struct RawDefaults {
     request: toml::Table,
     #[serde(default)]
     approved: bool,
+    principal: Option<String>,
+    resource: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -68,6 +86,8 @@ struct RawCase {
     name: String,
     #[serde(default)]
     request: toml::Table,
+    principal: Option<String>,
+    resource: Option<String>,
     #[serde(default)]
     unset: Vec<String>,
     approved: Option<bool>,
@@ -80,6 +100,10 @@ struct RawCase {
 #[derive(Debug, Deserialize)]
 struct Outline {
     defaults: Option<Spanned<toml::Table>>,
+    #[serde(default)]
+    principals: BTreeMap<String, Spanned<toml::Value>>,
+    #[serde(default)]
+    resources: BTreeMap<String, Spanned<toml::Value>>,
     #[serde(default, rename = "case")]
     cases: Vec<Spanned<toml::Table>>,
 }
@@ -102,6 +126,9 @@ pub(crate) struct Case {
 pub(crate) struct Body {
     /// The merged request.
     pub request: Request,
+    /// The merged request as one line of JSON, its parts in request order: shown under
+    /// a mismatch, since no one wrote it out whole.
+    pub shown: String,
     /// Whether the host verified an approval.
     pub approved: bool,
     /// The expected decision.
@@ -141,6 +168,27 @@ pub(crate) fn parse(text: &str, file: &str) -> Result<Vec<Case>, String> {
             "{file}: no test cases\n  hint: add one [[case]] table per case; {FILE_HINT}"
         ));
     }
+    let fixtures = Fixtures::new(raw.principals, raw.resources).map_err(|(at, why)| {
+        let line = line_of(text, at);
+        format!("{file}:{line}: {why}\n  hint: a fixture is a whole principal (id, kind, attributes) or resource (id, kind, attributes), as in a request")
+    })?;
+    let defaults = match raw.defaults {
+        None => RawDefaults::default(),
+        Some(d) => {
+            let line = line_of(text, d.span().start);
+            let d = d.into_inner();
+            for (part, selected) in [("principal", &d.principal), ("resource", &d.resource)] {
+                if let Some(name) = selected
+                    && d.request.contains_key(part)
+                {
+                    return Err(format!(
+                        "{file}:{line}: [defaults] selects the {part} fixture `{name}` and also sets `request.{part}`, which the fixture replaces\n  hint: keep one of them"
+                    ));
+                }
+            }
+            d
+        }
+    };
     let mut seen: BTreeMap<String, usize> = BTreeMap::new();
     let mut cases = Vec::with_capacity(raw.cases.len());
     for (i, spanned) in raw.cases.into_iter().enumerate() {
@@ -156,7 +204,7 @@ pub(crate) fn parse(text: &str, file: &str) -> Result<Vec<Case>, String> {
             ))
         } else {
             seen.insert(name.clone(), index);
-            body(&raw.defaults, raw_case)
+            body(&defaults, &fixtures, raw_case)
         };
         cases.push(Case {
             index,
@@ -169,7 +217,7 @@ pub(crate) fn parse(text: &str, file: &str) -> Result<Vec<Case>, String> {
 }
 
 /// Builds what one case runs and expects.
-fn body(defaults: &RawDefaults, case: RawCase) -> Result<Body, String> {
+fn body(defaults: &RawDefaults, fixtures: &Fixtures, case: RawCase) -> Result<Body, String> {
     let expect = Outcome::parse(&case.expect).ok_or_else(|| {
         format!(
             "`expect` is `{}`; use allow, deny or require-approval",
@@ -177,16 +225,28 @@ fn body(defaults: &RawDefaults, case: RawCase) -> Result<Body, String> {
         )
     })?;
     let mut request = defaults.request.clone();
+    for (part, own, default) in [
+        (Part::Principal, &case.principal, &defaults.principal),
+        (Part::Resource, &case.resource, &defaults.resource),
+    ] {
+        match (own, default) {
+            (Some(name), _) => fixtures.select(part, name, "", &mut request)?,
+            (None, Some(name)) => fixtures.select(part, name, "[defaults] ", &mut request)?,
+            (None, None) => {}
+        }
+    }
     merge(&mut request, case.request);
     for path in &case.unset {
         unset(&mut request, path)?;
     }
+    let shown = one_line(&request);
     let request = to_request(request).map_err(|e| format!("invalid request: {e}"))?;
     let reasons = case
         .reasons
         .map(|codes| codes.into_iter().collect::<BTreeSet<_>>());
     Ok(Body {
         request,
+        shown,
         approved: case.approved.unwrap_or(defaults.approved),
         expect,
         reasons,
@@ -224,77 +284,6 @@ pub(super) fn unset(table: &mut toml::Table, path: &str) -> Result<(), String> {
     here.remove(*last).map(|_| ()).ok_or_else(missing)
 }
 
-/// Deserializes the merged request (unknown fields refused) and, on error, names the
-/// part of the request that is wrong.
-pub(super) fn to_request(table: toml::Table) -> Result<Request, String> {
-    let whole = toml::Value::Table(table);
-    match whole.clone().try_into::<Request>() {
-        Ok(r) => Ok(r),
-        Err(e) => {
-            let toml::Value::Table(table) = whole else {
-                return Err(e.message().to_string());
-            };
-            Err(locate(&table).unwrap_or_else(|| e.message().to_string()))
-        }
-    }
-}
-
-/// The first part of a request that does not deserialize on its own, as `` `path`: why ``.
-fn locate(request: &toml::Table) -> Option<String> {
-    request.iter().find_map(|(key, value)| {
-        let found = match key.as_str() {
-            "principal" => part_error::<Principal>(key, value),
-            "action" => part_error::<Action>(key, value),
-            "resource" => part_error::<Resource>(key, value),
-            "delegation" => match value.as_array() {
-                Some(links) => links.iter().enumerate().find_map(|(i, link)| {
-                    part_error::<Principal>(&format!("delegation[{i}]"), link)
-                }),
-                None => error_of::<Vec<Principal>>(value).map(|e| (key.clone(), e)),
-            },
-            "intent" => error_of::<Intent>(value).map(|e| (key.clone(), e)),
-            "context" => attributes_error(key, value),
-            _ => None,
-        };
-        found.map(|(path, why)| format!("`{path}`: {why}"))
-    })
-}
-
-/// Why a part with attributes (principal, action, resource) is not a `T`: its
-/// attributes first, then the part itself.
-fn part_error<T: DeserializeOwned>(path: &str, value: &toml::Value) -> Option<(String, String)> {
-    value
-        .get("attributes")
-        .and_then(|a| attributes_error(&format!("{path}.attributes"), a))
-        .or_else(|| error_of::<T>(value).map(|e| (path.to_string(), e)))
-}
-
-/// The first attribute at `path` whose value is not an attribute value.
-fn attributes_error(path: &str, value: &toml::Value) -> Option<(String, String)> {
-    let Some(table) = value.as_table() else {
-        return error_of::<Attributes>(value).map(|e| (path.to_string(), e));
-    };
-    table.iter().find_map(|(name, v)| {
-        error_of::<Value>(v).map(|_| {
-            (
-                format!("{path}.{name}"),
-                format!(
-                    "`{v}` is not an attribute value (a string, integer, float, boolean or array of strings)"
-                ),
-            )
-        })
-    })
-}
-
-/// Why `value` is not a `T`, if it is not.
-fn error_of<T: DeserializeOwned>(value: &toml::Value) -> Option<String> {
-    value
-        .clone()
-        .try_into::<T>()
-        .err()
-        .map(|e| e.message().trim_end().to_string())
-}
-
 /// The 1-based line of a byte offset.
 fn line_of(text: &str, offset: usize) -> usize {
     text.get(..offset)
@@ -305,15 +294,25 @@ fn line_of(text: &str, offset: usize) -> usize {
 /// the file; `None` when the span is outside every case or the file cannot be read.
 fn enclosing_case(text: &str, span: &Range<usize>) -> Option<(usize, String)> {
     let outline: Outline = toml::from_str(text).ok()?;
-    let defaults_start = outline.defaults.as_ref().map(|d| d.span().start);
+    // The tables that are not cases.
+    let others: Vec<usize> = outline
+        .defaults
+        .iter()
+        .map(|d| d.span().start)
+        .chain(outline.principals.values().map(|t| t.span().start))
+        .chain(outline.resources.values().map(|t| t.span().start))
+        .collect();
     let (i, case) = outline
         .cases
         .iter()
         .enumerate()
         .filter(|(_, c)| c.span().start <= span.start)
         .max_by_key(|(_, c)| c.span().start)?;
-    // `[defaults]` written after this case's header and before the error.
-    if defaults_start.is_some_and(|d| d > case.span().start && d <= span.start) {
+    // `[defaults]` or a fixture written after this case's header and before the error.
+    if others
+        .iter()
+        .any(|&t| t > case.span().start && t <= span.start)
+    {
         return None;
     }
     let name = case
@@ -353,12 +352,13 @@ pub(super) fn mismatch(case: &Case, body: &Body, d: &Decision) -> Option<String>
     })
 }
 
-/// Runs a case file against `set`.
+/// Runs a case file against `set`, recording what each plugin said in `coverage`.
 pub(super) async fn run(
     set: &PolicySet,
     text: &str,
     file: &str,
     verbose: bool,
+    coverage: &mut Coverage,
     out: &mut impl Write,
 ) -> std::io::Result<Tally> {
     let mut tally = Tally::default();
@@ -384,6 +384,7 @@ pub(super) async fn run(
             }
         };
         let d = set.decide(&body.request, body.approved).await;
+        coverage.record(&d);
         match mismatch(case, body, &d) {
             None => {
                 tally.passed += 1;
@@ -393,7 +394,8 @@ pub(super) async fn run(
             }
             Some(line) => {
                 tally.failed += 1;
-                writeln!(out, "{line}\n{at}")?;
+                let approved = if body.approved { " (approved)" } else { "" };
+                writeln!(out, "{line}\n{at}\n     request{approved}: {}", body.shown)?;
                 print_decision(out, &d)?;
             }
         }

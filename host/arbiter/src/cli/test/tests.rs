@@ -1,15 +1,17 @@
-//! Unit tests of the case-file format: the deep merge, `unset`, parsing, errors and
-//! the mismatch line.
+//! Unit tests of the case-file format (the deep merge, `unset`, fixtures, parsing,
+//! errors and the mismatch line) and of the coverage report.
 
 use std::collections::BTreeSet;
 use std::path::Path;
 use std::time::Duration;
 
 use arbiter_core::{
-    Decision, Obligations, Outcome, PrincipalKind, Privilege, Reason, SetIdentity, Value,
+    Decision, Effect, FailureKind, Obligations, Outcome, PluginOutcome, PluginReport,
+    PrincipalKind, Privilege, Reason, SetIdentity, Value, Verdict,
 };
 
 use super::cases::{self, Body, Case};
+use super::coverage::Coverage;
 
 const DEFAULTS: &str = r#"
 [defaults.request]
@@ -328,10 +330,8 @@ fn the_format_is_chosen_by_extension() {
 fn every_example_case_file_parses() {
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
     for path in [
-        "plugins/rust/reference/tests/reference.cases.toml",
-        "plugins/python/reference/reference.cases.toml",
-        "plugins/js/reference/reference.cases.toml",
-        "plugins/c/reference/reference.cases.toml",
+        "tests/vectors/reference.cases.toml",
+        "tests/vectors/mcp-example.cases.toml",
     ] {
         let text = std::fs::read_to_string(root.join(path)).expect(path);
         let cases = cases::parse(&text, path).unwrap_or_else(|e| panic!("{e}"));
@@ -340,4 +340,317 @@ fn every_example_case_file_parses() {
             assert!(c.body.is_ok(), "{path}: {c:?}");
         }
     }
+}
+
+#[test]
+fn each_language_s_reference_cases_are_the_canonical_file() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+    let canonical = std::fs::read_to_string(root.join("tests/vectors/reference.cases.toml"))
+        .expect("the canonical file");
+    for path in [
+        "plugins/rust/reference/tests/reference.cases.toml",
+        "plugins/python/reference/reference.cases.toml",
+        "plugins/js/reference/reference.cases.toml",
+        "plugins/c/reference/reference.cases.toml",
+    ] {
+        let text = std::fs::read_to_string(root.join(path)).expect(path);
+        assert!(
+            text == canonical,
+            "{path} is not a link to the canonical file"
+        );
+    }
+}
+
+/// Fixtures for the tests below: two principals, two resources.
+const FIXTURES: &str = r#"
+[principals.bot]
+id = "spiffe://acme.org/agent/bot"
+kind = "agent"
+attributes = { team = "payments" }
+
+[principals.alice]
+id = "alice@acme.org"
+kind = "human"
+attributes = { team = "payments", level = 3 }
+
+[resources.ledger]
+id = "db-ledger"
+kind = "database"
+attributes = { env = "staging", owner_team = "payments" }
+
+[resources.vault]
+id = "vault:k"
+kind = "secret"
+attributes = { env = "prod" }
+"#;
+
+fn parse_with_fixtures(rest: &str) -> Result<Vec<Case>, String> {
+    cases::parse(
+        &format!(
+            "{FIXTURES}\n[defaults.request]\naction = {{ name = \"db:Query\", privilege = \"read\" }}\n{rest}"
+        ),
+        "f.cases.toml",
+    )
+}
+
+#[test]
+fn a_fixture_is_the_case_principal_or_resource_and_the_request_merges_on_top() {
+    let cases = parse_with_fixtures(
+        r#"
+[[case]]
+name = "fixtures as they are"
+principal = "alice"
+resource = "ledger"
+expect = "allow"
+
+[[case]]
+name = "one field changed"
+principal = "alice"
+resource = "ledger"
+request = { principal = { attributes = { team = "support" } }, resource = { attributes = { env = "prod" } } }
+expect = "deny"
+"#,
+    )
+    .expect("parses");
+    let plain = &body(&cases[0]).request;
+    assert_eq!(plain.principal.id, "alice@acme.org");
+    assert_eq!(plain.principal.kind, PrincipalKind::Human);
+    assert_eq!(plain.principal.attributes["level"], Value::Int(3));
+    assert_eq!(plain.resource.id, "db-ledger");
+    assert_eq!(plain.action.name, "db:Query", "from the defaults");
+
+    let changed = &body(&cases[1]).request;
+    assert_eq!(changed.principal.id, "alice@acme.org");
+    assert_eq!(
+        changed.principal.attributes["team"],
+        Value::Str("support".into())
+    );
+    assert_eq!(
+        changed.principal.attributes["level"],
+        Value::Int(3),
+        "the rest of the fixture stays"
+    );
+    assert_eq!(
+        changed.resource.attributes["env"],
+        Value::Str("prod".into())
+    );
+    assert_eq!(
+        changed.resource.attributes["owner_team"],
+        Value::Str("payments".into())
+    );
+}
+
+#[test]
+fn defaults_select_fixtures_a_case_selects_others_and_a_fixture_replaces_whole() {
+    let text = format!(
+        "{FIXTURES}\n[defaults]\nprincipal = \"bot\"\nresource = \"ledger\"\n\n[defaults.request]\naction = {{ name = \"db:Query\", privilege = \"read\" }}\n{}",
+        r#"
+[[case]]
+name = "the defaults' fixtures"
+expect = "allow"
+
+[[case]]
+name = "its own"
+principal = "alice"
+resource = "vault"
+expect = "deny"
+"#
+    );
+    let cases = cases::parse(&text, "f.cases.toml").expect("parses");
+    let first = &body(&cases[0]).request;
+    assert_eq!(first.principal.id, "spiffe://acme.org/agent/bot");
+    assert_eq!(first.resource.id, "db-ledger");
+    let own = &body(&cases[1]).request;
+    assert_eq!(own.principal.id, "alice@acme.org");
+    assert_eq!(own.resource.id, "vault:k");
+    assert!(
+        !own.resource.attributes.contains_key("owner_team"),
+        "a fixture replaces the resource whole: {:?}",
+        own.resource
+    );
+
+    // Without fixtures selected in [defaults], a fixture replaces the whole principal
+    // of [defaults.request] too.
+    let cases = parse(&FIXTURES.replace(
+        "[principals.bot]",
+        "[[case]]\nname = \"x\"\nprincipal = \"bot\"\nexpect = \"allow\"\n\n[principals.bot]",
+    ))
+    .expect("parses");
+    let r = &body(&cases[0]).request;
+    assert_eq!(r.principal.id, "spiffe://acme.org/agent/bot");
+    assert_eq!(
+        r.context["hour"],
+        Value::Int(10),
+        "the defaults' context stays"
+    );
+}
+
+#[test]
+fn an_unknown_fixture_fails_its_case_naming_the_known_ones() {
+    let cases = parse_with_fixtures(
+        r#"
+[[case]]
+name = "misspelt"
+principal = "alise"
+resource = "ledger"
+expect = "allow"
+
+[[case]]
+name = "no such resource"
+principal = "alice"
+resource = "ledgr"
+expect = "allow"
+
+[[case]]
+name = "fine"
+principal = "alice"
+resource = "ledger"
+expect = "allow"
+"#,
+    )
+    .expect("the file is well formed");
+    assert_eq!(
+        cases[0].body.as_ref().expect_err("unknown principal"),
+        "`principal = \"alise\"` names no fixture `[principals.alise]`; the file's principals are `alice`, `bot`"
+    );
+    assert_eq!(
+        cases[1].body.as_ref().expect_err("unknown resource"),
+        "`resource = \"ledgr\"` names no fixture `[resources.ledgr]`; the file's resources are `ledger`, `vault`"
+    );
+    assert!(cases[2].body.is_ok());
+
+    let cases = cases::parse(
+        "[defaults]\nresource = \"ledger\"\n\n[[case]]\nname = \"x\"\nexpect = \"allow\"\n",
+        "f.toml",
+    )
+    .expect("parses");
+    assert_eq!(
+        cases[0].body.as_ref().expect_err("no fixtures at all"),
+        "[defaults] `resource = \"ledger\"` names no fixture `[resources.ledger]`; the file has no `[resources.NAME]` tables"
+    );
+}
+
+#[test]
+fn an_invalid_fixture_fails_the_file_with_its_line() {
+    let text = format!(
+        "{FIXTURES}\n[principals.carol]\nid = \"carol\"\nkind = \"robot\"\n\n[[case]]\nname = \"x\"\nexpect = \"allow\"\n"
+    );
+    let e = cases::parse(&text, "f.toml").expect_err("bad kind");
+    assert!(
+        e.starts_with("f.toml:22: fixture `principals.carol`: unknown variant `robot`"),
+        "{e}"
+    );
+    assert!(
+        e.contains("\n  hint: a fixture is a whole principal"),
+        "{e}"
+    );
+    let text = FIXTURES.replace("env = \"prod\"", "env = { a = 1 }");
+    let e = cases::parse(
+        &format!("{text}[[case]]\nname = \"x\"\nexpect = \"allow\"\n"),
+        "f.toml",
+    )
+    .expect_err("bad attribute");
+    assert!(
+        e.starts_with("f.toml:17: fixture `resources.vault.attributes.env`: "),
+        "{e}"
+    );
+    // A selection is a name, not a table.
+    let e = parse("[[case]]\nname = \"x\"\nprincipal = { id = \"a\", kind = \"human\" }\nexpect = \"allow\"\n")
+        .expect_err("a table");
+    assert!(e.starts_with("t.cases.toml:9: case 1 `x`: "), "{e}");
+}
+
+#[test]
+fn defaults_may_not_select_a_fixture_and_also_set_that_part() {
+    let e = cases::parse(
+        &format!("{FIXTURES}\n[defaults]\nprincipal = \"bot\"\n{DEFAULTS}\n[[case]]\nname = \"x\"\nexpect = \"allow\"\n"),
+        "f.toml",
+    )
+    .expect_err("both");
+    assert!(
+        e.starts_with("f.toml:22: [defaults] selects the principal fixture `bot` and also sets `request.principal`"),
+        "{e}"
+    );
+}
+
+#[test]
+fn the_merged_request_is_shown_on_one_line_in_request_order() {
+    let cases = parse(
+        "[[case]]\nname = \"x\"\nrequest = { intent = { purpose = \"data-export\" } }\nunset = [\"context.mfa\"]\nexpect = \"allow\"\n",
+    )
+    .expect("parses");
+    assert_eq!(
+        body(&cases[0]).shown,
+        r#"{"principal":{"attributes":{"team":"payments"},"id":"spiffe://acme.org/agent/bot","kind":"agent"},"action":{"name":"db:Query","privilege":"read"},"resource":{"attributes":{"env":"staging","owner_team":"payments"},"id":"r1","kind":"database"},"intent":{"purpose":"data-export"},"context":{"hour":10,"risk":10,"source_ip":"10.0.0.1"}}"#
+    );
+}
+
+fn verdict(plugin: &str, effect: Effect, codes: &[&str]) -> PluginReport {
+    let mut v = Verdict::effect(effect);
+    v.reasons = codes
+        .iter()
+        .map(|c| Reason::new(*c, "caller", "admin"))
+        .collect();
+    PluginReport {
+        name: plugin.into(),
+        outcome: PluginOutcome::Verdict(v),
+        elapsed: Duration::ZERO,
+    }
+}
+
+fn with_plugins(plugins: Vec<PluginReport>) -> Decision {
+    Decision {
+        plugins,
+        ..decision(Outcome::Deny, &[])
+    }
+}
+
+#[test]
+fn coverage_counts_each_plugin_s_own_codes_and_names_the_gaps() {
+    let mut c = Coverage::default();
+    // A deny from the guard hides the permit plugin's reason in the decision; the
+    // permit plugin's own verdict still counts.
+    c.record(&with_plugins(vec![
+        verdict("guard", Effect::Deny, &["risk-too-high", "risk-too-high"]),
+        verdict("permits", Effect::Allow, &["read-own-team"]),
+    ]));
+    c.record(&with_plugins(vec![
+        verdict("guard", Effect::Abstain, &[]),
+        verdict("permits", Effect::Allow, &["read-own-team", "surprise"]),
+        PluginReport {
+            name: "advisor".into(),
+            outcome: PluginOutcome::failed(FailureKind::Timeout, "slow"),
+            elapsed: Duration::ZERO,
+        },
+    ]));
+    let guard = vec![
+        "risk-too-high".to_string(),
+        "prod-write-outside-hours".into(),
+    ];
+    let permits = vec!["read-own-team".to_string()];
+    let report = c.report([
+        ("guard", guard.as_slice()),
+        ("permits", permits.as_slice()),
+        ("advisor", &[][..]),
+        ("logger", &[][..]),
+    ]);
+    assert_eq!(
+        report,
+        "coverage: each plugin's own reason codes over 2 decisions
+  guard: 1 of 2 declared rules exercised
+    exercised: risk-too-high (1)
+    never exercised: prod-write-outside-hours
+  permits: 1 of 1 declared rules exercised
+    exercised: read-own-team (2)
+    emitted but not declared: surprise (1)
+  advisor: declares no rules; emitted no reason codes
+  logger: declares no rules; emitted no reason codes
+  hint: list the reason codes a plugin can emit in `rules = [\"code\", ...]` on its `[[plugins]]` entry in policy-set.toml, to see which are never exercised
+"
+    );
+    let all = c.report([(
+        "permits",
+        &["read-own-team".to_string(), "surprise".into()][..],
+    )]);
+    assert!(!all.contains("never") && !all.contains("hint"), "{all}");
 }
