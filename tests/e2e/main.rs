@@ -8,11 +8,13 @@
 
 mod approvals;
 mod audit;
+mod author_kit;
 mod authorize;
 mod authzen;
 mod authzen_interop;
 mod authzen_requests;
 mod await_approval;
+mod bench;
 mod bundles;
 mod cli;
 mod crash;

@@ -8,8 +8,8 @@ use clap::Parser as _;
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 use arbiter::cli::{
-    Cli, Command, approvals, audit, bundle, check, credentials, keygen, mcp, replay, serve, sets,
-    test, token,
+    Cli, Command, approvals, audit, bench, build, bundle, check, credentials, keygen, mcp, new,
+    replay, serve, sets, test, token,
 };
 
 #[tokio::main]
@@ -22,6 +22,7 @@ async fn main() -> std::process::ExitCode {
             serve::init_logging(arbiter::config::LogFormat::Text, "warn");
             test::run(args).await
         }
+        Command::Bench(args) => bench::run(args).await,
         Command::Replay(args) => {
             serve::init_logging(arbiter::config::LogFormat::Text, "warn");
             replay::run(args).await
@@ -31,6 +32,8 @@ async fn main() -> std::process::ExitCode {
         Command::Sets(args) => sets::run(args).await,
         Command::Credentials(args) => credentials::run(args).await,
         Command::Token(args) => token::run(args),
+        Command::New(args) => new::run(args),
+        Command::Build(args) => build::run(args),
         Command::Bundle(args) => bundle::run(args),
         Command::Keygen(args) => keygen::run(args),
         Command::McpGateway(args) => mcp::run(args).await,

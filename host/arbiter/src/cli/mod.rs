@@ -2,12 +2,15 @@
 
 pub mod approvals;
 pub mod audit;
+pub mod bench;
+pub mod build;
 pub mod bundle;
 pub mod check;
 pub mod client;
 pub mod credentials;
 pub mod keygen;
 pub mod mcp;
+pub mod new;
 pub mod replay;
 pub mod serve;
 pub mod sets;
@@ -36,6 +39,9 @@ pub enum Command {
     Check(check::CheckArgs),
     /// Run a policy set or a plugin against test vectors, in-process.
     Test(test::TestArgs),
+    /// Time a policy set or a plugin per decision over a test file, vectors or a
+    /// project's tests, in-process: fresh and pooled instances side by side.
+    Bench(bench::BenchArgs),
     /// Measure a policy set (or a candidate against a baseline) over labelled vectors or
     /// an audit log: confusion matrix, false positives and negatives, approval burden.
     Replay(replay::ReplayArgs),
@@ -49,6 +55,12 @@ pub enum Command {
     Sets(sets::SetsArgs),
     /// Create, list and revoke caller tokens in a data directory.
     Token(token::TokenArgs),
+    /// Write a new policy plugin project (Rust, Python, JavaScript or C): WIT, SDK,
+    /// a starter policy, a one-plugin set and test cases.
+    New(new::NewArgs),
+    /// Build a project's plugin with its language's pinned toolchain (installed on
+    /// first use) and check it against this host's WIT.
+    Build(build::BuildArgs),
     /// Pack, sign and verify policy-set bundles.
     Bundle(bundle::BundleArgs),
     /// Create an Ed25519 key pair (for signing bundles).
