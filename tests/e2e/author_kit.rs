@@ -34,20 +34,23 @@ impl Author {
         self.dir.path().join("p")
     }
 
-    /// Runs `arbiter ARGS` in the scratch directory with a clean environment.
+    /// Runs `arbiter ARGS` in the scratch directory as a user whose home is empty:
+    /// the machine's settings (PATH, proxies, certificate bundles) stay, everything
+    /// that could point at a cache or a checkout goes.
     fn arbiter(&self, args: &[&str]) -> Output {
         let real_home = PathBuf::from(std::env::var_os("HOME").expect("HOME"));
         let keep = |k: &str, default: PathBuf| std::env::var_os(k).map_or(default, PathBuf::from);
         let mut cmd = Command::new(BIN);
-        cmd.env_clear()
-            .current_dir(self.dir.path())
-            .env("PATH", std::env::var_os("PATH").expect("PATH"))
+        cmd.current_dir(self.dir.path())
             .env("HOME", self.home())
             .env(
                 "RUSTUP_HOME",
                 keep("RUSTUP_HOME", real_home.join(".rustup")),
             )
             .env("CARGO_HOME", keep("CARGO_HOME", real_home.join(".cargo")))
+            .env_remove("XDG_CACHE_HOME")
+            .env_remove("ARBITER_TOOLCHAINS")
+            .env_remove("CARGO_TARGET_DIR")
             .args(args);
         if let Some(t) = &self.toolchains {
             cmd.env("ARBITER_TOOLCHAINS", t);

@@ -48,6 +48,10 @@ pub(crate) fn files(lang: Lang) -> &'static [File] {
                 "rust-toolchain.toml",
                 include_str!("../templates/rust/rust-toolchain.toml"),
             ),
+            (
+                ".cargo/config.toml",
+                include_str!("../templates/rust/cargo-config.toml"),
+            ),
             ("src/lib.rs", include_str!("../templates/rust/lib.rs")),
             (
                 "sdk/Cargo.toml",

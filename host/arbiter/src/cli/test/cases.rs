@@ -49,7 +49,7 @@ const FILE_HINT: &str = "a case file has an optional [defaults] table (request, 
 principal, resource), optional fixtures ([principals.NAME], [resources.NAME]: whole principals \
 and resources) and [[case]] tables with name, expect (allow, deny or require-approval) and \
 optionally request, principal, resource, approved, reasons and unset; see \
-docs/plugin-authors.md § 7, \"Test cases\"";
+docs/plugin-authors.md § 8, \"Test cases\"";
 
 /// Printed under an invalid merged request.
 const REQUEST_HINT: &str = "the request is [defaults.request], with the selected principal \

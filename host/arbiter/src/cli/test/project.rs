@@ -51,7 +51,7 @@ pub(crate) fn open(path: &Path) -> anyhow::Result<Option<Project>> {
     }
     if files.is_empty() {
         anyhow::bail!(
-            "`{}` has no test files (`*.cases.toml` or `*.jsonl`)\nhint: write named test cases in `{}`; see docs/plugin-authors.md § 7, \"Test cases\"",
+            "`{}` has no test files (`*.cases.toml` or `*.jsonl`)\nhint: write named test cases in `{}`; see docs/plugin-authors.md § 8, \"Test cases\"",
             tests.display(),
             tests.join("NAME.cases.toml").display()
         );
