@@ -238,3 +238,6 @@ impl Project {
         })
     }
 }
+
+#[cfg(test)]
+mod tests;

@@ -52,11 +52,14 @@ impl Toolchains {
     /// `ARBITER_TOOLCHAINS` when set, else `$XDG_CACHE_HOME/arbiter/toolchains`, else
     /// `$HOME/.cache/arbiter/toolchains`.
     pub fn locate() -> Result<Toolchains, KitError> {
-        let var = |k: &str| {
-            std::env::var_os(k)
-                .filter(|v| !v.is_empty())
-                .map(PathBuf::from)
-        };
+        Self::locate_with(|k| std::env::var_os(k))
+    }
+
+    /// [`Toolchains::locate`] over another environment.
+    fn locate_with(
+        env: impl Fn(&str) -> Option<std::ffi::OsString>,
+    ) -> Result<Toolchains, KitError> {
+        let var = |k: &str| env(k).filter(|v| !v.is_empty()).map(PathBuf::from);
         let root = var("ARBITER_TOOLCHAINS")
             .or_else(|| var("XDG_CACHE_HOME").map(|c| c.join("arbiter/toolchains")))
             .or_else(|| var("HOME").map(|h| h.join(".cache/arbiter/toolchains")))

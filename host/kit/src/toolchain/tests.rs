@@ -49,8 +49,34 @@ fn pins_match_the_repository_build_scripts() {
 
 #[test]
 fn the_toolchain_root_follows_the_environment_order() {
-    // Only `at` is tested here: `locate` reads the process environment, which tests
-    // share; the e2e tests run the binary with a chosen environment.
-    let t = Toolchains::at("/tmp/x");
-    assert_eq!(t.root(), Path::new("/tmp/x"));
+    let env = |pairs: &'static [(&'static str, &'static str)]| {
+        move |k: &str| {
+            pairs
+                .iter()
+                .find(|(n, _)| *n == k)
+                .map(|(_, v)| std::ffi::OsString::from(v))
+        }
+    };
+    let root = |pairs| Toolchains::locate_with(env(pairs)).map(|t| t.root().to_path_buf());
+    let all = &[
+        ("ARBITER_TOOLCHAINS", "/t"),
+        ("XDG_CACHE_HOME", "/x"),
+        ("HOME", "/h"),
+    ];
+    assert_eq!(root(all).expect("set"), Path::new("/t"));
+    assert_eq!(
+        root(&[
+            ("ARBITER_TOOLCHAINS", ""),
+            ("XDG_CACHE_HOME", "/x"),
+            ("HOME", "/h")
+        ])
+        .expect("set"),
+        Path::new("/x/arbiter/toolchains")
+    );
+    assert_eq!(
+        root(&[("HOME", "/h")]).expect("set"),
+        Path::new("/h/.cache/arbiter/toolchains")
+    );
+    let err = root(&[]).expect_err("nowhere");
+    assert!(err.to_string().contains("ARBITER_TOOLCHAINS"), "{err}");
 }
