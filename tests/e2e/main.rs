@@ -34,3 +34,4 @@ mod support;
 mod test_cases;
 mod tls;
 mod validation;
+mod webhooks;

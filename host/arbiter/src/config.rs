@@ -83,6 +83,8 @@ pub struct RawConfig {
     pub http: Option<arbiter_http::settings::RawHttp>,
     /// `[envoy]`: how Envoy `ext_authz` checks map to requests.
     pub envoy: Option<arbiter_grpc::envoy::mapping::EnvoyConfig>,
+    /// `[notifications]`: approval webhooks.
+    pub notifications: Option<arbiter_notify::RawNotifications>,
 }
 
 /// `[audit]`.
@@ -210,6 +212,8 @@ pub struct Config {
     pub scoped_keys: Vec<(PathBuf, Vec<String>)>,
     /// Directory watched for bundles.
     pub watch_dir: Option<PathBuf>,
+    /// Approval webhooks (URLs checked, secrets read).
+    pub notifications: arbiter_notify::Notifications,
 }
 
 /// Validated `[audit]` settings.
@@ -253,7 +257,7 @@ impl Config {
                 let raw: RawConfig = toml::from_str(&text).map_err(|e| {
                     let line = e.span().map_or(0, |s| text[..s.start].matches('\n').count() + 1);
                     anyhow::anyhow!(
-                        "{}:{line}: {}\nhint: valid keys are version, listen, data_dir, policy_sets, default_set, log_format, capacity, wasm_stack_kib, metrics_listen, trusted_keys, watch_dir, [limits], [auth], [approvals], [credentials], [audit], [state], [tls], [connections], [http], [envoy]",
+                        "{}:{line}: {}\nhint: valid keys are version, listen, data_dir, policy_sets, default_set, log_format, capacity, wasm_stack_kib, metrics_listen, trusted_keys, watch_dir, [limits], [auth], [approvals], [credentials], [audit], [state], [tls], [connections], [http], [envoy], [notifications]",
                         path.display(),
                         e.message()
                     )
@@ -344,9 +348,8 @@ impl Config {
             caller.sets = auth::SetAccess::from_config(t.sets.clone());
             tokens.insert(t.sha256.to_ascii_lowercase(), caller);
         }
-        let loopback = listen.ip().is_loopback();
         let anonymous_roles = match auth.anonymous_roles {
-            None if loopback => vec![Role::Enforcer],
+            None if listen.ip().is_loopback() => vec![Role::Enforcer],
             None => Vec::new(),
             Some(names) => names
                 .iter()
@@ -361,8 +364,7 @@ impl Config {
                 })
                 .collect::<anyhow::Result<Vec<_>>>()?,
         };
-        let approvals = raw.approvals.unwrap_or_default();
-        let approval_ttl = match approvals.ttl_secs {
+        let approval_ttl = match raw.approvals.unwrap_or_default().ttl_secs {
             None => crate::approvals::DEFAULT_TTL,
             Some(s @ 60..=604_800) => Duration::from_secs(s),
             Some(s) => anyhow::bail!(
@@ -397,6 +399,7 @@ impl Config {
         let watch_dir = args.watch_dir.clone().or(raw.watch_dir.map(relative));
         let scoped_keys = tls::scoped_keys(raw.trusted_key, &relative)?;
         Ok(Self {
+            notifications: arbiter_notify::resolve(raw.notifications, base.as_deref())?,
             tour,
             peers,
             groups,

@@ -130,6 +130,7 @@ pub async fn start_with_clock(
     }
     let refresher = arbiter_service::upkeep::spawn_token_refresher(app.clone());
     let sweeper = arbiter_service::upkeep::spawn_expiry_sweeper(app.clone(), config.state_keep);
+    arbiter_notify::spawn(app.clone(), &config.notifications).context("cannot set up webhooks")?;
     let watcher = config
         .watch_dir
         .clone()

@@ -143,6 +143,11 @@ impl App {
         &self.approvals
     }
 
+    /// Which request fields records (and notifications) do not show.
+    pub fn redaction(&self) -> &crate::redaction::Redaction {
+        &self.redaction
+    }
+
     /// Credential issuing and checking.
     pub fn credentials(&self) -> &Arc<Credentials> {
         &self.credentials

@@ -1,8 +1,9 @@
 //! Prometheus metrics (`--metrics-listen`, OpenMetrics text at `/metrics`): decisions by
 //! set and outcome, decision and per-plugin latency, plugin failures by kind,
 //! quarantined plugins, the audit writer's queue and latency, approvals by state with
-//! time to decide, credentials issued and revoked, shadow divergences, and probes (side-
-//! effect-free decisions, counted apart so that they never inflate the decisions).
+//! time to decide, credentials issued and revoked, shadow divergences, probes (side-
+//! effect-free decisions, counted apart so that they never inflate the decisions), and
+//! approval webhooks' deliveries and failures (sent by `arbiter-notify`).
 //!
 //! Label values are set and plugin names (bounded by configuration) and fixed words;
 //! nothing a caller sends becomes a label, so a caller cannot blow up cardinality.
@@ -64,6 +65,23 @@ struct ListenerResult {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct WebhookLabel {
+    webhook: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct WebhookOutcome {
+    webhook: String,
+    outcome: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct WebhookFailure {
+    webhook: String,
+    reason: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct RefusalLabel {
     listener: String,
     reason: String,
@@ -104,6 +122,10 @@ pub struct Metrics {
     shadow_shed: Family<SetLabel, Counter>,
     tls_reloads: Family<ListenerResult, Counter>,
     refusals: Family<RefusalLabel, Counter>,
+    webhook_deliveries: Family<WebhookOutcome, Counter>,
+    webhook_failures: Family<WebhookFailure, Counter>,
+    webhook_queue: Family<WebhookLabel, Gauge>,
+    webhook_missed: Counter,
 }
 
 impl Default for Metrics {
@@ -137,6 +159,10 @@ impl Metrics {
             shadow_shed: Family::default(),
             tls_reloads: Family::default(),
             refusals: Family::default(),
+            webhook_deliveries: Family::default(),
+            webhook_failures: Family::default(),
+            webhook_queue: Family::default(),
+            webhook_missed: Counter::default(),
             registry: Registry::default(),
         };
         r.register(
@@ -238,6 +264,26 @@ impl Metrics {
             "shadow_shed",
             "Shadow evaluations skipped because the server was busy",
             m.shadow_shed.clone(),
+        );
+        r.register(
+            "webhook_deliveries",
+            "Approval notices by webhook and outcome: delivered, gave-up (out of attempts, or refused by the receiver), dropped (the queue was full)",
+            m.webhook_deliveries.clone(),
+        );
+        r.register(
+            "webhook_failures",
+            "Failed attempts to deliver an approval notice, by webhook and reason (each retried until the notice's attempts run out)",
+            m.webhook_failures.clone(),
+        );
+        r.register(
+            "webhook_queue_depth",
+            "Approval notices waiting for a webhook",
+            m.webhook_queue.clone(),
+        );
+        r.register(
+            "webhook_events_missed",
+            "Approval changes no webhook was sent because the notifier fell behind the approval stream",
+            m.webhook_missed.clone(),
         );
         Self { registry: r, ..m }
     }
@@ -388,6 +434,40 @@ impl Metrics {
                 reason: reason.into(),
             })
             .inc();
+    }
+
+    /// An approval notice for `webhook` ended: `delivered`, `gave-up` or `dropped`.
+    pub fn webhook_delivery(&self, webhook: &str, outcome: &str) {
+        self.webhook_deliveries
+            .get_or_create(&WebhookOutcome {
+                webhook: webhook.into(),
+                outcome: outcome.into(),
+            })
+            .inc();
+    }
+
+    /// An attempt to deliver to `webhook` failed for `reason` (a fixed word).
+    pub fn webhook_failure(&self, webhook: &str, reason: &str) {
+        self.webhook_failures
+            .get_or_create(&WebhookFailure {
+                webhook: webhook.into(),
+                reason: reason.into(),
+            })
+            .inc();
+    }
+
+    /// `depth` notices wait for `webhook`.
+    pub fn webhook_queue(&self, webhook: &str, depth: usize) {
+        self.webhook_queue
+            .get_or_create(&WebhookLabel {
+                webhook: webhook.into(),
+            })
+            .set(i64::try_from(depth).unwrap_or(i64::MAX));
+    }
+
+    /// `n` approval changes were missed by the notifier.
+    pub fn webhook_events_missed(&self, n: u64) {
+        self.webhook_missed.inc_by(n);
     }
 
     /// The OpenMetrics text of every metric.
