@@ -7,7 +7,7 @@ use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use arbiter_core::{Decision, PrincipalKind, Request, SetIdentity, SharedClock};
+use arbiter_core::{Decision, Request, SetIdentity, SharedClock};
 use arbiter_store::{
     Approval, ApprovalFilter, ApprovalState, NewApproval, StateStore, Vote, VoteOutcome,
 };
@@ -370,11 +370,8 @@ impl ApprovalDesk {
         approve: bool,
         comment: String,
     ) -> Result<Approval, ServiceError> {
-        if caller.kind != PrincipalKind::Human || !caller.authenticated {
-            return Err(ServiceError::PermissionDenied(format!(
-                "`{}` is not an authenticated human; only humans approve",
-                caller.id
-            )));
+        if let Some(refused) = crate::voting::not_a_human(caller) {
+            return Err(refused);
         }
         if comment.len() > MAX_COMMENT_BYTES {
             return Err(ServiceError::field(
@@ -387,19 +384,10 @@ impl ApprovalDesk {
         let current = blocking(move || Ok(store.approval(&key, now)?))
             .await?
             .ok_or_else(|| ServiceError::not_found("approval", id))?;
+        if let Some(refused) = crate::voting::in_the_request(caller, &current) {
+            return Err(refused);
+        }
         let me = identity_key(&caller.id);
-        if identity_key(&current.new.principal) == me {
-            return Err(ServiceError::PermissionDenied(format!(
-                "`{}` requested this action and cannot approve it",
-                caller.id
-            )));
-        }
-        if current.new.delegation.iter().any(|d| identity_key(d) == me) {
-            return Err(ServiceError::PermissionDenied(format!(
-                "`{}` is in the delegation chain of this request and cannot approve it",
-                caller.id
-            )));
-        }
         let vote = Vote {
             // One person counts once however their id is spelled.
             approver: me,
