@@ -17,6 +17,8 @@ mod await_approval;
 mod bench;
 mod bundles;
 mod cli;
+mod console;
+mod console_browser;
 mod crash;
 mod envoy;
 mod findings;

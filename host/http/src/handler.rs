@@ -40,7 +40,16 @@ where
 {
     let service = hyper::service::service_fn(move |req: Request<Incoming>| {
         let (door, peer) = (door.clone(), peer.clone());
-        async move { Ok::<_, std::convert::Infallible>(route(&door, &peer, req).await) }
+        async move {
+            Ok::<_, std::convert::Infallible>(
+                if arbiter_console::Console::serves(req.uri().path()) {
+                    door.console.answer(req, &peer).await
+                } else {
+                    use http_body_util::BodyExt as _;
+                    route(&door, &peer, req).await.map(|b| b.boxed_unsync())
+                },
+            )
+        }
     });
     let _ = hyper::server::conn::http1::Builder::new()
         .serve_connection(hyper_util::rt::TokioIo::new(io), service)

@@ -10,6 +10,7 @@
 //! | `POST /access/v1/requests` | an access request for a requestable denial (the approval profile) |
 //! | `GET /access/v1/requests/{id}` | its task: pending, approved, denied or expired |
 //! | `GET /access/v1/jwks` | the keys that verify binding tokens and credentials |
+//! | `/console/...` | the approver console (`arbiter-console`) |
 //!
 //! Who is calling is settled from the headers and the connection before the body is
 //! read (bearer token or client certificate, the same roles as gRPC: decisions need
@@ -54,6 +55,8 @@ pub struct Door {
     scheme: &'static str,
     budget: Arc<arbiter_service::budget::Budget>,
     idempotency: idempotency::Idempotency,
+    /// The approver console, on the same listener.
+    console: arbiter_console::Console,
 }
 
 impl Door {
@@ -67,6 +70,7 @@ impl Door {
         budget: Arc<arbiter_service::budget::Budget>,
     ) -> Self {
         Self {
+            console: arbiter_console::Console::new(decider.app().clone(), tls),
             decider,
             default_privilege,
             scheme: if tls { "https" } else { "http" },
