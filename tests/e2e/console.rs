@@ -249,6 +249,14 @@ async fn console_forms_without_the_csrf_token_are_refused() {
     assert_eq!(a.votes.len(), 1);
     assert_eq!(a.votes[0].approver, "alice@acme.org");
     assert_eq!(a.votes[0].comment, "CHG-7 reviewed");
+    // Audited like the API's vote, with the session's identity.
+    let votes = audit_records(&server.audit_db(), arbiter_audit::Kind::Approval, "vote");
+    assert!(
+        votes
+            .iter()
+            .any(|r| r.record.principal.as_deref() == Some("alice@acme.org")),
+        "the console's vote is on record as alice's"
+    );
     let (_, _, page) = http(
         addr,
         "GET",
@@ -363,4 +371,16 @@ async fn console_shows_why_someone_may_not_vote() {
         .await;
         assert_eq!(status, 403, "{body}");
     }
+    // bob's refused vote is on record, as over the API.
+    let refused = audit_records(
+        &server.audit_db(),
+        arbiter_audit::Kind::Approval,
+        "vote-refused",
+    );
+    assert!(
+        refused
+            .iter()
+            .any(|r| r.record.principal.as_deref() == Some("bob@acme.org")),
+        "the refused vote is on record"
+    );
 }
