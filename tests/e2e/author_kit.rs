@@ -10,8 +10,15 @@ use std::process::{Command, Output};
 
 const BIN: &str = env!("CARGO_BIN_EXE_arbiter");
 
+/// One author at a time, compiling with one job: the other end-to-end tests run beside
+/// these with 100 ms plugin deadlines, and four toolchains compiling at once on a
+/// 2-core machine (a clean clone installs wit-bindgen-cli and compiles the Rust SDK's
+/// dependencies) starve them into timeouts.
+static ONE_AUTHOR: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
 /// A scratch place outside the repository with an empty home.
 struct Author {
+    _turn: std::sync::MutexGuard<'static, ()>,
     dir: tempfile::TempDir,
     /// Where toolchains go: `None` for the default (under the empty `HOME`).
     toolchains: Option<PathBuf>,
@@ -19,11 +26,17 @@ struct Author {
 
 impl Author {
     fn new(shared_toolchains: bool) -> Author {
+        // A failed test poisons the lock; the next author still takes its turn.
+        let turn = ONE_AUTHOR.lock().unwrap_or_else(|p| p.into_inner());
         let dir = tempfile::tempdir().expect("tempdir");
         std::fs::create_dir(dir.path().join("home")).expect("home");
         let toolchains =
             shared_toolchains.then(|| arbiter_plugin_build::repo_root().join(".toolchains"));
-        Author { dir, toolchains }
+        Author {
+            _turn: turn,
+            dir,
+            toolchains,
+        }
     }
 
     fn home(&self) -> PathBuf {
@@ -51,6 +64,7 @@ impl Author {
             .env_remove("XDG_CACHE_HOME")
             .env_remove("ARBITER_TOOLCHAINS")
             .env_remove("CARGO_TARGET_DIR")
+            .env("CARGO_BUILD_JOBS", "1")
             .args(args);
         if let Some(t) = &self.toolchains {
             cmd.env("ARBITER_TOOLCHAINS", t);
