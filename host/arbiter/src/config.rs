@@ -230,14 +230,7 @@ pub struct AuditSettings {
 }
 
 /// The parts of a request a redaction path may start with.
-pub const REDACTABLE: &[&str] = &[
-    "principal",
-    "delegation",
-    "action",
-    "resource",
-    "intent",
-    "context",
-];
+pub const REDACTABLE: &[&str] = &arbiter_core::Request::PARTS;
 /// Most records that may wait for the audit writer: beyond this, memory is better
 /// spent slowing callers down.
 pub const MAX_AUDIT_QUEUE: usize = 1 << 20;

@@ -33,7 +33,9 @@ pub use clock::{Clock, ManualClock, SharedClock, SystemClock, system_clock};
 pub use combine::{Combined, Combining, combine};
 pub use decision::{Decision, Outcome, PluginReport, SetIdentity};
 pub use limits::{Limits, LimitsOverride};
-pub use manifest::{AuditMode, Instances, Manifest, ManifestError, Mode, OnError, PluginSpec};
+pub use manifest::{
+    AuditMode, Instances, Manifest, ManifestError, Mode, OnError, PluginSpec, line_of,
+};
 pub use peer::PeerCertificate;
 pub use request::{
     Action, Attributes, Intent, Principal, PrincipalKind, Privilege, Request, Resource, Value,

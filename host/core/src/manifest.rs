@@ -298,7 +298,9 @@ impl Manifest {
     }
 }
 
-fn line_of(text: &str, offset: usize) -> usize {
+/// The 1-based line of byte `offset` in `text` (0 when the offset is past the end), for
+/// errors that name a file and a line.
+pub fn line_of(text: &str, offset: usize) -> usize {
     text.get(..offset)
         .map_or(0, |t| t.matches('\n').count() + 1)
 }

@@ -163,6 +163,16 @@ pub struct Request {
 }
 
 impl Request {
+    /// The request's parts, as named in JSON, TOML and redaction paths, in order.
+    pub const PARTS: [&str; 6] = [
+        "principal",
+        "delegation",
+        "action",
+        "resource",
+        "intent",
+        "context",
+    ];
+
     /// The canonical digest of the request: SHA-256 over its canonical JSON (attribute
     /// maps sorted by name, fields in declaration order). An approval is bound to this
     /// digest, so any change to any part of the request gives another digest.

@@ -185,10 +185,7 @@ impl Project {
             }
             Err(e) => return Err(KitError::io("read", file)(e)),
         };
-        let at = |span: std::ops::Range<usize>| {
-            text.get(..span.start)
-                .map_or(0, |t| t.matches('\n').count() + 1)
-        };
+        let at = |span: std::ops::Range<usize>| arbiter_core::line_of(&text, span.start);
         let hint = "arbiter.toml has `lang` (rust, python, js or c), `plugin` (a plugin name of policy-set.toml) and `source` (the entry file)";
         let raw: RawProject = toml::from_str(&text).map_err(|e| KitError::Project {
             file: file.clone(),

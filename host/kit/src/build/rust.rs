@@ -126,10 +126,9 @@ fn crate_name(manifest: &Path) -> Result<String, KitError> {
     let text = std::fs::read_to_string(manifest).map_err(KitError::io("read", manifest))?;
     let table: toml::Table = toml::from_str(&text).map_err(|e| KitError::Project {
         file: manifest.to_path_buf(),
-        line: e.span().map_or(0, |s| {
-            text.get(..s.start)
-                .map_or(0, |t| t.matches('\n').count() + 1)
-        }),
+        line: e
+            .span()
+            .map_or(0, |s| arbiter_core::line_of(&text, s.start)),
         message: e.message().trim_end().to_string(),
         hint: "fix Cargo.toml".into(),
     })?;

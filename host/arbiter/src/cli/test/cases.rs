@@ -34,7 +34,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::io::Write;
 use std::ops::Range;
 
-use arbiter_core::{Decision, Outcome, Request};
+use arbiter_core::{Decision, Outcome, Request, line_of};
 use arbiter_runtime::PolicySet;
 use serde::Deserialize;
 use toml::Spanned;
@@ -282,12 +282,6 @@ pub(super) fn unset(table: &mut toml::Table, path: &str) -> Result<(), String> {
         };
     }
     here.remove(*last).map(|_| ()).ok_or_else(missing)
-}
-
-/// The 1-based line of a byte offset.
-fn line_of(text: &str, offset: usize) -> usize {
-    text.get(..offset)
-        .map_or(0, |t| t.matches('\n').count() + 1)
 }
 
 /// The case (1-based index and name) whose table holds `span`, from a lenient read of

@@ -4,19 +4,10 @@
 use arbiter_core::{Action, Attributes, Intent, Principal, Request, Resource, Value};
 use serde::de::DeserializeOwned;
 
-/// The order in which a request's parts are shown: the request's own.
-const REQUEST_PARTS: [&str; 6] = [
-    "principal",
-    "delegation",
-    "action",
-    "resource",
-    "intent",
-    "context",
-];
-
 /// A request table as one line of JSON, its parts in request order.
 pub(super) fn one_line(request: &toml::Table) -> String {
-    let parts: Vec<String> = REQUEST_PARTS
+    // In the request's own order.
+    let parts: Vec<String> = Request::PARTS
         .iter()
         .filter_map(|key| {
             let value = serde_json::to_string(request.get(*key)?).ok()?;
