@@ -12,7 +12,7 @@ use crate::approvals::{Tokens, bearer, channel, hold, identity_change, with_toke
 use crate::authzen::http;
 use crate::support::*;
 
-const FORM: (&str, &str) = ("Content-Type", "application/x-www-form-urlencoded");
+pub(crate) const FORM: (&str, &str) = ("Content-Type", "application/x-www-form-urlencoded");
 
 /// A server with the HTTP listener (so the console) and the tests' tokens.
 pub(crate) async fn server() -> (TestServer, Tokens) {
@@ -50,7 +50,7 @@ pub(crate) async fn approval(
 }
 
 /// The value of the hidden `csrf` field of a page.
-fn csrf_of(page: &str) -> String {
+pub(crate) fn csrf_of(page: &str) -> String {
     let start = page.find(r#"name="csrf" value=""#).expect("a csrf field") + 19;
     page[start..]
         .split('"')
@@ -60,7 +60,7 @@ fn csrf_of(page: &str) -> String {
 }
 
 /// The `name=value` of a `Set-Cookie` for `name`.
-fn set_cookie<'a>(headers: &'a [(String, String)], name: &str) -> Option<&'a str> {
+pub(crate) fn set_cookie<'a>(headers: &'a [(String, String)], name: &str) -> Option<&'a str> {
     headers
         .iter()
         .filter(|(k, _)| k == "set-cookie")
@@ -68,7 +68,7 @@ fn set_cookie<'a>(headers: &'a [(String, String)], name: &str) -> Option<&'a str
         .find(|v| v.starts_with(&format!("{name}=")))
 }
 
-fn cookie_pair(set_cookie: &str) -> String {
+pub(crate) fn cookie_pair(set_cookie: &str) -> String {
     set_cookie.split(';').next().expect("a pair").to_string()
 }
 

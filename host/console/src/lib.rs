@@ -15,16 +15,23 @@
 //! | `POST /console/approvals/{id}/vote` | approve or reject, with a comment |
 //! | `GET /console/history` | decided approvals |
 //! | `GET /console/events` | server-sent events: each change of an approval |
+//! | `GET /console/audit` | admins: the audit log searched, and its chain verified |
+//! | `GET /console/sets`, `/console/sets/{name}` | admins: policy sets, shadow divergence |
+//! | `POST /console/sets/{name}/{act}` | admins: promote or roll back, confirmed |
+//! | `GET /console/measurements`, `/console/measurements/{report}` | admins: replay reports as charts |
 //! | `GET /console/console.js`, `console.css` | the page's script and style |
 //!
 //! Every form carries the session's CSRF token; every answer carries a strict
 //! Content-Security-Policy (no inline script or style), `nosniff`, `no-referrer` and
 //! `frame-ancestors 'none'`.
 
+mod audit_page;
 mod events;
+mod measurements;
 mod pages;
 mod routes;
 mod session;
+mod sets_page;
 mod view;
 mod web;
 
@@ -45,6 +52,28 @@ pub type Answer = Response<Body>;
 
 /// Who may sign in and read approvals: as the gRPC Approvals API's readers.
 const READERS: &[Role] = &[Role::Approver, Role::Admin];
+
+/// Who may read the audit log and change policy sets: as the gRPC `Audit` and
+/// `PolicyAdmin` services.
+const ADMINS: &[Role] = &[Role::Admin];
+
+/// The refusal of an admin page to a caller without the admin role, or `None` when
+/// the caller is an admin.
+fn admin_only(signed: &pages::Signed<'_>) -> Option<Answer> {
+    if signed.caller.has_any(ADMINS) {
+        return None;
+    }
+    let e = arbiter_service::ServiceError::MissingRole {
+        caller: Some(signed.caller.id.clone()),
+        needed: ADMINS.to_vec(),
+    };
+    Some(refusal(
+        StatusCode::FORBIDDEN,
+        "Refused",
+        &e.to_string(),
+        Some(signed),
+    ))
+}
 
 /// The console of one server.
 #[derive(Debug)]

@@ -14,7 +14,7 @@ pub(crate) struct Signed<'a> {
     pub(crate) csrf: &'a str,
 }
 
-fn layout(title: &str, signed: Option<&Signed<'_>>, main: Markup) -> Markup {
+pub(crate) fn layout(title: &str, signed: Option<&Signed<'_>>, main: Markup) -> Markup {
     html! {
         (DOCTYPE)
         html lang="en" {
@@ -33,6 +33,11 @@ fn layout(title: &str, signed: Option<&Signed<'_>>, main: Markup) -> Markup {
                         nav aria-label="Console" {
                             a href="/console/approvals" { "Pending" }
                             a href="/console/history" { "History" }
+                            @if s.caller.has_any(crate::ADMINS) {
+                                a href="/console/audit" { "Audit" }
+                                a href="/console/sets" { "Policy sets" }
+                                a href="/console/measurements" { "Measurements" }
+                            }
                         }
                         form.signout method="post" action="/console/sign-out" {
                             input type="hidden" name="csrf" value=(s.csrf);

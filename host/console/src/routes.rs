@@ -22,6 +22,7 @@ const STYLE: &str = include_str!("../static/console.css");
 
 pub(crate) async fn route(console: &Console, req: Request<Incoming>, peer: &Peer) -> Answer {
     let path = req.uri().path().trim_end_matches('/').to_string();
+    let query = req.uri().query().map(str::to_string);
     let method = req.method().clone();
     match (&method, path.as_str()) {
         (&Method::GET, "/console/console.js") => asset("text/javascript; charset=utf-8", SCRIPT),
@@ -71,6 +72,9 @@ pub(crate) async fn route(console: &Console, req: Request<Incoming>, peer: &Peer
                     );
                     return r;
                 }
+                if let Some(rest) = path.strip_prefix("/console/sets/") {
+                    return crate::sets_page::post(console, &signed, rest, &form).await;
+                }
                 return match path
                     .strip_prefix("/console/approvals/")
                     .and_then(|rest| rest.strip_suffix("/vote"))
@@ -96,12 +100,31 @@ pub(crate) async fn route(console: &Console, req: Request<Incoming>, peer: &Peer
                 "/console/approvals" => pending(console, &signed).await,
                 "/console/history" => history(console, &signed).await,
                 "/console/events" => crate::events::stream(console, id, peer.clone()),
-                p => match p.strip_prefix("/console/approvals/") {
-                    Some(approval) if is_id(approval) => {
-                        detail(console, &signed, approval, None).await
+                "/console/audit" => {
+                    crate::audit_page::get(console, &signed, query.as_deref()).await
+                }
+                "/console/sets" => {
+                    crate::sets_page::get(console, &signed, "", query.as_deref()).await
+                }
+                "/console/measurements" => {
+                    crate::measurements::get(console, &signed, "", query.as_deref()).await
+                }
+                p => {
+                    if let Some(rest) = p.strip_prefix("/console/sets/") {
+                        return crate::sets_page::get(console, &signed, rest, query.as_deref())
+                            .await;
                     }
-                    _ => not_found(&signed),
-                },
+                    if let Some(rest) = p.strip_prefix("/console/measurements/") {
+                        return crate::measurements::get(console, &signed, rest, query.as_deref())
+                            .await;
+                    }
+                    match p.strip_prefix("/console/approvals/") {
+                        Some(approval) if is_id(approval) => {
+                            detail(console, &signed, approval, None).await
+                        }
+                        _ => not_found(&signed),
+                    }
+                }
             }
         }
     }
@@ -119,7 +142,7 @@ fn is_id(s: &str) -> bool {
     !s.is_empty() && s.len() <= 64 && s.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
 }
 
-fn not_found(signed: &Signed<'_>) -> Answer {
+pub(crate) fn not_found(signed: &Signed<'_>) -> Answer {
     refusal(
         StatusCode::NOT_FOUND,
         "Not found",
@@ -340,7 +363,7 @@ async fn vote(
     }
 }
 
-fn status_of(e: &ServiceError) -> StatusCode {
+pub(crate) fn status_of(e: &ServiceError) -> StatusCode {
     match e.class() {
         ErrorClass::InvalidArgument | ErrorClass::FailedPrecondition => StatusCode::BAD_REQUEST,
         ErrorClass::AlreadyExists => StatusCode::CONFLICT,
@@ -353,7 +376,7 @@ fn status_of(e: &ServiceError) -> StatusCode {
 }
 
 /// A service error as a page; internals are logged, not shown.
-fn failed(e: &ServiceError, signed: &Signed<'_>) -> Answer {
+pub(crate) fn failed(e: &ServiceError, signed: &Signed<'_>) -> Answer {
     let status = status_of(e);
     if status == StatusCode::SERVICE_UNAVAILABLE {
         tracing::error!(error = %e, "console page failed");

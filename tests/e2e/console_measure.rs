@@ -1,0 +1,1 @@
+//! The console's measurements pages: `arbiter replay` reports drawn as charts.
