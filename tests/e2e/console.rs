@@ -384,3 +384,35 @@ async fn console_shows_why_someone_may_not_vote() {
         "the refused vote is on record"
     );
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn console_approval_shows_each_plugins_verdict_and_the_credential_limit() {
+    let (server, t) = server().await;
+    let addr = server.running.http_addr.expect("http");
+    let id = held(&server, &t, "console-evidence").await;
+    let (cookie, _) = session(addr, &t.alice).await;
+    let path = format!("/console/approvals/{id}");
+    let (status, _, page) = http(addr, "GET", &path, &[("Cookie", &cookie)], "").await;
+    assert_eq!(status, 200, "{page}");
+    // The reference set's one plugin held it, with the rule that says why.
+    assert!(page.contains("Each plugin&#39;s verdict") || page.contains("Each plugin's verdict"));
+    let verdicts = page
+        .split("<table class=\"verdicts\">")
+        .nth(1)
+        .expect("a verdict table")
+        .split("</table>")
+        .next()
+        .expect("its end");
+    assert!(
+        verdicts.contains("<td>reference</td>")
+            && verdicts.contains("require-approval")
+            && verdicts.contains("identity-change-needs-approval"),
+        "{verdicts}"
+    );
+    // The credential a redemption may get: the reference set keeps an identity
+    // change's credential to five minutes, under the server's fifteen.
+    assert!(
+        page.contains("living at most 5 min (the policy allows 5 min, the server 15 min)"),
+        "{page}"
+    );
+}

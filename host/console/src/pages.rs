@@ -138,10 +138,87 @@ fn countdown(a: &Approval) -> Markup {
     html! { time data-expires=(a.new.expires_micros) datetime=(view::iso(a.new.expires_micros)) { (view::iso(a.new.expires_micros)) } }
 }
 
+/// What the decision record adds to an approval: each plugin's verdict and the
+/// obligations (the credential's lifetime limit), and the server's own limit.
+pub(crate) struct Evidence {
+    /// The body of the decision's audit record, when the log has it.
+    pub(crate) decision: Option<Json>,
+    /// The longest credential the server issues.
+    pub(crate) max_lifetime: std::time::Duration,
+}
+
+/// Each plugin's verdict, from the decision record.
+fn verdicts(e: &Evidence) -> Markup {
+    let plugins = e
+        .decision
+        .as_ref()
+        .and_then(|d| d.get("plugins"))
+        .and_then(Json::as_array);
+    let Some(plugins) = plugins else {
+        return html! { p.hint { "The decision record is not in the audit log (the log is off, or the record was redacted away), so each plugin's verdict cannot be shown." } };
+    };
+    html! {
+        div.scroll {
+            table.verdicts {
+                thead { tr { th scope="col" { "Plugin" } th scope="col" { "Verdict" } th scope="col" { "Reasons" } th scope="col" { "Time" } } }
+                tbody {
+                    @for p in plugins {
+                        tr {
+                            td { (view::text(p, &["name"])) }
+                            td { span.state { (view::text(p, &["effect"])) } }
+                            td {
+                                @if let Some(codes) = p.get("reasons").and_then(Json::as_array) {
+                                    @for c in codes { code { (view::text(c, &[])) } " " }
+                                }
+                                @if p.get("failure").is_some() {
+                                    (view::text(p, &["failure"])) ": " (view::text(p, &["detail"]))
+                                }
+                            }
+                            td { (view::text(p, &["elapsed_us"])) " µs" }
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// The credential a redemption may be handed, and how long it may live: the
+/// policy's `max_credential_lifetime` obligation and the server's maximum.
+fn credential(a: &Approval, e: &Evidence) -> Markup {
+    let r = &a.new.request;
+    let policy = e
+        .decision
+        .as_ref()
+        .and_then(|d| d.pointer("/obligations/max_credential_lifetime"))
+        .and_then(Json::as_u64);
+    let server = e.max_lifetime.as_secs();
+    let limit = policy.map_or(server, |p| p.min(server));
+    html! {
+        "If the enforcement point asks for one when it resubmits: a credential for "
+        (view::text(r, &["principal", "id"])) " to " (view::text(r, &["action", "name"]))
+        " on " (view::text(r, &["resource", "id"])) ", living at most " (lifetime(limit))
+        @match policy {
+            Some(p) => { " (the policy allows " (lifetime(p)) ", the server " (lifetime(server)) ")" }
+            None => { " (the server's limit; the policy sets none)" }
+        }
+        ", revoked when task " code { (a.new.task_id) } " completes."
+    }
+}
+
+fn lifetime(secs: u64) -> String {
+    match secs {
+        s if s >= 3600 && s % 3600 == 0 => format!("{} h", s / 3600),
+        s if s >= 60 && s % 60 == 0 => format!("{} min", s / 60),
+        s => format!("{s} s"),
+    }
+}
+
 /// One approval with everything an approver weighs, and the vote forms (disabled,
 /// with the service's reason, when this caller may not vote).
 pub(crate) fn detail(
     a: &Approval,
+    evidence: &Evidence,
     signed: &Signed<'_>,
     refusal: Option<&str>,
     error: Option<&str>,
@@ -170,6 +247,7 @@ pub(crate) fn detail(
                     dt { "Context" } dd { (view::attributes(r.get("context"))) }
                     dt { "Policy set" } dd { (a.new.set.name) " " (a.new.set.version) }
                     dt { "Decision" } dd { code { (a.new.decision_id) } }
+                    dt { "Credential" } dd { (credential(a, evidence)) }
                     dt { "Approvals" } dd { (a.approvals()) " of " (a.new.approvers_required) " needed" }
                     dt { "Time left" } dd { (countdown(a)) }
                 }
@@ -185,6 +263,8 @@ pub(crate) fn detail(
                         }
                     }
                 }
+                h3 { "Each plugin's verdict" }
+                (verdicts(evidence))
             }
             @if !a.votes.is_empty() {
                 section.card {

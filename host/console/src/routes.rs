@@ -303,14 +303,40 @@ async fn detail(
         .app
         .vote_refusal(signed.caller, &a)
         .map(|e| e.to_string());
+    let evidence = pages::Evidence {
+        decision: decision_record(&console.app, &a.new.decision_id).await,
+        max_lifetime: console.app.credentials().config().max_lifetime,
+    };
     let (status, error) = match error {
         Some((status, text)) => (status, Some(text)),
         None => (StatusCode::OK, None),
     };
     web::html(
         status,
-        pages::detail(&a, signed, refusal.as_deref(), error.as_deref()),
+        pages::detail(&a, &evidence, signed, refusal.as_deref(), error.as_deref()),
     )
+}
+
+/// The body of the audit record of decision `id` (each plugin's verdict, the
+/// obligations), when the log is on and has it. A page without it still shows the
+/// approval: the evidence is extra, and its absence is said on the page.
+async fn decision_record(app: &App, id: &str) -> Option<serde_json::Value> {
+    let log = app.audit()?.clone();
+    let filter = arbiter_audit::Filter {
+        decision_id: Some(id.to_string()),
+        kind: Some(arbiter_audit::Kind::Decision),
+        limit: 1,
+        ..arbiter_audit::Filter::default()
+    };
+    let found = arbiter_service::approvals::blocking(move || {
+        log.query(&filter).map_err(|e| {
+            tracing::error!(error = %e, "the console could not read a decision record");
+            ServiceError::Unavailable("the audit log cannot be read".into())
+        })
+    })
+    .await;
+    let record = found.ok()?.into_iter().next()?;
+    serde_json::from_str(record.record.body.get()).ok()
 }
 
 /// A vote through the same call as the gRPC API's `Decide`: counted and audited with
