@@ -11,7 +11,9 @@
 mod burden;
 mod input;
 mod matrix;
+mod over_time;
 mod report;
+mod save;
 mod table;
 #[cfg(test)]
 mod tests;
@@ -65,6 +67,10 @@ pub struct ReplayArgs {
     /// Examples of changed decisions to show, per comparison.
     #[arg(long, value_name = "N", default_value_t = 5)]
     pub examples: usize,
+    /// Also save the JSON document, with its time and these flags, as a new file in
+    /// this directory (the console reads `<data_dir>/reports` of the server).
+    #[arg(long, value_name = "DIR")]
+    pub save: Option<PathBuf>,
 }
 
 /// Everything a replay reports; `--json` prints it as is.
@@ -166,6 +172,7 @@ impl Named {
 
 /// Runs the command; the result is the process exit code.
 pub async fn run(args: ReplayArgs) -> anyhow::Result<i32> {
+    let inputs = save::Inputs::of(&args);
     let runtime = Runtime::new(RuntimeConfig::default())?;
     let (first, second) = match (args.baseline, args.candidate) {
         (Some(baseline), Some(candidate)) => (baseline, Some(candidate)),
@@ -230,6 +237,10 @@ pub async fn run(args: ReplayArgs) -> anyhow::Result<i32> {
         table::print(&mut out, &output)?;
     }
     out.flush()?;
+    if let Some(dir) = &args.save {
+        let path = save::save(dir, &inputs, &output)?;
+        eprintln!("saved {}", path.display());
+    }
     Ok(0)
 }
 

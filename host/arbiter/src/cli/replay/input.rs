@@ -51,6 +51,9 @@ pub struct Case {
     pub approved: bool,
     /// The expected decision (labels) or the recorded one (audit log).
     pub label: Outcome,
+    /// When the audit record was written (unix microseconds); `None` for a labelled
+    /// line.
+    pub recorded_micros: Option<i64>,
 }
 
 /// The cases of a labelled JSON-lines file; `name` is the file's name in errors. A
@@ -81,6 +84,7 @@ pub(super) fn labelled(text: &str, name: &str) -> anyhow::Result<Vec<Case>> {
             request: v.request,
             approved: v.approved,
             label,
+            recorded_micros: None,
         });
     }
     Ok(cases)
@@ -238,5 +242,6 @@ pub(super) fn audit_case(stored: StoredRecord) -> Result<Case, Skip> {
         request,
         approved: body.approved,
         label,
+        recorded_micros: Some(record.at_micros),
     })
 }

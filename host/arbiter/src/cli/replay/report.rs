@@ -11,6 +11,7 @@ use serde::Serialize;
 
 use super::input::{Case, CaseRef};
 use super::matrix::{Matrix, OUTCOMES};
+use super::over_time::{OverTime, Timeline};
 
 /// Decision latencies above this are recorded as this: a minute is far past any plugin
 /// deadline, so nothing real is clipped, and the bound keeps the histogram small.
@@ -108,6 +109,7 @@ pub(super) struct Tally {
     changed: Changes,
     latency: Histogram<u64>,
     failures: BTreeMap<String, u64>,
+    timeline: Timeline,
 }
 
 impl Tally {
@@ -124,11 +126,14 @@ impl Tally {
             latency: Histogram::new_with_bounds(1, LATENCY_CEILING_MICROS, LATENCY_SIGFIG)
                 .expect("constant histogram bounds are valid"),
             failures: BTreeMap::new(),
+            timeline: Timeline::default(),
         }
     }
 
     /// Counts the set's decision `d` on `case`.
     pub(super) fn add(&mut self, case: &Case, d: &Decision) {
+        self.timeline
+            .add(self.matrix.total(), case.recorded_micros, d.outcome);
         self.matrix.add(case.label, d.outcome);
         self.changed.compare(case, case.label, None, d);
         self.latency.saturating_record(micros(d.elapsed).max(1));
@@ -184,6 +189,7 @@ impl Tally {
                 total: self.failures.values().sum(),
                 by_kind: self.failures,
             },
+            over_time: self.timeline.finish(),
             matrix: m,
         }
     }
@@ -227,6 +233,9 @@ pub struct Report {
     pub latency_us: Latency,
     /// Plugin failures over all decisions.
     pub plugin_failures: Failures,
+    /// Replayed decisions by outcome over the recorded time (audit input) or the
+    /// input position (labelled file).
+    pub over_time: OverTime,
     #[serde(skip)]
     pub matrix: Matrix,
 }

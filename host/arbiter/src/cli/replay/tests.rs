@@ -9,6 +9,7 @@ use arbiter_core::{
 
 use super::input::{self, Case, CaseRef};
 use super::matrix::Matrix;
+use super::over_time::{MAX_BUCKETS, OverTime, Timeline};
 use super::report::{Changes, Delta, Tally};
 use super::time::parse_time;
 
@@ -76,6 +77,7 @@ fn case(id: u64, label: Outcome) -> Case {
         request,
         approved: false,
         label,
+        recorded_micros: None,
     }
 }
 
@@ -205,6 +207,7 @@ fn audit_records_become_cases_unless_redacted_or_unreadable() {
     .expect("replayable");
     assert_eq!(c.label, Hold);
     assert!(c.approved);
+    assert_eq!(c.recorded_micros, Some(0));
     assert_eq!(
         c.at,
         CaseRef::Record {
@@ -269,4 +272,108 @@ fn times_are_rfc3339_or_unix_seconds() {
         let e = t(bad).expect_err(bad);
         assert!(e.contains("is not a time; use RFC 3339"), "{e}");
     }
+}
+
+/// `(start, [allow, deny, require-approval])` of each bucket.
+fn buckets(o: &OverTime) -> Vec<(i64, [u64; 3])> {
+    o.buckets
+        .iter()
+        .map(|b| {
+            let n = |k: &str| b.decided.get(k).copied().unwrap_or(0);
+            (b.start, [n("allow"), n("deny"), n("require-approval")])
+        })
+        .collect()
+}
+
+#[test]
+fn labelled_input_is_bucketed_by_position_in_round_widths() {
+    let mut t = Timeline::default();
+    for i in 0..2000u64 {
+        t.add(i, None, if i % 4 == 0 { Deny } else { Allow });
+    }
+    let o = t.finish();
+    assert_eq!(o.axis, "position");
+    // 2,000 actions: 50 a bucket is the finest round width within 48 buckets.
+    assert_eq!(o.width, 50);
+    assert_eq!(o.buckets.len(), 40);
+    assert_eq!(buckets(&o)[0], (0, [37, 13, 0]));
+    assert_eq!((o.buckets[39].start, o.buckets[39].end), (1950, 2000));
+    let total: u64 = o.buckets.iter().flat_map(|b| b.decided.values()).sum();
+    assert_eq!(total, 2000);
+}
+
+#[test]
+fn audit_input_is_bucketed_by_recorded_time_with_empty_buckets_kept() {
+    const MINUTE: i64 = 60_000_000;
+    let hour0 = 1_748_736_000_000_000; // 2025-06-01T00:00:00Z
+    let mut t = Timeline::default();
+    // Ten decisions in the first minute, one 30 minutes later, two after 2 hours.
+    for i in 0..10 {
+        t.add(
+            i,
+            Some(hour0 + i64::try_from(i).expect("small") * 1_000_000),
+            Allow,
+        );
+    }
+    t.add(10, Some(hour0 + 30 * MINUTE + 5), Hold);
+    t.add(11, Some(hour0 + 120 * MINUTE), Deny);
+    t.add(12, Some(hour0 + 120 * MINUTE + 59_000_000), Deny);
+    let o = t.finish();
+    assert_eq!(o.axis, "time");
+    // 121 minutes do not fit 48 one-minute buckets; five-minute ones do (25).
+    assert_eq!(o.width, 5 * MINUTE);
+    let b = buckets(&o);
+    assert_eq!(b.len(), 25);
+    assert_eq!(b[0], (hour0, [10, 0, 0]));
+    assert_eq!(b[1], (hour0 + 5 * MINUTE, [0, 0, 0]), "gaps are kept");
+    assert_eq!(b[6], (hour0 + 30 * MINUTE, [0, 0, 1]));
+    assert_eq!(b[24], (hour0 + 120 * MINUTE, [0, 2, 0]));
+}
+
+#[test]
+fn a_long_log_coarsens_while_counting_and_ends_within_the_bucket_limit() {
+    let mut t = Timeline::default();
+    let day = 86_400_000_000i64;
+    // One decision an hour for 400 days: far more seconds than are kept finely.
+    for h in 0..400 * 24 {
+        t.add(h, Some(i64::try_from(h).expect("small") * day / 24), Allow);
+    }
+    let o = t.finish();
+    assert!(o.buckets.len() as u64 <= MAX_BUCKETS, "{}", o.buckets.len());
+    assert_eq!(o.width % (86_400 * 1_000_000), 0, "whole days: {}", o.width);
+    let total: u64 = o.buckets.iter().flat_map(|b| b.decided.values()).sum();
+    assert_eq!(total, 400 * 24);
+}
+
+#[test]
+fn an_empty_or_single_decision_timeline_has_zero_or_one_bucket() {
+    let o = Timeline::default().finish();
+    assert_eq!((o.axis, o.buckets.len()), ("position", 0));
+    let mut t = Timeline::default();
+    t.add(0, Some(-1), Deny);
+    let o = t.finish();
+    assert_eq!(o.width, 1_000_000);
+    assert_eq!(buckets(&o), [(-1_000_000, [0, 1, 0])]);
+}
+
+#[test]
+fn a_tally_reports_its_decisions_over_time() {
+    let mut tally = Tally::new(0);
+    for i in 0..3 {
+        tally.add(&case(i, Allow), &decision(Deny, 1, &[]));
+    }
+    let r = tally.report("builtin:s", &identity());
+    assert_eq!(r.over_time.axis, "position");
+    assert_eq!(
+        buckets(&r.over_time),
+        [(0, [0, 1, 0]), (1, [0, 1, 0]), (2, [0, 1, 0])]
+    );
+}
+
+#[test]
+fn saved_reports_are_named_by_utc_time_and_random_hex() {
+    assert_eq!(
+        super::save::file_name(1_748_779_205_123_456, "a1b2c3"),
+        "replay-20250601T120005Z-a1b2c3.json"
+    );
 }
