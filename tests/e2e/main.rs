@@ -21,6 +21,7 @@ mod console;
 mod console_admin;
 mod console_browser;
 mod console_measure;
+mod console_tls;
 mod crash;
 mod envoy;
 mod findings;

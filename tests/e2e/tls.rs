@@ -24,19 +24,19 @@ use crate::approvals::{bearer, identity_change, with_tokens};
 use crate::support::*;
 
 /// A certificate authority of the tests.
-struct Ca {
+pub(crate) struct Ca {
     issuer: CertifiedIssuer<'static, KeyPair>,
 }
 
 /// A certificate and its key, as PEM.
 #[derive(Clone)]
-struct Pem {
-    cert: String,
-    key: String,
+pub(crate) struct Pem {
+    pub(crate) cert: String,
+    pub(crate) key: String,
 }
 
 impl Ca {
-    fn new(name: &str) -> Self {
+    pub(crate) fn new(name: &str) -> Self {
         let mut p = CertificateParams::new(Vec::<String>::new()).expect("params");
         p.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
         p.distinguished_name.push(DnType::CommonName, name);
@@ -49,12 +49,12 @@ impl Ca {
         Self { issuer }
     }
 
-    fn pem(&self) -> String {
+    pub(crate) fn pem(&self) -> String {
         self.issuer.pem()
     }
 
     /// A server certificate for localhost and 127.0.0.1, named `cn`.
-    fn server(&self, cn: &str) -> Pem {
+    pub(crate) fn server(&self, cn: &str) -> Pem {
         let mut p = CertificateParams::new(vec!["localhost".to_string()]).expect("params");
         p.subject_alt_names
             .push(SanType::IpAddress("127.0.0.1".parse().expect("ip")));
@@ -63,7 +63,7 @@ impl Ca {
     }
 
     /// A client certificate: an X.509 SVID when `spiffe_id` is given.
-    fn client(&self, cn: &str, spiffe_id: Option<&str>) -> Pem {
+    pub(crate) fn client(&self, cn: &str, spiffe_id: Option<&str>) -> Pem {
         let mut p = CertificateParams::new(Vec::<String>::new()).expect("params");
         p.distinguished_name.push(DnType::CommonName, cn);
         if let Some(id) = spiffe_id {
@@ -94,13 +94,13 @@ impl Ca {
 }
 
 /// The files of a TLS server in `dir`.
-struct Files {
-    cert: PathBuf,
-    key: PathBuf,
-    ca: PathBuf,
+pub(crate) struct Files {
+    pub(crate) cert: PathBuf,
+    pub(crate) key: PathBuf,
+    pub(crate) ca: PathBuf,
 }
 
-fn write_files(dir: &Path, server: &Pem, client_ca: &Ca) -> Files {
+pub(crate) fn write_files(dir: &Path, server: &Pem, client_ca: &Ca) -> Files {
     let f = Files {
         cert: dir.join("server.pem"),
         key: dir.join("server.key"),
@@ -112,7 +112,7 @@ fn write_files(dir: &Path, server: &Pem, client_ca: &Ca) -> Files {
     f
 }
 
-fn peer(key: &str, value: &str, kind: &str, roles: &[Role]) -> arbiter::auth::PeerRule {
+pub(crate) fn peer(key: &str, value: &str, kind: &str, roles: &[Role]) -> arbiter::auth::PeerRule {
     let mut c = PeerConfig {
         kind: kind.into(),
         roles: roles.iter().map(|r| r.as_str().to_string()).collect(),

@@ -19,7 +19,7 @@ use tokio::sync::broadcast::error::RecvError;
 
 use crate::session::Sessions;
 use crate::web::Chunk;
-use crate::{Answer, Console, pages, reader};
+use crate::{Answer, Console, pages};
 
 /// A comment line this often keeps proxies and the browser from closing an idle
 /// stream.
@@ -38,7 +38,7 @@ impl Watch {
     fn still_signed_in(&self) -> bool {
         self.sessions
             .get(&self.session)
-            .is_some_and(|s| reader(&self.app, &s.token, &self.peer).is_ok())
+            .is_some_and(|s| s.proof.prove(&self.app, &self.peer).is_ok())
     }
 }
 

@@ -109,8 +109,8 @@ impl Console {
     }
 
     /// The signed-in caller of a request and its session: the session cookie names a
-    /// live session whose token still proves a reader (a revoked token or a role
-    /// taken away ends the session here).
+    /// live session whose token (or the connection's certificate) still proves a
+    /// reader (a revoked token or a role taken away ends the session here).
     fn signed_in(
         &self,
         req: &Request<Incoming>,
@@ -118,7 +118,7 @@ impl Console {
     ) -> Option<(String, session::Session, Caller)> {
         let id = web::cookie_of(req.headers(), web::SESSION_COOKIE)?.to_string();
         let session = self.sessions.get(&id)?;
-        match reader(&self.app, &session.token, peer) {
+        match session.proof.prove(&self.app, peer) {
             Ok(caller) => Some((id, session, caller)),
             Err(_) => {
                 self.sessions.close(&id);

@@ -60,8 +60,10 @@ fn roles(c: &Caller) -> String {
         .join(", ")
 }
 
-/// The sign-in form; `csrf` ties it to the browser that loaded it.
-pub(crate) fn sign_in(csrf: &str, error: Option<&str>) -> Markup {
+/// The sign-in form; `csrf` ties it to the browser that loaded it. `certificate` is
+/// the identity the connection's client certificate shows, if it has one: it may sign
+/// in with that instead of a token.
+pub(crate) fn sign_in(csrf: &str, error: Option<&str>, certificate: Option<&str>) -> Markup {
     layout(
         "Sign in",
         None,
@@ -73,6 +75,14 @@ pub(crate) fn sign_in(csrf: &str, error: Option<&str>) -> Markup {
                 input id="token" name="token" type="password" autocomplete="off" required autofocus;
                 p.hint { "An approver's token (`arbiter token create --role approver`). It stays on the server; the browser gets a session cookie." }
                 button type="submit" { "Sign in" }
+            }
+            @if let Some(id) = certificate {
+                form.card.certificate method="post" action="/console/sign-in" {
+                    input type="hidden" name="csrf" value=(csrf);
+                    input type="hidden" name="with" value="certificate";
+                    p { "This connection presented a client certificate for " code { (id) } "." }
+                    button type="submit" { "Sign in with this certificate" }
+                }
             }
         },
     )

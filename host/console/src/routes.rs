@@ -9,7 +9,7 @@ use http::{Method, Request, StatusCode};
 use hyper::body::Incoming;
 
 use crate::pages::{self, Signed};
-use crate::session::{ATTEMPT_WINDOW, SESSION_TTL};
+use crate::session::{self, ATTEMPT_WINDOW, Proof, SESSION_TTL};
 use crate::{Answer, Console, reader, refusal, web};
 
 /// How long the sign-in form stays usable after it was loaded.
@@ -27,7 +27,7 @@ pub(crate) async fn route(console: &Console, req: Request<Incoming>, peer: &Peer
     match (&method, path.as_str()) {
         (&Method::GET, "/console/console.js") => asset("text/javascript; charset=utf-8", SCRIPT),
         (&Method::GET, "/console/console.css") => asset("text/css; charset=utf-8", STYLE),
-        (&Method::GET, "/console/sign-in") => sign_in_form(console, None, StatusCode::OK),
+        (&Method::GET, "/console/sign-in") => sign_in_form(console, peer, None, StatusCode::OK),
         (&Method::POST, "/console/sign-in") => sign_in(console, req, peer).await,
         _ => {
             let Some((id, session, caller)) = console.signed_in(&req, peer) else {
@@ -153,7 +153,12 @@ pub(crate) fn not_found(signed: &Signed<'_>) -> Answer {
 
 /// The sign-in form, with a fresh secret in a cookie and in the form: a sign-in
 /// posted from another site lacks the pair.
-fn sign_in_form(console: &Console, error: Option<&str>, status: StatusCode) -> Answer {
+fn sign_in_form(
+    console: &Console,
+    peer: &Peer,
+    error: Option<&str>,
+    status: StatusCode,
+) -> Answer {
     let Some(secret) = web::secret() else {
         return refusal(
             StatusCode::SERVICE_UNAVAILABLE,
@@ -162,7 +167,12 @@ fn sign_in_form(console: &Console, error: Option<&str>, status: StatusCode) -> A
             None,
         );
     };
-    let mut r = web::html(status, pages::sign_in(&secret, error));
+    // A connection with a client certificate may sign in with it (mutual TLS).
+    let certificate = peer.certificate.as_ref().map(|c| c.id().to_string());
+    let mut r = web::html(
+        status,
+        pages::sign_in(&secret, error, certificate.as_deref()),
+    );
     r.headers_mut().append(
         header::SET_COOKIE,
         web::cookie(web::SIGN_IN_COOKIE, &secret, SIGN_IN_FORM_SECS, console.tls),
@@ -193,28 +203,36 @@ async fn sign_in(console: &Console, req: Request<Incoming>, peer: &Peer) -> Answ
         Ok(f) => f,
         Err(e) => {
             let (status, text) = e.explain();
-            return sign_in_form(console, Some(&text), status);
+            return sign_in_form(console, peer, Some(&text), status);
         }
     };
     let sent = form.get("csrf").map(String::as_str).unwrap_or_default();
     if !pair.is_some_and(|p| web::same_secret(sent, &p)) {
         return sign_in_form(
             console,
+            peer,
             Some("the form's CSRF token is missing or wrong: sign in from this page"),
             StatusCode::FORBIDDEN,
         );
     }
-    let token = form.get("token").map(|t| t.trim()).unwrap_or_default();
-    if token.is_empty() {
-        return sign_in_form(
-            console,
-            Some("enter an Arbiter token"),
-            StatusCode::BAD_REQUEST,
-        );
-    }
-    match reader(&console.app, token, peer) {
-        Ok(caller) => {
-            let Some((id, _)) = console.sessions.open(token.to_string()) else {
+    let proved = if form.get("with").map(String::as_str) == Some("certificate") {
+        session::by_certificate(&console.app, peer)
+            .map(|caller| (Proof::Certificate(caller.id.clone()), caller))
+    } else {
+        let token = form.get("token").map(|t| t.trim()).unwrap_or_default();
+        if token.is_empty() {
+            return sign_in_form(
+                console,
+                peer,
+                Some("enter an Arbiter token"),
+                StatusCode::BAD_REQUEST,
+            );
+        }
+        reader(&console.app, token, peer).map(|caller| (Proof::Token(token.to_string()), caller))
+    };
+    match proved {
+        Ok((proof, caller)) => {
+            let Some((id, _)) = console.sessions.open(proof) else {
                 return refusal(
                     StatusCode::SERVICE_UNAVAILABLE,
                     "Unavailable",
@@ -237,18 +255,23 @@ async fn sign_in(console: &Console, req: Request<Incoming>, peer: &Peer) -> Answ
         }
         Err(ServiceError::MissingRole { caller, .. }) => sign_in_form(
             console,
+            peer,
             Some(&format!(
-                "`{}` is not an approver: the console is for approvers and admins (an enforcement point's or an agent's token cannot sign in)",
+                "`{}` is not an approver: the console is for approvers and admins (an enforcement point's or an agent's token or certificate cannot sign in)",
                 caller.unwrap_or_else(|| "anonymous".into())
             )),
             StatusCode::FORBIDDEN,
         ),
+        Err(ServiceError::Unauthenticated(why)) if form.contains_key("with") => {
+            sign_in_form(console, peer, Some(why), StatusCode::UNAUTHORIZED)
+        }
         Err(e) if e.class() == ErrorClass::Unauthenticated => sign_in_form(
             console,
+            peer,
             Some("that token is not known (or not valid from this connection)"),
             StatusCode::UNAUTHORIZED,
         ),
-        Err(e) => sign_in_form(console, Some(&e.to_string()), StatusCode::FORBIDDEN),
+        Err(e) => sign_in_form(console, peer, Some(&e.to_string()), StatusCode::FORBIDDEN),
     }
 }
 

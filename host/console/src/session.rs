@@ -1,14 +1,61 @@
-//! Signed-in browsers: a random session id in a cookie maps to the token that signed
-//! in (kept in memory only, proved again on every request so a revoked token or a
-//! role taken away ends the session at once) and the session's CSRF token. And the
-//! sign-in rate limit per peer address.
+//! Signed-in browsers: a random session id in a cookie maps to what signed in (a
+//! token, or the client certificate of a mutual-TLS connection), kept in memory only
+//! and proved again on every request so a revoked token or a role taken away ends the
+//! session at once, and to the session's CSRF token. And the sign-in rate limit per
+//! peer address.
 
 use std::collections::HashMap;
 use std::net::IpAddr;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use crate::web;
+use arbiter_service::ServiceError;
+use arbiter_service::app::App;
+use arbiter_service::auth::{Caller, Peer, Presented};
+
+use crate::{READERS, web};
+
+/// What signed a session in, proved again on every request.
+#[derive(Clone)]
+pub(crate) enum Proof {
+    /// An Arbiter token.
+    Token(String),
+    /// The client certificate of the connection, which proved the caller with this
+    /// id: every later request must come over a connection whose certificate proves
+    /// the same caller.
+    Certificate(String),
+}
+
+impl Proof {
+    /// The caller this proof shows on a request from `peer`, when it may read
+    /// approvals.
+    pub(crate) fn prove(&self, app: &App, peer: &Peer) -> Result<Caller, ServiceError> {
+        match self {
+            Self::Token(token) => crate::reader(app, token, peer),
+            Self::Certificate(id) => {
+                let caller = by_certificate(app, peer)?;
+                if &caller.id != id {
+                    return Err(ServiceError::Unauthenticated(
+                        "this connection's client certificate is not the one that signed in",
+                    ));
+                }
+                Ok(caller)
+            }
+        }
+    }
+}
+
+/// The caller the client certificate of `peer`'s connection proves, when it may read
+/// approvals. A connection without a certificate proves no one here (an anonymous
+/// caller, even one given roles on loopback, never signs in).
+pub(crate) fn by_certificate(app: &App, peer: &Peer) -> Result<Caller, ServiceError> {
+    if peer.certificate.is_none() {
+        return Err(ServiceError::Unauthenticated(
+            "this connection presented no client certificate",
+        ));
+    }
+    app.auth().authorize(Presented::Nothing, peer, READERS)
+}
 
 /// How long a session lasts from sign-in: a working day, after which the approver
 /// signs in again.
@@ -28,8 +75,8 @@ const MAX_PEERS: usize = 10_000;
 /// One signed-in browser.
 #[derive(Clone)]
 pub(crate) struct Session {
-    /// The token that signed in, proved again on every request.
-    pub(crate) token: String,
+    /// What signed in, proved again on every request.
+    pub(crate) proof: Proof,
     /// The session's CSRF token, in a hidden field of every form.
     pub(crate) csrf: String,
     expires: Instant,
@@ -51,11 +98,11 @@ pub(crate) struct Sessions {
 }
 
 impl Sessions {
-    /// A new session for `token`: its id (the cookie's value) and its CSRF token.
-    pub(crate) fn open(&self, token: String) -> Option<(String, Session)> {
+    /// A new session for `proof`: its id (the cookie's value) and its CSRF token.
+    pub(crate) fn open(&self, proof: Proof) -> Option<(String, Session)> {
         let (id, csrf) = (web::secret()?, web::secret()?);
         let session = Session {
-            token,
+            proof,
             csrf,
             expires: Instant::now() + SESSION_TTL,
         };
