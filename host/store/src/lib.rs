@@ -17,7 +17,10 @@
 //! assert!(store.approval("nope", 0).unwrap().is_none());
 //! ```
 
+#[cfg(test)]
+mod contract;
 mod model;
+mod postgres;
 mod schema;
 mod sqlite;
 
@@ -25,6 +28,7 @@ pub use model::{
     Approval, ApprovalFilter, ApprovalState, Credential, NewApproval, SigningKeyInfo, TokenEntry,
     Vote, VoteOutcome,
 };
+pub use postgres::{PgStore, redact_url};
 pub use sqlite::{SqliteStore, now_micros};
 
 /// Why a state operation failed.
@@ -63,6 +67,12 @@ pub enum StoreError {
     /// A row with this key already exists.
     #[error("`{0}` already exists")]
     Duplicate(String),
+    /// PostgreSQL refused the operation (or the connection broke during it).
+    #[error("state database error")]
+    Postgres(#[from] tokio_postgres::Error),
+    /// The PostgreSQL database cannot be reached.
+    #[error("the state database cannot be reached: {0}")]
+    Unreachable(String),
 }
 
 /// The durable state of one Arbiter deployment. Every method is synchronous and

@@ -12,7 +12,7 @@ use crate::model::{
 };
 use crate::{StateStore, StoreError, schema};
 
-mod rows;
+pub(crate) mod rows;
 
 use rows::*;
 

@@ -27,7 +27,7 @@ pub(super) fn create_private(path: &Path) -> Result<(), StoreError> {
 
 pub(super) const APPROVAL_COLUMNS: &str = "id, request_digest, request, principal, delegation, task_id, set_name, set_version, set_digest, decision_id, reasons, approvers_required, created_micros, expires_micros, state, consumed_micros, consumed_by, updated_micros, held_by";
 
-pub(super) fn json<T: serde::de::DeserializeOwned>(
+pub(crate) fn json<T: serde::de::DeserializeOwned>(
     text: &str,
     what: &'static str,
     id: &str,
@@ -38,7 +38,7 @@ pub(super) fn json<T: serde::de::DeserializeOwned>(
     })
 }
 
-pub(super) fn to_json<T: serde::Serialize>(v: &T) -> String {
+pub(crate) fn to_json<T: serde::Serialize>(v: &T) -> String {
     // Serialising plain data (strings, numbers, vectors) cannot fail.
     serde_json::to_string(v).unwrap_or_default()
 }
@@ -156,7 +156,7 @@ pub(super) fn get_approval(
 }
 
 /// The state votes put an approval in: any no rejects; enough yeses approve.
-pub(super) fn decided(votes: impl Iterator<Item = bool>, required: u32) -> ApprovalState {
+pub(crate) fn decided(votes: impl Iterator<Item = bool>, required: u32) -> ApprovalState {
     let mut yes = 0u32;
     for approve in votes {
         if !approve {

@@ -1,0 +1,118 @@
+//! PostgreSQL schema migrations, numbered in the `arbiter_schema` table and run at
+//! start under an advisory lock, so replicas starting together migrate once. Append,
+//! never edit.
+
+use deadpool_postgres::Object;
+
+use crate::StoreError;
+
+/// The advisory lock every replica takes to migrate (any constant the deployment's
+/// other users of the database do not take).
+const MIGRATION_LOCK: i64 = 0x4152_4249_5445_5201;
+
+/// Every migration, in order; `MIGRATIONS[i]` brings version `i` to `i + 1`. The
+/// tables are the SQLite backend's at its newest version, in PostgreSQL's types.
+const MIGRATIONS: &[&str] = &[
+    // 1: approvals, votes, credentials, tokens, audited tokens, signing keys.
+    "CREATE TABLE approvals (
+        id TEXT PRIMARY KEY,
+        request_digest TEXT NOT NULL,
+        request TEXT NOT NULL,
+        principal TEXT NOT NULL,
+        delegation TEXT NOT NULL,
+        task_id TEXT NOT NULL,
+        set_name TEXT NOT NULL,
+        set_version TEXT NOT NULL,
+        set_digest TEXT NOT NULL,
+        decision_id TEXT NOT NULL,
+        reasons TEXT NOT NULL,
+        approvers_required BIGINT NOT NULL,
+        created_micros BIGINT NOT NULL,
+        expires_micros BIGINT NOT NULL,
+        state TEXT NOT NULL,
+        consumed_micros BIGINT,
+        consumed_by TEXT,
+        updated_micros BIGINT NOT NULL,
+        held_by TEXT NOT NULL DEFAULT ''
+    );
+    CREATE INDEX approvals_pending ON approvals (request_digest, set_name, held_by, state);
+    CREATE INDEX approvals_created ON approvals (created_micros);
+    CREATE INDEX approvals_open ON approvals (state, expires_micros);
+    CREATE TABLE votes (
+        seq BIGSERIAL,
+        approval_id TEXT NOT NULL REFERENCES approvals (id),
+        approver TEXT NOT NULL,
+        approve BOOLEAN NOT NULL,
+        comment TEXT NOT NULL,
+        at_micros BIGINT NOT NULL,
+        PRIMARY KEY (approval_id, approver)
+    );
+    CREATE TABLE credentials (
+        id TEXT PRIMARY KEY,
+        task_id TEXT NOT NULL,
+        principal TEXT NOT NULL,
+        action TEXT NOT NULL,
+        resource TEXT NOT NULL,
+        decision_id TEXT NOT NULL,
+        kid TEXT NOT NULL,
+        issued_at BIGINT NOT NULL,
+        expires_at BIGINT NOT NULL,
+        revoked_micros BIGINT,
+        revoke_reason TEXT,
+        holder TEXT NOT NULL DEFAULT ''
+    );
+    CREATE INDEX credentials_task ON credentials (task_id);
+    CREATE TABLE tokens (
+        sha256 TEXT PRIMARY KEY,
+        id TEXT NOT NULL,
+        kind TEXT NOT NULL,
+        roles TEXT NOT NULL,
+        created_micros BIGINT NOT NULL
+    );
+    CREATE TABLE audited_tokens (
+        sha256 TEXT PRIMARY KEY,
+        id TEXT NOT NULL,
+        kind TEXT NOT NULL,
+        roles TEXT NOT NULL,
+        created_micros BIGINT NOT NULL
+    );
+    CREATE TABLE signing_keys (
+        kid TEXT PRIMARY KEY,
+        created_micros BIGINT NOT NULL,
+        retired_micros BIGINT
+    );",
+];
+
+/// The newest schema this build knows.
+pub(crate) const VERSION: i64 = MIGRATIONS.len() as i64;
+
+/// Brings the database to [`VERSION`] under the migration lock, refusing one from the
+/// future.
+pub(crate) async fn migrate(mut client: Object) -> Result<(), StoreError> {
+    let tx = client.transaction().await?;
+    tx.execute("SELECT pg_advisory_xact_lock($1)", &[&MIGRATION_LOCK])
+        .await?;
+    tx.batch_execute("CREATE TABLE IF NOT EXISTS arbiter_schema (version BIGINT NOT NULL)")
+        .await?;
+    let found: i64 = tx
+        .query_opt("SELECT version FROM arbiter_schema", &[])
+        .await?
+        .map_or(0, |r| r.get(0));
+    if found > VERSION {
+        return Err(StoreError::Schema {
+            found,
+            supported: VERSION,
+        });
+    }
+    for sql in MIGRATIONS.iter().skip(usize::try_from(found).unwrap_or(0)) {
+        tx.batch_execute(sql).await?;
+    }
+    tx.execute("DELETE FROM arbiter_schema", &[]).await?;
+    tx.execute(
+        "INSERT INTO arbiter_schema (version) VALUES ($1)",
+        &[&VERSION],
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(())
+}
