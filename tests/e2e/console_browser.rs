@@ -332,3 +332,30 @@ async fn console_in_a_browser_shows_the_requester_why_voting_is_refused() {
     assert!(approval(&server, &t.alice, &id).await.votes.is_empty());
     c.close().await.expect("closes");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn console_in_a_browser_draws_a_replay_report() {
+    let _one = BROWSER.lock().await;
+    let (server, t, stem) = crate::console_measure::with_report().await;
+    let base = format!("http://{}", server.running.http_addr.expect("http"));
+    let d = driver().await;
+    let c = browser(&d).await;
+    sign_in(&c, &base, &t.admin).await;
+    c.goto(&format!("{base}/console/measurements/{stem}"))
+        .await
+        .expect("the report page");
+    let chart = c
+        .wait()
+        .at_most(WAIT)
+        .for_element(Locator::Css("svg.chart"))
+        .await
+        .expect("a chart");
+    assert!(
+        chart.is_displayed().await.expect("displayed?"),
+        "the chart is visible"
+    );
+    // Tall enough for the whole report: the summary and every chart in one picture.
+    c.set_window_size(1100, 3000).await.expect("a tall window");
+    shot("replay", &c.screenshot().await.expect("screenshot"));
+    c.close().await.expect("closes");
+}

@@ -26,6 +26,7 @@
 //! `frame-ancestors 'none'`.
 
 mod audit_page;
+mod charts;
 mod events;
 mod measurements;
 mod pages;
@@ -82,6 +83,8 @@ pub struct Console {
     tls: bool,
     sessions: Arc<session::Sessions>,
     attempts: session::Attempts,
+    /// Where `arbiter replay --save` reports are read from.
+    reports: Option<std::path::PathBuf>,
 }
 
 impl Console {
@@ -89,11 +92,18 @@ impl Console {
     /// TLS (cookies are then `Secure`).
     pub fn new(app: Arc<App>, tls: bool) -> Self {
         Self {
-            app,
             tls,
             sessions: Arc::default(),
             attempts: session::Attempts::default(),
+            reports: measurements::default_dir(&app),
+            app,
         }
+    }
+
+    /// Reads replay reports from `dir` instead of `<data_dir>/reports`.
+    pub fn with_reports(mut self, dir: std::path::PathBuf) -> Self {
+        self.reports = Some(dir);
+        self
     }
 
     /// Whether `path` is the console's.
