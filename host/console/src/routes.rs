@@ -153,12 +153,7 @@ pub(crate) fn not_found(signed: &Signed<'_>) -> Answer {
 
 /// The sign-in form, with a fresh secret in a cookie and in the form: a sign-in
 /// posted from another site lacks the pair.
-fn sign_in_form(
-    console: &Console,
-    peer: &Peer,
-    error: Option<&str>,
-    status: StatusCode,
-) -> Answer {
+fn sign_in_form(console: &Console, peer: &Peer, error: Option<&str>, status: StatusCode) -> Answer {
     let Some(secret) = web::secret() else {
         return refusal(
             StatusCode::SERVICE_UNAVAILABLE,

@@ -192,7 +192,7 @@ mod tests {
     #[test]
     fn a_closed_session_is_gone() {
         let s = Sessions::default();
-        let (id, session) = s.open("arb_x".into()).expect("randomness");
+        let (id, session) = s.open(Proof::Token("arb_x".into())).expect("randomness");
         assert_eq!(s.get(&id).map(|s| s.csrf), Some(session.csrf));
         s.close(&id);
         assert!(s.get(&id).is_none());
