@@ -132,12 +132,16 @@ pub struct RawApprovals {
     pub ttl_secs: Option<u64>,
 }
 
-/// `[state]`: the state database (`<data_dir>/state.db`).
+/// `[state]`: the state database (`<data_dir>/state.db`, or PostgreSQL).
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawState {
     /// Days closed approvals and expired credentials are kept; 0 keeps them forever.
     pub keep_days: Option<u64>,
+    /// A PostgreSQL URL shared by replicas, instead of the SQLite file.
+    pub url: Option<String>,
+    /// A file holding the PostgreSQL password (a mounted secret), kept out of the URL.
+    pub password_file: Option<PathBuf>,
 }
 
 /// How long closed approvals and expired credentials stay in the state database by
@@ -200,6 +204,8 @@ pub struct Config {
     /// How long closed approvals and expired credentials stay in the state database
     /// (`None`: forever).
     pub state_keep: Option<Duration>,
+    /// PostgreSQL instead of `<data_dir>/state.db`: the URL and a password file.
+    pub state_url: Option<(String, Option<PathBuf>)>,
     /// Credential settings.
     pub credentials: CredentialConfig,
     /// Where Prometheus metrics are served; `None` is off.
@@ -364,7 +370,14 @@ impl Config {
                 "config [approvals] ttl_secs = {s} is out of range: use 60 (a minute) to 604800 (a week)"
             ),
         };
-        let state_keep = match raw.state.unwrap_or_default().keep_days {
+        let state = raw.state.unwrap_or_default();
+        let state_url = args
+            .state_url
+            .clone()
+            .or(state.url)
+            .filter(|u| !u.is_empty());
+        let state_url = state_url.map(|u| (u, state.password_file));
+        let state_keep = match state.keep_days {
             Some(0) => None,
             Some(d @ 1..=36_500) => Some(Duration::from_secs(d * 86_400)),
             Some(d) => anyhow::bail!(
@@ -409,6 +422,7 @@ impl Config {
             anonymous_roles,
             approval_ttl,
             state_keep,
+            state_url,
             credentials,
             listen,
             data_dir,
@@ -441,9 +455,8 @@ pub fn default_data_dir() -> PathBuf {
     }
 }
 
-mod args;
 mod sections;
-pub use args::ServeArgs;
+pub use crate::cli::serve_args::ServeArgs;
 mod tls;
 pub use tls::{ConnectionLimits, RawTls, TlsArgs, TlsSettings};
 #[cfg(test)]

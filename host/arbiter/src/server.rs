@@ -11,7 +11,6 @@ use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
 use arbiter_audit::{AuditConfig, AuditLog};
-use arbiter_store::{SqliteStore, StateStore};
 
 use crate::app::{App, AuditObserver};
 use crate::approvals::ApprovalDesk;
@@ -329,10 +328,15 @@ fn open_state(
     clock: arbiter_core::SharedClock,
 ) -> anyhow::Result<App> {
     let path = config.data_dir.join("state.db");
-    let store: Arc<dyn StateStore> = Arc::new(
-        SqliteStore::open(&path)
-            .with_context(|| format!("cannot open the state database `{}`", path.display()))?,
-    );
+    let (url, password) = config.state_url.clone().unzip();
+    let store = arbiter_store::open(url.as_deref(), password.flatten().as_deref(), &path)
+        .with_context(|| {
+            let shown = url.as_deref().map(arbiter_store::redact_url);
+            format!(
+                "cannot open the state database `{}`",
+                shown.unwrap_or_else(|| path.display().to_string())
+            )
+        })?;
     let metrics = Arc::new(Metrics::new());
     let stored_tokens = store
         .tokens()

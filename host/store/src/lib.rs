@@ -31,6 +31,22 @@ pub use model::{
 pub use postgres::{PgStore, redact_url};
 pub use sqlite::{SqliteStore, now_micros};
 
+/// Opens the state: the PostgreSQL database at `url` when given (its password read
+/// from `password_file` when given), else the SQLite file `sqlite`.
+pub fn open(
+    url: Option<&str>,
+    password_file: Option<&std::path::Path>,
+    sqlite: &std::path::Path,
+) -> Result<std::sync::Arc<dyn StateStore>, StoreError> {
+    match url {
+        Some(url) => {
+            let password = password_file.map(postgres::read_password).transpose()?;
+            Ok(std::sync::Arc::new(PgStore::open_with(url, password)?))
+        }
+        None => Ok(std::sync::Arc::new(SqliteStore::open(sqlite)?)),
+    }
+}
+
 /// Why a state operation failed.
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {

@@ -66,6 +66,18 @@ impl Drop for PgStore {
     }
 }
 
+/// The password in `path` (a mounted secret), without its final newline.
+pub(crate) fn read_password(path: &std::path::Path) -> Result<String, StoreError> {
+    std::fs::read_to_string(path)
+        .map(|p| p.trim_end_matches(['\n', '\r']).to_string())
+        .map_err(|e| {
+            StoreError::Unreachable(format!(
+                "cannot read the database password file `{}`: {e}",
+                path.display()
+            ))
+        })
+}
+
 /// `url` with any password replaced, for logs and errors.
 pub fn redact_url(url: &str) -> String {
     let Some((scheme, rest)) = url.split_once("://") else {
@@ -84,10 +96,18 @@ impl PgStore {
     /// Connects to the database at `url` (`postgres://user:password@host:port/db`, or
     /// the key=value form) and brings its schema up to date under the migration lock.
     pub fn open(url: &str) -> Result<Self, StoreError> {
+        Self::open_with(url, None)
+    }
+
+    /// [`PgStore::open`], with the password given apart from the URL.
+    pub fn open_with(url: &str, password: Option<String>) -> Result<Self, StoreError> {
         let shown = redact_url(url);
-        let pg: tokio_postgres::Config = url.parse().map_err(|e: tokio_postgres::Error| {
+        let mut pg: tokio_postgres::Config = url.parse().map_err(|e: tokio_postgres::Error| {
             StoreError::Unreachable(format!("`{shown}` is not a PostgreSQL URL: {e}"))
         })?;
+        if let Some(p) = password {
+            pg.password(p);
+        }
         let manager = deadpool_postgres::Manager::from_config(
             pg,
             NoTls,

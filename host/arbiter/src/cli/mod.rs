@@ -13,6 +13,7 @@ pub mod mcp;
 pub mod new;
 pub mod replay;
 pub mod serve;
+pub mod serve_args;
 pub mod sets;
 pub mod test;
 pub mod token;

@@ -5,7 +5,7 @@
 use std::path::PathBuf;
 
 use anyhow::Context as _;
-use arbiter_store::{SqliteStore, StateStore, TokenEntry, now_micros};
+use arbiter_store::{StateStore, TokenEntry, now_micros};
 
 use crate::auth::{self, Role};
 use crate::config::default_data_dir;
@@ -42,15 +42,35 @@ pub struct DataDir {
     /// The server's data directory [default: as `arbiter serve`].
     #[arg(long, env = "ARBITER_DATA_DIR")]
     pub data_dir: Option<PathBuf>,
+    /// The replicas' PostgreSQL state instead of the data directory's (as `arbiter
+    /// serve --state-url`; the password from `--state-password-file`).
+    #[arg(long, env = "ARBITER_STATE_URL")]
+    pub state_url: Option<String>,
+    /// A file holding the PostgreSQL password.
+    #[arg(long, requires = "state_url")]
+    pub state_password_file: Option<PathBuf>,
 }
 
 impl DataDir {
-    fn open(&self) -> anyhow::Result<SqliteStore> {
+    fn open(&self) -> anyhow::Result<std::sync::Arc<dyn StateStore>> {
+        if let Some(url) = &self.state_url {
+            return arbiter_store::open(
+                Some(url),
+                self.state_password_file.as_deref(),
+                "".as_ref(),
+            )
+            .with_context(|| {
+                format!(
+                    "cannot open the state database `{}`",
+                    arbiter_store::redact_url(url)
+                )
+            });
+        }
         let dir = self.data_dir.clone().unwrap_or_else(default_data_dir);
         arbiter_runtime::create_private_dir(&dir)
             .with_context(|| format!("cannot create the data directory `{}`", dir.display()))?;
         let path = dir.join("state.db");
-        SqliteStore::open(&path)
+        arbiter_store::open(None, None, &path)
             .with_context(|| format!("cannot open the state database `{}`", path.display()))
     }
 }

@@ -2,7 +2,7 @@
 
 use std::path::PathBuf;
 
-use super::{LogFormat, TlsArgs};
+use crate::config::{LogFormat, TlsArgs};
 
 /// Flags of `arbiter serve`; each also reads an environment variable.
 #[derive(Debug, Default, Clone, clap::Args)]
@@ -17,6 +17,10 @@ pub struct ServeArgs {
     /// [default: $XDG_DATA_HOME/arbiter or ~/.local/share/arbiter].
     #[arg(long, env = "ARBITER_DATA_DIR")]
     pub data_dir: Option<PathBuf>,
+    /// PostgreSQL URL of the state shared by replicas (`postgres://user@host/db`;
+    /// the password from `[state] password_file`) [default: <data-dir>/state.db].
+    #[arg(long, env = "ARBITER_STATE_URL")]
+    pub state_url: Option<String>,
     /// Policy set to load: `builtin:NAME` or a set directory; repeat for several.
     /// [default: builtin:reference]
     #[arg(

@@ -1,0 +1,178 @@
+//! Several `arbiter serve` replicas on one PostgreSQL database (the throwaway server
+//! `scripts/test` starts, `ARBITER_TEST_POSTGRES`): what the shared state store makes
+//! true across replicas. Without that server these tests say loudly that they did
+//! not run.
+
+use arbiter::proto as pb;
+use arbiter::proto::approvals_client::ApprovalsClient;
+use arbiter::proto::authorizer_client::AuthorizerClient;
+
+use crate::approvals::{Tokens, bearer, channel, hold, identity_change, vote, with_tokens};
+use crate::support::*;
+
+/// A fresh database on the test server: its URL, or `None` (said loudly).
+pub(crate) async fn database() -> Option<String> {
+    let Ok(base) = std::env::var("ARBITER_TEST_POSTGRES") else {
+        eprintln!(
+            "SKIPPED: no PostgreSQL test server (ARBITER_TEST_POSTGRES is unset; scripts/test starts one)"
+        );
+        return None;
+    };
+    let base = base.trim_end_matches('/');
+    let name = format!("arbiter_e2e_{}", uuid::Uuid::new_v4().simple());
+    let (client, conn) =
+        tokio_postgres::connect(&format!("{base}/postgres"), tokio_postgres::NoTls)
+            .await
+            .expect("the test PostgreSQL server answers");
+    let task = tokio::spawn(conn);
+    client
+        .batch_execute(&format!("CREATE DATABASE {name}"))
+        .await
+        .expect("create database");
+    drop(client);
+    let _ = task.await;
+    Some(format!("{base}/{name}"))
+}
+
+/// `n` replicas, each with its own data directory (audit log, plugin cache), on the
+/// database at `url`, all with the same tokens.
+async fn replicas(url: &str, n: usize) -> (Vec<TestServer>, Tokens) {
+    let mut servers = Vec::new();
+    let mut tokens: Option<(Tokens, _)> = None;
+    for _ in 0..n {
+        let data = tempfile::tempdir().expect("tempdir");
+        let mut config = test_config(data.path());
+        config.state_url = Some((url.to_string(), None));
+        match &tokens {
+            None => {
+                let t = with_tokens(&mut config);
+                tokens = Some((t, config.tokens.clone()));
+            }
+            Some((_, entries)) => {
+                config.tokens = entries.clone();
+                config.anonymous_roles = Vec::new();
+            }
+        }
+        servers.push(TestServer::start_config(config, data).await);
+    }
+    (servers, tokens.expect("tokens").0)
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_approval_held_on_one_replica_is_voted_on_another_and_redeemed_once_across_three() {
+    let Some(url) = database().await else {
+        return;
+    };
+    let (servers, t) = replicas(&url, 3).await;
+    let (a, b) = (&servers[0], &servers[1]);
+    // Held on A.
+    let mut authz_a = AuthorizerClient::new(channel(&a.url).await);
+    let mut request = identity_change("replicas-1", "arn:aws:iam::1:role/deploy");
+    request.credential = Some(pb::CredentialRequest::default());
+    let id = hold(&mut authz_a, &t.gateway, request.clone()).await;
+    // B sees it and counts alice's vote; C's listing shows it approved.
+    let mut approvals_b = ApprovalsClient::new(channel(&b.url).await);
+    let voted = vote(&mut approvals_b, &t.alice, &id, true)
+        .await
+        .expect("vote on B");
+    assert_eq!(voted.state(), pb::ApprovalState::Approved, "{voted:?}");
+    // Sixteen redemptions at once, spread over the three replicas.
+    request.approval_id = id.clone();
+    let mut racers = Vec::new();
+    for i in 0..16 {
+        let url = servers[i % 3].url.clone();
+        let (token, request) = (t.gateway.clone(), request.clone());
+        racers.push(tokio::spawn(async move {
+            let mut c = AuthorizerClient::new(channel(&url).await);
+            c.authorize(bearer(&token, request)).await
+        }));
+    }
+    let mut allowed = 0;
+    for r in racers {
+        match r.await.expect("racer") {
+            Ok(d) if d.get_ref().decision() == pb::Decision::Allow => {
+                assert!(
+                    d.get_ref().credential.is_some(),
+                    "the winner gets its credential"
+                );
+                allowed += 1;
+            }
+            Ok(d) => assert_ne!(d.get_ref().decision(), pb::Decision::Allow),
+            // A redemption racing another is refused, never failed.
+            Err(s) => assert_eq!(s.code(), tonic::Code::FailedPrecondition, "{s:?}"),
+        }
+    }
+    assert_eq!(
+        allowed, 1,
+        "one approval, one allow, whichever replica was asked"
+    );
+    // One credential stands across the three replicas' audit logs. A replica that
+    // lost the race after recording its credential revoked it before handing it out:
+    // every other issue on record is followed by its revocation.
+    let records = |outcome: &str| -> Vec<serde_json::Value> {
+        servers
+            .iter()
+            .flat_map(|s| audit_records(&s.audit_db(), arbiter_audit::Kind::Credential, outcome))
+            .map(|r| serde_json::from_str(r.record.body.get()).expect("json"))
+            .collect()
+    };
+    let ids = |v: &[serde_json::Value]| -> std::collections::BTreeSet<String> {
+        v.iter()
+            .flat_map(|b| b["credentials"].as_array().cloned().unwrap_or_default())
+            .filter_map(|c| c.as_str().map(str::to_string))
+            .collect()
+    };
+    let (issued, revoked) = (ids(&records("issued")), ids(&records("revoked")));
+    let standing: Vec<&String> = issued.difference(&revoked).collect();
+    assert_eq!(standing.len(), 1, "issued {issued:?}, revoked {revoked:?}");
+    assert!(revoked.is_subset(&issued));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_token_created_in_the_shared_database_authenticates_on_every_replica() {
+    let Some(url) = database().await else {
+        return;
+    };
+    let (servers, t) = replicas(&url, 2).await;
+    // `arbiter token create --state-url` writes the token to the shared database.
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_arbiter"))
+        .args([
+            "token",
+            "create",
+            "--id",
+            "dana@acme.org",
+            "--role",
+            "approver",
+            "--state-url",
+            &url,
+        ])
+        .output()
+        .expect("arbiter token create");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let token = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .find(|l| l.starts_with("arb_"))
+        .expect("the token is printed")
+        .to_string();
+    // Each replica picks it up on its token refresh (polling, generous bound).
+    for s in &servers {
+        let mut approvals = ApprovalsClient::new(channel(&s.url).await);
+        let mut seen = false;
+        for _ in 0..100 {
+            let r = approvals
+                .list_approvals(bearer(&token, pb::ListApprovalsRequest::default()))
+                .await;
+            if r.is_ok() {
+                seen = true;
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        }
+        assert!(seen, "the token authenticates on {}", s.url);
+    }
+    let _ = t;
+}
