@@ -176,3 +176,122 @@ async fn a_token_created_in_the_shared_database_authenticates_on_every_replica()
     }
     let _ = t;
 }
+
+/// A PostgreSQL server of the test's own (to stop and start), from
+/// `scripts/postgres-test-server`; stopped and removed when dropped.
+struct OwnServer {
+    base: String,
+    dir: String,
+}
+
+impl OwnServer {
+    const SCRIPT: &str = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../scripts/postgres-test-server"
+    );
+
+    fn start() -> Option<Self> {
+        if std::env::var("ARBITER_TEST_POSTGRES").is_err() {
+            eprintln!(
+                "SKIPPED: no PostgreSQL here (ARBITER_TEST_POSTGRES is unset; scripts/test starts one)"
+            );
+            return None;
+        }
+        let out = std::process::Command::new(Self::SCRIPT)
+            .output()
+            .expect("scripts/postgres-test-server runs");
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let text = String::from_utf8_lossy(&out.stdout).to_string();
+        let mut lines = text.lines();
+        let (base, dir) = (lines.next().expect("url"), lines.next().expect("dir"));
+        Some(Self {
+            base: base.to_string(),
+            dir: dir.to_string(),
+        })
+    }
+
+    fn run(&self, what: &str) {
+        let status = std::process::Command::new(Self::SCRIPT)
+            .args([what, &self.dir])
+            .status()
+            .expect("the script runs");
+        assert!(status.success(), "{what}");
+    }
+}
+
+impl Drop for OwnServer {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new(Self::SCRIPT)
+            .args(["stop", &self.dir])
+            .status();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_database_outage_fails_stateful_calls_closed_and_the_replica_recovers_by_itself() {
+    let Some(pg) = OwnServer::start() else {
+        return;
+    };
+    let (client, conn) =
+        tokio_postgres::connect(&format!("{}/postgres", pg.base), tokio_postgres::NoTls)
+            .await
+            .expect("connects");
+    let task = tokio::spawn(conn);
+    client
+        .batch_execute("CREATE DATABASE arbiter")
+        .await
+        .expect("create");
+    drop(client);
+    let _ = task.await;
+    let (servers, t) = replicas(&format!("{}/arbiter", pg.base), 1).await;
+    let mut authz = AuthorizerClient::new(channel(&servers[0].url).await);
+    hold(
+        &mut authz,
+        &t.gateway,
+        identity_change("outage-1", "arn:aws:iam::1:role/a"),
+    )
+    .await;
+
+    pg.run("pause");
+    // Holding an approval needs the database: refused as unavailable, never decided
+    // without its state.
+    let held = authz
+        .authorize(bearer(
+            &t.gateway,
+            identity_change("outage-2", "arn:aws:iam::1:role/b"),
+        ))
+        .await
+        .expect_err("no database, no approval");
+    assert_eq!(held.code(), tonic::Code::Unavailable, "{held:?}");
+    assert!(held.message().contains("state database"), "{held:?}");
+    // A decision that needs no state still gets its answer (its audit is local).
+    let plain = authz
+        .authorize(bearer(&t.gateway, normal_request()))
+        .await
+        .expect("a stateless decision still works");
+    assert_eq!(plain.get_ref().decision(), pb::Decision::Allow);
+
+    pg.run("resume");
+    // The same replica, not restarted, holds approvals again once the database is back.
+    let mut recovered = false;
+    for _ in 0..100 {
+        let r = authz
+            .authorize(bearer(
+                &t.gateway,
+                identity_change("outage-3", "arn:aws:iam::1:role/c"),
+            ))
+            .await;
+        if r.as_ref()
+            .is_ok_and(|d| d.get_ref().decision() == pb::Decision::RequireApproval)
+        {
+            recovered = true;
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert!(recovered, "the replica recovers without a restart");
+}

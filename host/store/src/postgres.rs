@@ -20,14 +20,19 @@ use deadpool_postgres::{Object, Pool, PoolConfig, Runtime, Timeouts};
 use tokio_postgres::NoTls;
 
 use crate::model::{
-    Approval, ApprovalFilter, ApprovalState, Credential, NewApproval, SigningKeyInfo, TokenEntry,
-    Vote, VoteOutcome,
+    Approval, ApprovalFilter, Credential, NewApproval, SigningKeyInfo, TokenEntry, Vote,
+    VoteOutcome,
 };
-use crate::sqlite::rows::{decided, json, to_json};
+use crate::sqlite::rows::{json, to_json};
 use crate::{StateStore, StoreError};
 
+mod approvals;
 mod rows;
 mod schema;
+mod url;
+
+pub(crate) use url::read_password;
+pub use url::redact_url;
 #[cfg(test)]
 mod tests;
 
@@ -63,32 +68,6 @@ impl Drop for PgStore {
         if let Some(rt) = self.runtime.take() {
             rt.shutdown_background();
         }
-    }
-}
-
-/// The password in `path` (a mounted secret), without its final newline.
-pub(crate) fn read_password(path: &std::path::Path) -> Result<String, StoreError> {
-    std::fs::read_to_string(path)
-        .map(|p| p.trim_end_matches(['\n', '\r']).to_string())
-        .map_err(|e| {
-            StoreError::Unreachable(format!(
-                "cannot read the database password file `{}`: {e}",
-                path.display()
-            ))
-        })
-}
-
-/// `url` with any password replaced, for logs and errors.
-pub fn redact_url(url: &str) -> String {
-    let Some((scheme, rest)) = url.split_once("://") else {
-        return url.split('?').next().unwrap_or_default().to_string();
-    };
-    match rest.split_once('@') {
-        Some((user, host)) => {
-            let user = user.split(':').next().unwrap_or_default();
-            format!("{scheme}://{user}:***@{host}")
-        }
-        None => format!("{scheme}://{rest}"),
     }
 }
 
@@ -218,74 +197,12 @@ impl StateStore for PgStore {
 
     fn hold_approval(&self, a: &NewApproval, now: i64) -> Result<(Approval, bool), StoreError> {
         let a = a.clone();
-        self.run(move |mut c| async move {
-            let tx = c.transaction().await?;
-            // One holder at a time per request, on every replica.
-            let key = format!("{}\u{1f}{}\u{1f}{}", a.request_digest, a.set.name, a.held_by);
-            tx.execute("SELECT pg_advisory_xact_lock(hashtextextended($1, 0))", &[&key])
-                .await?;
-            let open = tx
-                .query_opt(
-                    &format!(
-                        "SELECT {APPROVAL_COLUMNS} FROM approvals WHERE request_digest = $1 AND set_name = $2 AND held_by = $4 AND state = 'pending' AND expires_micros > $3 ORDER BY created_micros DESC LIMIT 1"
-                    ),
-                    &[&a.request_digest, &a.set.name, &now, &a.held_by],
-                )
-                .await?;
-            if let Some(row) = open {
-                let found = finish(&*tx, &row, now).await?;
-                tx.commit().await?;
-                return Ok((found, false));
-            }
-            insert_approval(&*tx, &a).await?;
-            let created = get_approval(&*tx, &a.id, now, false)
-                .await?
-                .ok_or_else(|| StoreError::Corrupt {
-                    what: "approval",
-                    id: a.id.clone(),
-                })?;
-            tx.commit().await?;
-            Ok((created, true))
-        })
+        self.run(move |c| approvals::hold(c, a, now))
     }
 
     fn list_approvals(&self, f: &ApprovalFilter) -> Result<Vec<Approval>, StoreError> {
         let f = f.clone();
-        self.run(move |c| async move {
-            let limit = match f.limit {
-                0 => DEFAULT_LIST_LIMIT,
-                n => n.min(MAX_LIST_LIMIT),
-            };
-            let states: Vec<&str> = f
-                .states
-                .iter()
-                .map(|s| match s {
-                    ApprovalState::Pending => "(state = 'pending' AND expires_micros > $3)",
-                    ApprovalState::Approved => "(state = 'approved' AND expires_micros > $3)",
-                    ApprovalState::Rejected => "state = 'rejected'",
-                    ApprovalState::Consumed => "state = 'consumed'",
-                    ApprovalState::Expired => {
-                        "(state = 'expired' OR (state IN ('pending', 'approved') AND expires_micros <= $3))"
-                    }
-                })
-                .collect();
-            let state_filter = if states.is_empty() {
-                "TRUE".to_string()
-            } else {
-                states.join(" OR ")
-            };
-            let rows = c
-                .query(
-                    &format!(
-                        "SELECT {APPROVAL_COLUMNS} FROM approvals
-                         WHERE ($1::TEXT IS NULL OR principal = $1) AND ($2::TEXT IS NULL OR task_id = $2) AND ($3::BIGINT IS NOT NULL) AND ({state_filter})
-                         ORDER BY created_micros DESC LIMIT $4"
-                    ),
-                    &[&f.principal, &f.task_id, &f.now_micros, &i64::try_from(limit).unwrap_or(i64::MAX)],
-                )
-                .await?;
-            finish_all(&**c, &rows, f.now_micros).await
-        })
+        self.run(move |c| approvals::list(c, f))
     }
 
     fn lapsed_approvals(&self, now: i64, limit: usize) -> Result<Vec<Approval>, StoreError> {
@@ -373,66 +290,12 @@ impl StateStore for PgStore {
 
     fn vote(&self, id: &str, vote: &Vote, now: i64) -> Result<VoteOutcome, StoreError> {
         let (id, vote) = (id.to_string(), vote.clone());
-        self.run(move |mut c| async move {
-            let tx = c.transaction().await?;
-            let Some(current) = get_approval(&*tx, &id, now, true).await? else {
-                return Ok(VoteOutcome::NotFound);
-            };
-            if current.votes.iter().any(|v| v.approver == vote.approver) {
-                return Ok(VoteOutcome::AlreadyVoted(current));
-            }
-            if current.state != ApprovalState::Pending {
-                return Ok(VoteOutcome::Closed(current));
-            }
-            tx.execute(
-                "INSERT INTO votes (approval_id, approver, approve, comment, at_micros) VALUES ($1, $2, $3, $4, $5)",
-                &[&id, &vote.approver, &vote.approve, &vote.comment, &vote.at_micros],
-            )
-            .await?;
-            let votes = current.votes.iter().map(|v| v.approve);
-            let state = decided(votes.chain([vote.approve]), current.new.approvers_required);
-            set_state(&*tx, &id, state, now).await?;
-            let updated = get_approval(&*tx, &id, now, false)
-                .await?
-                .ok_or_else(|| StoreError::Corrupt {
-                    what: "approval",
-                    id: id.clone(),
-                })?;
-            tx.commit().await?;
-            Ok(VoteOutcome::Counted(updated))
-        })
+        self.run(move |c| approvals::vote(c, id, vote, now))
     }
 
     fn retract_vote(&self, id: &str, approver: &str, now: i64) -> Result<(), StoreError> {
         let (id, approver) = (id.to_string(), approver.to_string());
-        self.run(move |mut c| async move {
-            let tx = c.transaction().await?;
-            let Some(current) = get_approval(&*tx, &id, now, true).await? else {
-                return Ok(());
-            };
-            if current.state == ApprovalState::Consumed {
-                return Ok(());
-            }
-            tx.execute(
-                "DELETE FROM votes WHERE approval_id = $1 AND approver = $2",
-                &[&id, &approver],
-            )
-            .await?;
-            let remaining = current
-                .votes
-                .iter()
-                .filter(|v| v.approver != approver)
-                .map(|v| v.approve);
-            set_state(
-                &*tx,
-                &id,
-                decided(remaining, current.new.approvers_required),
-                now,
-            )
-            .await?;
-            tx.commit().await?;
-            Ok(())
-        })
+        self.run(move |c| approvals::retract(c, id, approver, now))
     }
 
     fn consume_approval(&self, id: &str, decision_id: &str, now: i64) -> Result<bool, StoreError> {

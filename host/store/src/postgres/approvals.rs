@@ -1,0 +1,156 @@
+//! The approval operations of the PostgreSQL backend that take several statements:
+//! holding (under an advisory lock on the request), listing, voting and retracting
+//! (under a lock on the approval's row).
+
+use deadpool_postgres::Object;
+
+use super::rows::*;
+use super::{DEFAULT_LIST_LIMIT, MAX_LIST_LIMIT};
+use crate::StoreError;
+use crate::model::{Approval, ApprovalFilter, ApprovalState, NewApproval, Vote, VoteOutcome};
+use crate::sqlite::rows::decided;
+
+pub(super) async fn hold(
+    mut c: Object,
+    a: NewApproval,
+    now: i64,
+) -> Result<(Approval, bool), StoreError> {
+    let tx = c.transaction().await?;
+    // One holder at a time per request, on every replica.
+    let key = format!(
+        "{}\u{1f}{}\u{1f}{}",
+        a.request_digest, a.set.name, a.held_by
+    );
+    tx.execute(
+        "SELECT pg_advisory_xact_lock(hashtextextended($1, 0))",
+        &[&key],
+    )
+    .await?;
+    let open = tx
+        .query_opt(
+            &format!(
+                "SELECT {APPROVAL_COLUMNS} FROM approvals WHERE request_digest = $1 AND set_name = $2 AND held_by = $4 AND state = 'pending' AND expires_micros > $3 ORDER BY created_micros DESC LIMIT 1"
+            ),
+            &[&a.request_digest, &a.set.name, &now, &a.held_by],
+        )
+        .await?;
+    if let Some(row) = open {
+        let found = finish(&*tx, &row, now).await?;
+        tx.commit().await?;
+        return Ok((found, false));
+    }
+    insert_approval(&*tx, &a).await?;
+    let created = get_approval(&*tx, &a.id, now, false)
+        .await?
+        .ok_or_else(|| StoreError::Corrupt {
+            what: "approval",
+            id: a.id.clone(),
+        })?;
+    tx.commit().await?;
+    Ok((created, true))
+}
+
+pub(super) async fn list(c: Object, f: ApprovalFilter) -> Result<Vec<Approval>, StoreError> {
+    let limit = match f.limit {
+        0 => DEFAULT_LIST_LIMIT,
+        n => n.min(MAX_LIST_LIMIT),
+    };
+    let states: Vec<&str> = f
+        .states
+        .iter()
+        .map(|s| match s {
+            ApprovalState::Pending => "(state = 'pending' AND expires_micros > $3)",
+            ApprovalState::Approved => "(state = 'approved' AND expires_micros > $3)",
+            ApprovalState::Rejected => "state = 'rejected'",
+            ApprovalState::Consumed => "state = 'consumed'",
+            ApprovalState::Expired => {
+                "(state = 'expired' OR (state IN ('pending', 'approved') AND expires_micros <= $3))"
+            }
+        })
+        .collect();
+    let state_filter = if states.is_empty() {
+        "TRUE".to_string()
+    } else {
+        states.join(" OR ")
+    };
+    let rows = c
+        .query(
+            &format!(
+                "SELECT {APPROVAL_COLUMNS} FROM approvals
+                 WHERE ($1::TEXT IS NULL OR principal = $1) AND ($2::TEXT IS NULL OR task_id = $2) AND ($3::BIGINT IS NOT NULL) AND ({state_filter})
+                 ORDER BY created_micros DESC LIMIT $4"
+            ),
+            &[&f.principal, &f.task_id, &f.now_micros, &i64::try_from(limit).unwrap_or(i64::MAX)],
+        )
+        .await?;
+    finish_all(&**c, &rows, f.now_micros).await
+}
+
+pub(super) async fn vote(
+    mut c: Object,
+    id: String,
+    vote: Vote,
+    now: i64,
+) -> Result<VoteOutcome, StoreError> {
+    let tx = c.transaction().await?;
+    let Some(current) = get_approval(&*tx, &id, now, true).await? else {
+        return Ok(VoteOutcome::NotFound);
+    };
+    if current.votes.iter().any(|v| v.approver == vote.approver) {
+        return Ok(VoteOutcome::AlreadyVoted(current));
+    }
+    if current.state != ApprovalState::Pending {
+        return Ok(VoteOutcome::Closed(current));
+    }
+    tx.execute(
+        "INSERT INTO votes (approval_id, approver, approve, comment, at_micros) VALUES ($1, $2, $3, $4, $5)",
+        &[&id, &vote.approver, &vote.approve, &vote.comment, &vote.at_micros],
+    )
+    .await?;
+    let votes = current.votes.iter().map(|v| v.approve);
+    let state = decided(votes.chain([vote.approve]), current.new.approvers_required);
+    set_state(&*tx, &id, state, now).await?;
+    let updated =
+        get_approval(&*tx, &id, now, false)
+            .await?
+            .ok_or_else(|| StoreError::Corrupt {
+                what: "approval",
+                id: id.clone(),
+            })?;
+    tx.commit().await?;
+    Ok(VoteOutcome::Counted(updated))
+}
+
+pub(super) async fn retract(
+    mut c: Object,
+    id: String,
+    approver: String,
+    now: i64,
+) -> Result<(), StoreError> {
+    let tx = c.transaction().await?;
+    let Some(current) = get_approval(&*tx, &id, now, true).await? else {
+        return Ok(());
+    };
+    if current.state == ApprovalState::Consumed {
+        return Ok(());
+    }
+    tx.execute(
+        "DELETE FROM votes WHERE approval_id = $1 AND approver = $2",
+        &[&id, &approver],
+    )
+    .await?;
+    let remaining = current
+        .votes
+        .iter()
+        .filter(|v| v.approver != approver)
+        .map(|v| v.approve);
+    set_state(
+        &*tx,
+        &id,
+        decided(remaining, current.new.approvers_required),
+        now,
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(())
+}
