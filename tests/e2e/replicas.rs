@@ -275,6 +275,21 @@ async fn a_database_outage_fails_stateful_calls_closed_and_the_replica_recovers_
         .expect("a stateless decision still works");
     assert_eq!(plain.get_ref().decision(), pb::Decision::Allow);
 
+    // Health says approvals and credentials cannot be served (the token refresher
+    // finds the database gone within its interval), the authorizer still can.
+    assert_eq!(
+        health(&servers[0], "arbiter.v1.Approvals", false).await,
+        "NOT_SERVING"
+    );
+    assert_eq!(
+        health(&servers[0], "arbiter.v1.Credentials", false).await,
+        "NOT_SERVING"
+    );
+    assert_eq!(
+        health(&servers[0], "arbiter.v1.Authorizer", true).await,
+        "SERVING"
+    );
+
     pg.run("resume");
     // The same replica, not restarted, holds approvals again once the database is back.
     let mut recovered = false;
@@ -294,4 +309,37 @@ async fn a_database_outage_fails_stateful_calls_closed_and_the_replica_recovers_
         tokio::time::sleep(std::time::Duration::from_millis(100)).await;
     }
     assert!(recovered, "the replica recovers without a restart");
+    assert_eq!(
+        health(&servers[0], "arbiter.v1.Approvals", true).await,
+        "SERVING"
+    );
+}
+
+/// The health of `service` on `server`, once it is `serving` (or not), polling with a
+/// generous bound; what it last was otherwise.
+async fn health(server: &TestServer, service: &str, serving: bool) -> String {
+    use tonic_health::pb::health_check_response::ServingStatus;
+    use tonic_health::pb::{HealthCheckRequest, health_client::HealthClient};
+    let mut client = HealthClient::new(server.channel().await);
+    let want = if serving {
+        ServingStatus::Serving
+    } else {
+        ServingStatus::NotServing
+    };
+    let mut last = ServingStatus::Unknown;
+    for _ in 0..100 {
+        let r = client
+            .check(HealthCheckRequest {
+                service: service.into(),
+            })
+            .await
+            .expect("health answers")
+            .into_inner();
+        last = r.status();
+        if last == want {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    last.as_str_name().to_string()
 }

@@ -127,7 +127,28 @@ pub async fn start_with_clock(
             "cannot record the caller tokens; tokens not on record do not authenticate yet"
         );
     }
-    let refresher = arbiter_service::upkeep::spawn_token_refresher(app.clone());
+    // Approvals and credentials need the state database: their health follows it,
+    // while decisions that need no state go on.
+    let (state_ok, mut state_seen) = tokio::sync::watch::channel(true);
+    let refresher = arbiter_service::upkeep::spawn_token_refresher(app.clone(), state_ok);
+    let reporter = health_reporter.clone();
+    tokio::spawn(async move {
+        use tonic::server::NamedService as _;
+        type A = proto::approvals_server::ApprovalsServer<ApprovalsService>;
+        type C = proto::credentials_server::CredentialsServer<CredentialsService>;
+        loop {
+            let status = match *state_seen.borrow_and_update() {
+                true => tonic_health::ServingStatus::Serving,
+                false => tonic_health::ServingStatus::NotServing,
+            };
+            for name in [A::NAME, C::NAME] {
+                reporter.set_service_status(name, status).await;
+            }
+            if state_seen.changed().await.is_err() {
+                break;
+            }
+        }
+    });
     let sweeper = arbiter_service::upkeep::spawn_expiry_sweeper(app.clone(), config.state_keep);
     arbiter_notify::spawn(app.clone(), &config.notifications).context("cannot set up webhooks")?;
     let watcher = config

@@ -10,19 +10,28 @@ use crate::app::App;
 use crate::auth;
 
 /// Picks up (and records) tokens created or removed with `arbiter token` while the
-/// server runs.
-pub fn spawn_token_refresher(app: Arc<App>) -> JoinHandle<()> {
+/// server runs. Each pass reads the state database, so `state` also learns whether
+/// it answers (for health: approvals and credentials need it).
+pub fn spawn_token_refresher(
+    app: Arc<App>,
+    state: tokio::sync::watch::Sender<bool>,
+) -> JoinHandle<()> {
     tokio::spawn(async move {
         let mut tick = tokio::time::interval(auth::REFRESH);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             tick.tick().await;
-            if let Err(e) = crate::tokens::refresh(&app).await {
-                tracing::warn!(
-                    error = format!("{e:#}"),
-                    "cannot re-read or record the caller tokens; trying again shortly"
-                );
-            }
+            let ok = match crate::tokens::refresh(&app).await {
+                Ok(_) => true,
+                Err(e) => {
+                    tracing::warn!(
+                        error = format!("{e:#}"),
+                        "cannot re-read or record the caller tokens; trying again shortly"
+                    );
+                    false
+                }
+            };
+            state.send_if_modified(|was| std::mem::replace(was, ok) != ok);
         }
     })
 }
