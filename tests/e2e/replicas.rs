@@ -43,6 +43,9 @@ async fn replicas(url: &str, n: usize) -> (Vec<TestServer>, Tokens) {
         let data = tempfile::tempdir().expect("tempdir");
         let mut config = test_config(data.path());
         config.state_url = Some((url.to_string(), None));
+        // The key secret every replica mounts: their signing keys are shared.
+        config.credentials.key_secret =
+            Some(arbiter::credentials::KeySecret::from_bytes(&[42; 40]).expect("secret"));
         match &tokens {
             None => {
                 let t = with_tokens(&mut config);
@@ -342,4 +345,74 @@ async fn health(server: &TestServer, service: &str, serving: bool) -> String {
         tokio::time::sleep(std::time::Duration::from_millis(100)).await;
     }
     last.as_str_name().to_string()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_credential_minted_on_one_replica_introspects_on_the_others_and_a_revocation_reaches_them()
+ {
+    use arbiter::proto::credentials_client::CredentialsClient;
+    let Some(url) = database().await else {
+        return;
+    };
+    let (servers, t) = replicas(&url, 3).await;
+    let mut authz_a = AuthorizerClient::new(channel(&servers[0].url).await);
+    let mut request = identity_change("replicas-keys", "arn:aws:iam::1:role/keys");
+    request.credential = Some(pb::CredentialRequest::default());
+    let id = hold(&mut authz_a, &t.gateway, request.clone()).await;
+    let mut approvals_b = ApprovalsClient::new(channel(&servers[1].url).await);
+    vote(&mut approvals_b, &t.alice, &id, true)
+        .await
+        .expect("vote on B");
+    // Redeemed on C: C signs with the shared key.
+    request.approval_id = id;
+    let mut authz_c = AuthorizerClient::new(channel(&servers[2].url).await);
+    let allowed = authz_c
+        .authorize(bearer(&t.gateway, request))
+        .await
+        .expect("redeemed on C")
+        .into_inner();
+    let credential = allowed.credential.expect("a credential");
+    let (jwt, jti) = (credential.token, credential.id);
+    let introspect = |url: String, jwt: String, token: String| async move {
+        let mut c = CredentialsClient::new(channel(&url).await);
+        c.introspect(bearer(&token, pb::IntrospectRequest { token: jwt }))
+            .await
+            .expect("introspect")
+            .into_inner()
+    };
+    for s in &servers {
+        let r = introspect(s.url.clone(), jwt.clone(), t.gateway.clone()).await;
+        assert!(r.active, "active on {}", s.url);
+    }
+    // Every replica publishes the same keys.
+    let jwks = |url: String| async move {
+        let mut c = CredentialsClient::new(channel(&url).await);
+        c.get_jwks(pb::GetJwksRequest::default())
+            .await
+            .expect("jwks")
+            .into_inner()
+            .jwks_json
+    };
+    let first = jwks(servers[0].url.clone()).await;
+    for s in &servers[1..] {
+        assert_eq!(jwks(s.url.clone()).await, first);
+    }
+    // Revoked through B: inactive on A (polling, generous bound).
+    let mut creds_b = CredentialsClient::new(channel(&servers[1].url).await);
+    creds_b
+        .revoke(bearer(&t.gateway, pb::RevokeRequest { id: jti }))
+        .await
+        .expect("revoked on B");
+    let mut inactive = false;
+    for _ in 0..100 {
+        if !introspect(servers[0].url.clone(), jwt.clone(), t.gateway.clone())
+            .await
+            .active
+        {
+            inactive = true;
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    assert!(inactive, "the revocation made on B is seen on A");
 }

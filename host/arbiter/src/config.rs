@@ -159,6 +159,9 @@ pub struct RawCredentials {
     pub max_lifetime_secs: Option<u64>,
     /// Lifetime when a request names none, in seconds.
     pub default_lifetime_secs: Option<u64>,
+    /// A file of at least 32 random bytes every replica mounts: signing keys are then
+    /// kept sealed in the state database, shared by the replicas.
+    pub key_secret_file: Option<PathBuf>,
 }
 
 /// Validated server configuration.

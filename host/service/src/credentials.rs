@@ -7,7 +7,9 @@
 //! kept in `<data_dir>/keys/deployment-id`) unless `[credentials] issuer` names one.
 //!
 //! Keys live in `<data_dir>/keys/credentials/<kid>.pem` (owner-only); which one signs
-//! is recorded in the state database. Rotation starts a new key; a retired key stays
+//! is recorded in the state database. With a key secret (`[credentials]
+//! key_secret_file`), they live sealed in the state database instead, shared by every
+//! replica that mounts the same secret (`sealed.rs`). Rotation starts a new key; a retired key stays
 //! published until every credential it signed has expired.
 
 use std::path::PathBuf;
@@ -15,7 +17,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use arbiter_core::{Decision, Request, SharedClock};
-use arbiter_keys::{PublicKey, SecretKey};
+use arbiter_keys::SecretKey;
 use arbiter_store::{Credential, StateStore};
 use arc_swap::ArcSwap;
 use base64::Engine as _;
@@ -23,6 +25,12 @@ use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
 use crate::ServiceError;
+
+mod keyring;
+mod sealed;
+
+use keyring::{Keyring, jwks_json, load_keyring};
+pub use sealed::KeySecret;
 
 /// The longest any credential may live, whatever the config says: credentials for
 /// agents are minutes, not hours.
@@ -43,6 +51,10 @@ pub struct CredentialConfig {
     pub max_lifetime: Duration,
     /// Lifetime when the request names none.
     pub default_lifetime: Duration,
+    /// The deployment's key secret: with it, signing keys are kept sealed in the
+    /// state database (shared by replicas) instead of key files, and the default
+    /// issuer is derived from it.
+    pub key_secret: Option<KeySecret>,
 }
 
 impl Default for CredentialConfig {
@@ -52,6 +64,7 @@ impl Default for CredentialConfig {
             issuer: String::new(),
             max_lifetime: DEFAULT_MAX_LIFETIME,
             default_lifetime: DEFAULT_LIFETIME,
+            key_secret: None,
         }
     }
 }
@@ -99,15 +112,6 @@ pub struct Issued {
 /// What introspection found: `None` is inactive.
 pub type Introspection = Option<(Claims, String)>;
 
-#[derive(Debug)]
-struct Keyring {
-    active: (String, SecretKey),
-    /// The active key as the JOSE library takes it.
-    encoding: jsonwebtoken::EncodingKey,
-    /// Every key that may still have live credentials, with its retirement time.
-    published: Vec<(String, PublicKey, Option<i64>)>,
-}
-
 /// Issues, checks and revokes credentials.
 #[derive(Debug)]
 pub struct Credentials {
@@ -138,9 +142,12 @@ impl Credentials {
         arbiter_runtime::create_private_dir(&dir)?;
         let mut config = config;
         if config.issuer.is_empty() {
-            config.issuer = deployment_issuer(&data_dir.join("keys"))?;
+            config.issuer = match &config.key_secret {
+                Some(k) => k.issuer().to_string(),
+                None => deployment_issuer(&data_dir.join("keys"))?,
+            };
         }
-        let keyring = load_keyring(&*store, &dir, config.max_lifetime, clock.now_micros())?;
+        let keyring = load_keyring(&*store, &dir, &config, clock.now_micros())?;
         let this = Self {
             store,
             clock,
@@ -332,14 +339,19 @@ impl Credentials {
         let old = self.active_kid();
         let key = SecretKey::generate().map_err(|e| unavailable("cannot create a key", e))?;
         let kid = key.public().id();
-        key.write_new(&self.dir.join(format!("{kid}.pem")))
-            .map_err(|e| unavailable("cannot write the new signing key", e))?;
-        self.store
-            .activate_signing_key(&kid, self.clock.now_micros())?;
+        keyring::keep_new(
+            &*self.store,
+            &self.dir,
+            &self.config,
+            &kid,
+            &key,
+            self.clock.now_micros(),
+        )
+        .map_err(|e| unavailable("cannot keep the new signing key", e))?;
         let ring = load_keyring(
             &*self.store,
             &self.dir,
-            self.config.max_lifetime,
+            &self.config,
             self.clock.now_micros(),
         )
         .map_err(|e| unavailable("cannot reload the signing keys", e))?;
@@ -347,6 +359,35 @@ impl Credentials {
         self.write_jwks()
             .map_err(|e| unavailable("cannot write jwks.json", e))?;
         Ok((kid, old))
+    }
+
+    /// Re-reads the keys other replicas keep in the shared state database (with a key
+    /// secret; key files are this server's alone and need no re-reading): a key
+    /// another replica rotated to is published here, and signs here, within one pass.
+    pub fn reload_shared(&self) -> anyhow::Result<()> {
+        if self.config.key_secret.is_none() {
+            return Ok(());
+        }
+        let _one_at_a_time = self.rotation.lock().unwrap_or_else(|e| e.into_inner());
+        let ring = load_keyring(
+            &*self.store,
+            &self.dir,
+            &self.config,
+            self.clock.now_micros(),
+        )?;
+        let kids = |r: &Keyring| {
+            r.published
+                .iter()
+                .map(|(k, ..)| k.clone())
+                .collect::<Vec<_>>()
+        };
+        let changed =
+            kids(&ring) != kids(&self.keys.load()) || ring.active.0 != self.keys.load().active.0;
+        self.keys.store(Arc::new(ring));
+        if changed {
+            self.write_jwks()?;
+        }
+        Ok(())
     }
 
     fn write_jwks(&self) -> anyhow::Result<()> {
@@ -406,71 +447,4 @@ fn deployment_issuer(keys: &std::path::Path) -> anyhow::Result<String> {
         );
     }
     Ok(format!("urn:arbiter:{id}"))
-}
-
-fn jwks_json(ring: &Keyring) -> String {
-    let keys: Vec<_> = ring
-        .published
-        .iter()
-        .map(|(kid, public, _)| {
-            serde_json::json!({
-                "kty": "OKP",
-                "crv": "Ed25519",
-                "x": B64.encode(public.to_bytes()),
-                "kid": kid,
-                "alg": "EdDSA",
-                "use": "sig",
-            })
-        })
-        .collect();
-    serde_json::json!({ "keys": keys }).to_string()
-}
-
-/// Reads the key files named in the state database; creates the first key, or a new
-/// one when the active key's file is gone (its credentials then fail introspection).
-fn load_keyring(
-    store: &dyn StateStore,
-    dir: &std::path::Path,
-    max_lifetime: Duration,
-    now: i64,
-) -> anyhow::Result<Keyring> {
-    let horizon = i64::try_from(max_lifetime.as_micros()).unwrap_or(i64::MAX);
-    let mut active = None;
-    let mut published = Vec::new();
-    for info in store.signing_keys()? {
-        let path = dir.join(format!("{}.pem", info.kid));
-        let retired_long_ago = info
-            .retired_micros
-            .is_some_and(|r| r.saturating_add(horizon) < now);
-        if retired_long_ago || !path.exists() {
-            if info.retired_micros.is_none() {
-                tracing::warn!(kid = %info.kid, path = %path.display(), "the active credential signing key file is missing; creating a new key");
-            }
-            continue;
-        }
-        let key = SecretKey::load(&path)?;
-        published.push((info.kid.clone(), key.public(), info.retired_micros));
-        if info.retired_micros.is_none() {
-            active = Some((info.kid, key));
-        }
-    }
-    let active = match active {
-        Some(a) => a,
-        None => {
-            let key = SecretKey::generate()?;
-            let kid = key.public().id();
-            key.write_new(&dir.join(format!("{kid}.pem")))?;
-            store.activate_signing_key(&kid, now)?;
-            published.push((kid.clone(), key.public(), None));
-            tracing::info!(kid = %kid, "created a credential signing key");
-            (kid, key)
-        }
-    };
-    let encoding = jsonwebtoken::EncodingKey::from_ed_pem(active.1.to_pem().as_bytes())
-        .map_err(|e| anyhow::anyhow!("the signing key `{}` cannot sign JWTs: {e}", active.0))?;
-    Ok(Keyring {
-        active,
-        encoding,
-        published,
-    })
 }

@@ -10,7 +10,7 @@ use crate::app::App;
 use crate::auth;
 
 /// Picks up (and records) tokens created or removed with `arbiter token` while the
-/// server runs. Each pass reads the state database, so `state` also learns whether
+/// server runs, and signing keys other replicas rotated to. Each pass reads the state database, so `state` also learns whether
 /// it answers (for health: approvals and credentials need it).
 pub fn spawn_token_refresher(
     app: Arc<App>,
@@ -21,6 +21,14 @@ pub fn spawn_token_refresher(
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             tick.tick().await;
+            // Keys another replica rotated to (shared keys only; a no-op otherwise).
+            let creds = app.credentials().clone();
+            if let Ok(Err(e)) = tokio::task::spawn_blocking(move || creds.reload_shared()).await {
+                tracing::warn!(
+                    error = format!("{e:#}"),
+                    "cannot re-read the shared signing keys; trying again shortly"
+                );
+            }
             let ok = match crate::tokens::refresh(&app).await {
                 Ok(_) => true,
                 Err(e) => {

@@ -347,6 +347,31 @@ pub(crate) fn races_are_decided_by_the_store(s: &dyn StateStore) {
     assert_eq!(ids.len(), 1, "every holder joined one approval: {ids:?}");
 }
 
+/// A sealed key secret is kept and made active at once; the store keeps its bytes as
+/// given (sealing is the service's).
+pub(crate) fn sealed_signing_keys_are_kept_and_activated(s: &dyn StateStore) {
+    s.activate_signing_key("file-key", 1).expect("activate");
+    s.add_sealed_signing_key("k1", &[0, 1, 2, 255], 2)
+        .expect("add");
+    s.add_sealed_signing_key("k2", &[9; 64], 3).expect("add");
+    assert_eq!(
+        s.sealed_signing_keys().expect("read"),
+        vec![
+            ("k1".to_string(), vec![0, 1, 2, 255]),
+            ("k2".to_string(), vec![9; 64])
+        ]
+    );
+    let keys = s.signing_keys().expect("keys");
+    let state: Vec<(&str, Option<i64>)> = keys
+        .iter()
+        .map(|k| (k.kid.as_str(), k.retired_micros))
+        .collect();
+    assert_eq!(
+        state,
+        [("file-key", Some(2)), ("k1", Some(3)), ("k2", None)]
+    );
+}
+
 /// Makes a `#[test]` of every contract test, each on the store `$fresh` makes
 /// (`Some((anything to keep alive, store))`, or `None` to skip, said by `$fresh`).
 macro_rules! contract_suite {
@@ -420,6 +445,13 @@ macro_rules! contract_suite {
                 return;
             };
             $crate::contract::purging_removes_only_closed_approvals_and_expired_credentials_before_the_cutoff(&store);
+        }
+        #[test]
+        fn sealed_signing_keys_are_kept_and_activated() {
+            let Some((_keep, store)) = $fresh else {
+                return;
+            };
+            $crate::contract::sealed_signing_keys_are_kept_and_activated(&store);
         }
         #[test]
         fn races_are_decided_by_the_store() {

@@ -179,4 +179,14 @@ pub trait StateStore: Send + Sync + std::fmt::Debug {
     fn signing_keys(&self) -> Result<Vec<SigningKeyInfo>, StoreError>;
     /// Makes `kid` the active signing key, retiring the others at `now_micros`.
     fn activate_signing_key(&self, kid: &str, now_micros: i64) -> Result<(), StoreError>;
+    /// Keeps a signing key's sealed secret in the database (replicas sharing it then
+    /// share their keys) and makes it the active key, retiring the others, at once.
+    fn add_sealed_signing_key(
+        &self,
+        kid: &str,
+        sealed: &[u8],
+        now_micros: i64,
+    ) -> Result<(), StoreError>;
+    /// Every sealed signing key secret kept in the database, by key id.
+    fn sealed_signing_keys(&self) -> Result<Vec<(String, Vec<u8>)>, StoreError>;
 }

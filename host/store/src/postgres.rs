@@ -27,6 +27,7 @@ use crate::sqlite::rows::{json, to_json};
 use crate::{StateStore, StoreError};
 
 mod approvals;
+mod keys;
 mod rows;
 mod schema;
 mod url;
@@ -461,21 +462,23 @@ impl StateStore for PgStore {
 
     fn activate_signing_key(&self, kid: &str, now: i64) -> Result<(), StoreError> {
         let kid = kid.to_string();
-        self.run(move |mut c| async move {
-            let tx = c.transaction().await?;
-            tx.execute(
-                "UPDATE signing_keys SET retired_micros = $2 WHERE kid != $1 AND retired_micros IS NULL",
-                &[&kid, &now],
-            )
-            .await?;
-            tx.execute(
-                "INSERT INTO signing_keys (kid, created_micros, retired_micros) VALUES ($1, $2, NULL)
-                 ON CONFLICT (kid) DO UPDATE SET retired_micros = NULL",
-                &[&kid, &now],
-            )
-            .await?;
-            tx.commit().await?;
-            Ok(())
+        self.run(move |c| keys::activate_key(c, kid, now))
+    }
+
+    fn add_sealed_signing_key(&self, kid: &str, sealed: &[u8], now: i64) -> Result<(), StoreError> {
+        let (kid, sealed) = (kid.to_string(), sealed.to_vec());
+        self.run(move |c| keys::add_sealed(c, kid, sealed, now))
+    }
+
+    fn sealed_signing_keys(&self) -> Result<Vec<(String, Vec<u8>)>, StoreError> {
+        self.run(move |c| async move {
+            let rows = c
+                .query(
+                    "SELECT kid, sealed FROM sealed_signing_keys ORDER BY kid",
+                    &[],
+                )
+                .await?;
+            Ok(rows.iter().map(|r| (r.get(0), r.get(1))).collect())
         })
     }
 }

@@ -83,6 +83,12 @@ const MIGRATIONS: &[&str] = &[
     ALTER TABLE credentials ADD COLUMN holder TEXT NOT NULL DEFAULT '';
     DROP INDEX approvals_pending;
     CREATE INDEX approvals_pending ON approvals (request_digest, set_name, held_by, state);",
+    // 4: signing keys' secrets sealed with the deployment's key secret, for replicas
+    // that share their state (and so their keys) instead of key files.
+    "CREATE TABLE sealed_signing_keys (
+        kid TEXT PRIMARY KEY,
+        sealed BLOB NOT NULL
+    );",
 ];
 
 /// The newest schema this build knows.

@@ -432,6 +432,37 @@ impl StateStore for SqliteStore {
         tx.commit()?;
         Ok(())
     }
+
+    fn add_sealed_signing_key(&self, kid: &str, sealed: &[u8], now: i64) -> Result<(), StoreError> {
+        let mut conn = self.conn();
+        let tx = conn.transaction()?;
+        tx.execute(
+            "INSERT INTO sealed_signing_keys (kid, sealed) VALUES (?1, ?2)
+             ON CONFLICT (kid) DO UPDATE SET sealed = excluded.sealed",
+            params![kid, sealed],
+        )?;
+        tx.execute(
+            "UPDATE signing_keys SET retired_micros = ?2 WHERE kid != ?1 AND retired_micros IS NULL",
+            params![kid, now],
+        )?;
+        tx.execute(
+            "INSERT INTO signing_keys (kid, created_micros, retired_micros) VALUES (?1, ?2, NULL)
+             ON CONFLICT (kid) DO UPDATE SET retired_micros = NULL",
+            params![kid, now],
+        )?;
+        tx.commit()?;
+        Ok(())
+    }
+
+    fn sealed_signing_keys(&self) -> Result<Vec<(String, Vec<u8>)>, StoreError> {
+        let conn = self.conn();
+        let mut stmt =
+            conn.prepare_cached("SELECT kid, sealed FROM sealed_signing_keys ORDER BY kid")?;
+        let keys = stmt
+            .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(keys)
+    }
 }
 
 /// The wall clock in unix microseconds.

@@ -3,6 +3,8 @@
 
 use std::time::Duration;
 
+use anyhow::Context as _;
+
 use super::{AuditSettings, MAX_AUDIT_QUEUE, REDACTABLE, RawAudit, RawCredentials};
 use crate::credentials::CredentialConfig;
 
@@ -63,10 +65,26 @@ pub(super) fn credential_config(raw: RawCredentials) -> anyhow::Result<Credentia
         Some(i) => i,
         None => d.issuer,
     };
+    let key_secret = match raw.key_secret_file {
+        None => None,
+        Some(path) => {
+            let bytes = std::fs::read(&path).with_context(|| {
+                format!(
+                    "cannot read [credentials] key_secret_file `{}`",
+                    path.display()
+                )
+            })?;
+            let secret = crate::credentials::KeySecret::from_bytes(&bytes).map_err(|e| {
+                anyhow::anyhow!("[credentials] key_secret_file `{}` {e}", path.display())
+            })?;
+            Some(secret)
+        }
+    };
     Ok(CredentialConfig {
         issuer,
         max_lifetime: Duration::from_secs(max),
         default_lifetime: Duration::from_secs(default),
+        key_secret,
     })
 }
 

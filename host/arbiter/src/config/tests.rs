@@ -130,3 +130,35 @@ fn the_config_format_version_is_checked() {
         "{e}"
     );
 }
+
+#[test]
+fn a_key_secret_file_is_read_and_a_short_or_missing_one_is_named() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let resolve = |path: &Path| {
+        let text = format!(
+            "[credentials]\nkey_secret_file = {:?}",
+            path.display().to_string()
+        );
+        Config::resolve(
+            Some((Path::new("c.toml"), raw(&text))),
+            &ServeArgs::default(),
+        )
+    };
+    let good = dir.path().join("secret");
+    std::fs::write(&good, [b'x'; 48]).expect("write");
+    let c = resolve(&good).expect("resolves");
+    let secret = c.credentials.key_secret.expect("a key secret");
+    assert!(secret.issuer().starts_with("urn:arbiter:"));
+    let short = dir.path().join("short");
+    std::fs::write(&short, "tiny\n").expect("write");
+    let e = format!("{:#}", resolve(&short).expect_err("too short"));
+    assert!(e.contains("short") && e.contains("at least 32"), "{e}");
+    let e = format!(
+        "{:#}",
+        resolve(&dir.path().join("missing")).expect_err("missing")
+    );
+    assert!(
+        e.contains("key_secret_file") && e.contains("missing"),
+        "{e}"
+    );
+}

@@ -81,6 +81,12 @@ const MIGRATIONS: &[&str] = &[
         created_micros BIGINT NOT NULL,
         retired_micros BIGINT
     );",
+    // 2: signing keys' secrets sealed with the deployment's key secret: replicas share
+    // their keys through the database.
+    "CREATE TABLE sealed_signing_keys (
+        kid TEXT PRIMARY KEY,
+        sealed BYTEA NOT NULL
+    );",
 ];
 
 /// The newest schema this build knows.
