@@ -420,15 +420,7 @@ impl StateStore for SqliteStore {
     fn activate_signing_key(&self, kid: &str, now: i64) -> Result<(), StoreError> {
         let mut conn = self.conn();
         let tx = conn.transaction()?;
-        tx.execute(
-            "UPDATE signing_keys SET retired_micros = ?2 WHERE kid != ?1 AND retired_micros IS NULL",
-            params![kid, now],
-        )?;
-        tx.execute(
-            "INSERT INTO signing_keys (kid, created_micros, retired_micros) VALUES (?1, ?2, NULL)
-             ON CONFLICT (kid) DO UPDATE SET retired_micros = NULL",
-            params![kid, now],
-        )?;
+        activate(&tx, kid, now)?;
         tx.commit()?;
         Ok(())
     }
@@ -441,15 +433,7 @@ impl StateStore for SqliteStore {
              ON CONFLICT (kid) DO UPDATE SET sealed = excluded.sealed",
             params![kid, sealed],
         )?;
-        tx.execute(
-            "UPDATE signing_keys SET retired_micros = ?2 WHERE kid != ?1 AND retired_micros IS NULL",
-            params![kid, now],
-        )?;
-        tx.execute(
-            "INSERT INTO signing_keys (kid, created_micros, retired_micros) VALUES (?1, ?2, NULL)
-             ON CONFLICT (kid) DO UPDATE SET retired_micros = NULL",
-            params![kid, now],
-        )?;
+        activate(&tx, kid, now)?;
         tx.commit()?;
         Ok(())
     }
@@ -463,6 +447,20 @@ impl StateStore for SqliteStore {
             .collect::<Result<Vec<_>, _>>()?;
         Ok(keys)
     }
+}
+
+/// Retires every other signing key at `now` and makes `kid` the active one.
+fn activate(tx: &rusqlite::Transaction<'_>, kid: &str, now: i64) -> Result<(), StoreError> {
+    tx.execute(
+        "UPDATE signing_keys SET retired_micros = ?2 WHERE kid != ?1 AND retired_micros IS NULL",
+        params![kid, now],
+    )?;
+    tx.execute(
+        "INSERT INTO signing_keys (kid, created_micros, retired_micros) VALUES (?1, ?2, NULL)
+         ON CONFLICT (kid) DO UPDATE SET retired_micros = NULL",
+        params![kid, now],
+    )?;
+    Ok(())
 }
 
 /// The wall clock in unix microseconds.
