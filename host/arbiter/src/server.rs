@@ -362,6 +362,7 @@ fn open_state(
     let stored_tokens = store
         .tokens()
         .context("cannot read the caller tokens from the state database")?;
+    metrics.set_state_up(true);
     // The zero-config tour lets loopback callers decide without a token, until the
     // data directory holds tokens: from then on callers say who they are.
     let anonymous = if config.tour && !stored_tokens.is_empty() {

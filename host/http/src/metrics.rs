@@ -1,5 +1,7 @@
 //! The metrics endpoint: `GET /metrics` over HTTP/1.1 (hyper), plain or over TLS,
-//! rendering the service's registry.
+//! rendering the service's registry; and the probes a kubelet can reach without a
+//! client certificate: `GET /healthz` (the process answers) and `GET /readyz` (the
+//! state database answers too; `503` while it does not).
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -30,26 +32,40 @@ pub async fn serve(
         let (metrics, refresh) = (metrics.clone(), refresh.clone());
         let acceptor = acceptor.clone();
         tokio::spawn(async move {
-            let service =
-                hyper::service::service_fn(move |req: hyper::Request<hyper::body::Incoming>| {
+            let service = hyper::service::service_fn(
+                move |req: hyper::Request<hyper::body::Incoming>| {
                     let (metrics, refresh) = (metrics.clone(), refresh.clone());
                     async move {
-                        let response = if req.uri().path() == "/metrics" {
-                            refresh(&metrics);
+                        let text = |status: StatusCode, body: &'static [u8]| {
                             Response::builder()
-                                .header(
-                                    "content-type",
-                                    "application/openmetrics-text; version=1.0.0; charset=utf-8",
-                                )
-                                .body(Full::new(Bytes::from(metrics.encode())))
-                        } else {
-                            Response::builder()
-                                .status(StatusCode::NOT_FOUND)
-                                .body(Full::new(Bytes::from_static(b"metrics are at /metrics\n")))
+                                .status(status)
+                                .body(Full::new(Bytes::from_static(body)))
+                        };
+                        let response = match req.uri().path() {
+                            "/metrics" => {
+                                refresh(&metrics);
+                                Response::builder()
+                                    .header(
+                                        "content-type",
+                                        "application/openmetrics-text; version=1.0.0; charset=utf-8",
+                                    )
+                                    .body(Full::new(Bytes::from(metrics.encode())))
+                            }
+                            "/healthz" => text(StatusCode::OK, b"ok\n"),
+                            "/readyz" if metrics.state_up() => text(StatusCode::OK, b"ready\n"),
+                            "/readyz" => text(
+                                StatusCode::SERVICE_UNAVAILABLE,
+                                b"not ready: the state database does not answer\n",
+                            ),
+                            _ => text(
+                                StatusCode::NOT_FOUND,
+                                b"metrics are at /metrics; probes at /healthz and /readyz\n",
+                            ),
                         };
                         response.map_err(|e| e.to_string())
                     }
-                });
+                },
+            );
             let http = hyper::server::conn::http1::Builder::new();
             match acceptor {
                 Some(acceptor) => {

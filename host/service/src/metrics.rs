@@ -111,6 +111,7 @@ pub struct Metrics {
     quarantines: Family<PluginLabel, Gauge>,
     overload_timeouts: Family<PluginLabel, Gauge>,
     audit_queue: Gauge,
+    state_up: Gauge,
     audit_write_seconds: Histogram,
     audit_records: Counter,
     audit_failures: Counter,
@@ -148,6 +149,7 @@ impl Metrics {
             quarantines: Family::default(),
             overload_timeouts: Family::default(),
             audit_queue: Gauge::default(),
+            state_up: Gauge::default(),
             audit_write_seconds: latency(),
             audit_records: Counter::default(),
             audit_failures: Counter::default(),
@@ -214,6 +216,11 @@ impl Metrics {
             "plugin_overload_timeouts",
             "Timeouts of a plugin that were the host's overload (it waited for a CPU): denied, not counted toward quarantine",
             m.overload_timeouts.clone(),
+        );
+        r.register(
+            "state_database_up",
+            "1 while the state database answers (approvals and credentials can be served), 0 while it does not",
+            m.state_up.clone(),
         );
         r.register(
             "audit_queue_depth",
@@ -353,6 +360,16 @@ impl Metrics {
         self.overload_timeouts
             .get_or_create(&label)
             .set(gauge(status.overload_timeouts));
+    }
+
+    /// Whether the state database answers (`/readyz` follows it).
+    pub fn set_state_up(&self, up: bool) {
+        self.state_up.set(i64::from(up));
+    }
+
+    /// The last [`Metrics::set_state_up`].
+    pub fn state_up(&self) -> bool {
+        self.state_up.get() == 1
     }
 
     /// The audit queue depth (refreshed at every scrape).

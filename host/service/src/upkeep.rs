@@ -39,6 +39,7 @@ pub fn spawn_token_refresher(
                     false
                 }
             };
+            app.metrics().set_state_up(ok);
             state.send_if_modified(|was| std::mem::replace(was, ok) != ok);
         }
     })
