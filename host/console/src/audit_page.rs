@@ -280,29 +280,6 @@ pub(crate) fn utc_micros(v: &str) -> Option<i64> {
     if d.next().is_some() || t.next().is_some() {
         return None;
     }
-    let leap = year % 4 == 0 && (year % 100 != 0 || year % 400 == 0);
-    let month_days = match month {
-        2 if leap => 29,
-        2 => 28,
-        4 | 6 | 9 | 11 => 30,
-        1..=12 => 31,
-        _ => return None,
-    };
-    if !(1..=month_days).contains(&day) || hour > 23 || minute > 59 || second > 59 {
-        return None;
-    }
-    let secs = days_from_civil(year, month, day) * 86_400 + hour * 3600 + minute * 60 + second;
+    let secs = arbiter_core::clock::unix_secs(year, month, day, hour, minute, second)?;
     Some(secs * 1_000_000)
-}
-
-/// Howard Hinnant's `days_from_civil`: the day number (0 = 1970-01-01) of a proleptic
-/// Gregorian date; the inverse of the one `arbiter_core::clock` formats with.
-fn days_from_civil(year: i64, month: i64, day: i64) -> i64 {
-    let y = if month <= 2 { year - 1 } else { year };
-    let era = y.div_euclid(400);
-    let yoe = y - era * 400;
-    let mp = (month + 9) % 12;
-    let doy = (153 * mp + 2) / 5 + day - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    era * 146_097 + doe - 719_468
 }

@@ -346,13 +346,7 @@ async fn decision_record(app: &App, id: &str) -> Option<serde_json::Value> {
         limit: 1,
         ..arbiter_audit::Filter::default()
     };
-    let found = arbiter_service::approvals::blocking(move || {
-        log.query(&filter).map_err(|e| {
-            tracing::error!(error = %e, "the console could not read a decision record");
-            ServiceError::Unavailable("the audit log cannot be read".into())
-        })
-    })
-    .await;
+    let found = crate::audit_page::query(log, filter).await;
     let record = found.ok()?.into_iter().next()?;
     serde_json::from_str(record.record.body.get()).ok()
 }

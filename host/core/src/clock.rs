@@ -76,6 +76,42 @@ pub fn rfc3339(micros: i64) -> String {
     )
 }
 
+/// Unix seconds of a UTC date and time of the proleptic Gregorian calendar; `None`
+/// when it is no such time (month 13, February 30, hour 24, ...). The inverse of the
+/// date [`rfc3339`] writes.
+pub fn unix_secs(
+    year: i64,
+    month: i64,
+    day: i64,
+    hour: i64,
+    minute: i64,
+    second: i64,
+) -> Option<i64> {
+    let leap = (year % 4 == 0 && year % 100 != 0) || year % 400 == 0;
+    let month_days = match month {
+        2 if leap => 29,
+        2 => 28,
+        4 | 6 | 9 | 11 => 30,
+        1..=12 => 31,
+        _ => return None,
+    };
+    if !(1..=month_days).contains(&day)
+        || !(0..=23).contains(&hour)
+        || !(0..=59).contains(&minute)
+        || !(0..=59).contains(&second)
+    {
+        return None;
+    }
+    // Howard Hinnant's `days_from_civil`, the inverse of `civil_from_days` below.
+    let y = if month <= 2 { year - 1 } else { year };
+    let era = y.div_euclid(400);
+    let year_of_era = y - era * 400;
+    let day_of_year = (153 * ((month + 9) % 12) + 2) / 5 + day - 1;
+    let day_of_era = year_of_era * 365 + year_of_era / 4 - year_of_era / 100 + day_of_year;
+    let days = era * 146_097 + day_of_era - 719_468;
+    Some(days * 86_400 + hour * 3600 + minute * 60 + second)
+}
+
 /// Howard Hinnant's `civil_from_days`: the proleptic Gregorian date of a day number
 /// (0 = 1970-01-01). Pulling in a date crate for a timestamp format is not worth it.
 fn civil_from_days(days: i64) -> (i64, i64, i64) {
@@ -94,6 +130,29 @@ fn civil_from_days(days: i64) -> (i64, i64, i64) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn unix_secs_inverts_the_format_and_refuses_impossible_times() {
+        assert_eq!(unix_secs(1970, 1, 1, 0, 0, 0), Some(0));
+        assert_eq!(unix_secs(2000, 2, 29, 0, 0, 0), Some(951_782_400));
+        let t = unix_secs(2026, 12, 6, 18, 5, 7).expect("a time");
+        assert_eq!(rfc3339(t * 1_000_000), "2026-12-06T18:05:07.000000Z");
+        for (y, mo, d, h, mi, s) in [
+            (2023, 2, 29, 0, 0, 0),
+            (2026, 13, 1, 0, 0, 0),
+            (2026, 4, 31, 0, 0, 0),
+            (2026, 1, 0, 0, 0, 0),
+            (2026, 1, 1, 24, 0, 0),
+            (2026, 1, 1, 0, 60, 0),
+            (2026, 1, 1, 0, 0, 60),
+        ] {
+            assert_eq!(
+                unix_secs(y, mo, d, h, mi, s),
+                None,
+                "{y}-{mo}-{d} {h}:{mi}:{s}"
+            );
+        }
+    }
 
     #[test]
     fn formats_known_instants() {

@@ -21,9 +21,11 @@ pub fn spawn_token_refresher(
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             tick.tick().await;
-            // Keys another replica rotated to (shared keys only; a no-op otherwise).
+            // Keys another replica rotated to (only keys shared through the database).
             let creds = app.credentials().clone();
-            if let Ok(Err(e)) = tokio::task::spawn_blocking(move || creds.reload_shared()).await {
+            if creds.config().key_secret.is_some()
+                && let Ok(Err(e)) = tokio::task::spawn_blocking(move || creds.reload_shared()).await
+            {
                 tracing::warn!(
                     error = format!("{e:#}"),
                     "cannot re-read the shared signing keys; trying again shortly"

@@ -17,6 +17,7 @@
 //! assert!(store.approval("nope", 0).unwrap().is_none());
 //! ```
 
+mod columns;
 #[cfg(test)]
 mod contract;
 mod model;

@@ -19,11 +19,11 @@ use std::time::Duration;
 use deadpool_postgres::{Object, Pool, PoolConfig, Runtime, Timeouts};
 use tokio_postgres::NoTls;
 
+use crate::columns::{json, to_json};
 use crate::model::{
     Approval, ApprovalFilter, Credential, NewApproval, SigningKeyInfo, TokenEntry, Vote,
     VoteOutcome,
 };
-use crate::sqlite::rows::{json, to_json};
 use crate::{StateStore, StoreError};
 
 mod approvals;

@@ -12,8 +12,9 @@ use crate::model::{
 };
 use crate::{StateStore, StoreError, schema};
 
-pub(crate) mod rows;
+mod rows;
 
+use crate::columns::{decided, json, to_json};
 use rows::*;
 
 /// How long a writer waits for another process (e.g. `arbiter token create` while the

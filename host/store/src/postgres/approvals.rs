@@ -7,8 +7,8 @@ use deadpool_postgres::Object;
 use super::rows::*;
 use super::{DEFAULT_LIST_LIMIT, MAX_LIST_LIMIT};
 use crate::StoreError;
+use crate::columns::decided;
 use crate::model::{Approval, ApprovalFilter, ApprovalState, NewApproval, Vote, VoteOutcome};
-use crate::sqlite::rows::decided;
 
 pub(super) async fn hold(
     mut c: Object,
@@ -73,6 +73,8 @@ pub(super) async fn list(c: Object, f: ApprovalFilter) -> Result<Vec<Approval>, 
     } else {
         states.join(" OR ")
     };
+    // `$3::BIGINT IS NOT NULL` (always true) names the clock's type for PostgreSQL
+    // when no state condition uses it: every parameter must have one.
     let rows = c
         .query(
             &format!(

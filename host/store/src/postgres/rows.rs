@@ -3,8 +3,8 @@
 use tokio_postgres::{GenericClient, Row};
 
 use crate::StoreError;
+use crate::columns::{json, to_json};
 use crate::model::{Approval, ApprovalState, Credential, NewApproval, Vote};
-use crate::sqlite::rows::{json, to_json};
 
 pub(super) const APPROVAL_COLUMNS: &str = "id, request_digest, request, principal, delegation, task_id, set_name, set_version, set_digest, decision_id, reasons, approvers_required, created_micros, expires_micros, state, consumed_micros, consumed_by, updated_micros, held_by";
 

@@ -5,6 +5,7 @@ use std::path::Path;
 use rusqlite::{Connection, OptionalExtension as _, Row, params};
 
 use crate::StoreError;
+use crate::columns::{json, to_json};
 use crate::model::{Approval, ApprovalState, Credential, NewApproval, Vote};
 
 /// Creates the file owner-only before SQLite opens it (SQLite would use 0644).
@@ -26,22 +27,6 @@ pub(super) fn create_private(path: &Path) -> Result<(), StoreError> {
 }
 
 pub(super) const APPROVAL_COLUMNS: &str = "id, request_digest, request, principal, delegation, task_id, set_name, set_version, set_digest, decision_id, reasons, approvers_required, created_micros, expires_micros, state, consumed_micros, consumed_by, updated_micros, held_by";
-
-pub(crate) fn json<T: serde::de::DeserializeOwned>(
-    text: &str,
-    what: &'static str,
-    id: &str,
-) -> Result<T, StoreError> {
-    serde_json::from_str(text).map_err(|_| StoreError::Corrupt {
-        what,
-        id: id.to_string(),
-    })
-}
-
-pub(crate) fn to_json<T: serde::Serialize>(v: &T) -> String {
-    // Serialising plain data (strings, numbers, vectors) cannot fail.
-    serde_json::to_string(v).unwrap_or_default()
-}
 
 /// Raw columns of an approval row, parsed outside rusqlite's row closure.
 pub(super) struct ApprovalRow {
@@ -153,22 +138,6 @@ pub(super) fn get_approval(
         .query_row([id], approval_row)
         .optional()?;
     row.map(|row| finish(conn, row, now)).transpose()
-}
-
-/// The state votes put an approval in: any no rejects; enough yeses approve.
-pub(crate) fn decided(votes: impl Iterator<Item = bool>, required: u32) -> ApprovalState {
-    let mut yes = 0u32;
-    for approve in votes {
-        if !approve {
-            return ApprovalState::Rejected;
-        }
-        yes += 1;
-    }
-    if yes >= required {
-        ApprovalState::Approved
-    } else {
-        ApprovalState::Pending
-    }
 }
 
 pub(super) fn set_state(
