@@ -142,6 +142,8 @@ pub struct RawState {
     pub url: Option<String>,
     /// A file holding the PostgreSQL password (a mounted secret), kept out of the URL.
     pub password_file: Option<PathBuf>,
+    /// This replica's id among those sharing the database (default: the host name).
+    pub replica_id: Option<String>,
 }
 
 /// How long closed approvals and expired credentials stay in the state database by
@@ -209,6 +211,8 @@ pub struct Config {
     pub state_keep: Option<Duration>,
     /// PostgreSQL instead of `<data_dir>/state.db`: the URL and a password file.
     pub state_url: Option<(String, Option<PathBuf>)>,
+    /// This replica's id (`--replica-id`; default the host name).
+    pub replica_id: String,
     /// Credential settings.
     pub credentials: CredentialConfig,
     /// Where Prometheus metrics are served; `None` is off.
@@ -380,6 +384,9 @@ impl Config {
             .or(state.url)
             .filter(|u| !u.is_empty());
         let state_url = state_url.map(|u| (u, state.password_file));
+        let replica_id = args.replica_id.as_deref().or(state.replica_id.as_deref());
+        let replica_id = arbiter_service::replica::resolve(replica_id)
+            .map_err(|e| anyhow::anyhow!("--replica-id / [state] replica_id: {e}"))?;
         let state_keep = match state.keep_days {
             Some(0) => None,
             Some(d @ 1..=36_500) => Some(Duration::from_secs(d * 86_400)),
@@ -426,6 +433,7 @@ impl Config {
             approval_ttl,
             state_keep,
             state_url,
+            replica_id,
             credentials,
             listen,
             data_dir,

@@ -10,12 +10,10 @@ use tokio::net::TcpListener;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
-use arbiter_audit::{AuditConfig, AuditLog};
-
-use crate::app::{App, AuditObserver};
+use crate::app::App;
 use crate::approvals::ApprovalDesk;
 use crate::auth::{self, Authenticator};
-use crate::config::{AuditSettings, Config};
+use crate::config::Config;
 use crate::credentials::Credentials;
 use crate::grpc::{
     admin::AdminService, approvals::ApprovalsService, audit::AuditService, authorizer::Authorizer,
@@ -235,7 +233,7 @@ pub async fn start_with_clock(
         let id = set.identity();
         tracing::info!(set = %id.name, version = %id.version, digest = %id.digest, default = (id.name == sets.default_name()), "serving policy set");
     }
-    tracing::info!(listen = %local_addr, tls = config.tls.is_some(), data_dir = %config.data_dir.display(), "arbiter is serving");
+    tracing::info!(listen = %local_addr, tls = config.tls.is_some(), data_dir = %config.data_dir.display(), replica = %config.replica_id, "arbiter is serving");
     if let Some(addr) = metrics_addr {
         let scheme = match config.tls.as_ref().and_then(|t| t.metrics()) {
             Some(_) => "https",
@@ -410,7 +408,18 @@ fn open_state(
             tracing::warn!("the audit log is off: decisions are not recorded");
             None
         }
-        Some(settings) => Some(open_audit(config, settings, metrics.clone())?),
+        Some(s) => {
+            let options = arbiter_service::audit_log::AuditOptions {
+                checkpoint_every: s.checkpoint_every,
+                queue_capacity: s.queue_capacity,
+                checkpoint_copy: s.checkpoint_copy.clone(),
+            };
+            Some(arbiter_service::audit_log::open(
+                &config.data_dir,
+                &options,
+                metrics.clone(),
+            )?)
+        }
     };
     let redact = config
         .audit
@@ -436,43 +445,6 @@ fn open_state(
         loader,
         history,
         clock,
+        replica_id: config.replica_id.clone(),
     }))
-}
-
-/// Opens `<data_dir>/audit.db`, signing checkpoints with `<data_dir>/keys/audit.pem`
-/// (created on first start) and publishing its public half as `keys/audit.pub`.
-fn open_audit(
-    config: &Config,
-    settings: &AuditSettings,
-    metrics: Arc<Metrics>,
-) -> anyhow::Result<AuditLog> {
-    let keys = config.data_dir.join("keys");
-    arbiter_runtime::create_private_dir(&keys)?;
-    let key = arbiter_keys::SecretKey::load_or_create(&keys.join("audit.pem"))
-        .context("cannot load the audit checkpoint key")?;
-    key.public()
-        .write(&keys.join("audit.pub"))
-        .context("cannot write the audit public key")?;
-    let mut audit = AuditConfig::new(config.data_dir.join("audit.db"), key);
-    audit.checkpoint_every = settings.checkpoint_every;
-    audit.queue_capacity = std::num::NonZeroUsize::new(settings.queue_capacity)
-        .context("the audit queue capacity must be at least 1")?;
-    let copy = match &settings.checkpoint_copy {
-        None => None,
-        Some(path) => {
-            let file = std::fs::OpenOptions::new()
-                .create(true)
-                .append(true)
-                .open(path)
-                .with_context(|| {
-                    format!(
-                        "cannot open the audit checkpoint copy `{}` ([audit] checkpoint_copy) for appending",
-                        path.display()
-                    )
-                })?;
-            Some((path.clone(), std::sync::Mutex::new(file)))
-        }
-    };
-    AuditLog::open(audit, Some(Arc::new(AuditObserver { metrics, copy })))
-        .context("cannot open the audit log")
 }

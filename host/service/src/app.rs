@@ -39,6 +39,7 @@ pub struct App {
     /// Flips to `true` when the server starts shutting down (see [`App::stopping`]).
     stopping: watch::Sender<bool>,
     pub(crate) clock: SharedClock,
+    replica_id: String,
 }
 
 /// What a server is assembled from (see `arbiter::server::open`).
@@ -66,46 +67,8 @@ pub struct Parts {
     pub history: History,
     /// The time records and state go by (the system clock; a test's own clock).
     pub clock: SharedClock,
-}
-
-/// Feeds the audit writer's batches into the metrics, and appends each signed
-/// checkpoint to `[audit] checkpoint_copy` when set.
-#[derive(Debug)]
-pub struct AuditObserver {
-    /// The server's metrics.
-    pub metrics: Arc<Metrics>,
-    /// The checkpoint copy file, opened for appending.
-    pub copy: Option<(std::path::PathBuf, std::sync::Mutex<std::fs::File>)>,
-}
-
-impl arbiter_audit::Observer for AuditObserver {
-    fn committed(&self, records: usize, latency: std::time::Duration) {
-        self.metrics.audit_committed(records, latency);
-    }
-
-    fn failed(&self, records: usize, error: &arbiter_audit::AuditError) {
-        tracing::error!(records, error = %error, "audit batch could not be written");
-        self.metrics.audit_failed();
-    }
-
-    fn checkpointed(&self, number: u64, seq: u64, hash: &arbiter_audit::Hash) {
-        use std::io::Write as _;
-        let Some((path, file)) = &self.copy else {
-            return;
-        };
-        let line = serde_json::json!({
-            "number": number,
-            "seq": seq,
-            "hash": hex::encode(hash),
-            "at_micros": arbiter_store::now_micros(),
-        });
-        let mut file = file.lock().unwrap_or_else(|e| e.into_inner());
-        let written = writeln!(file, "{line}").and_then(|()| file.sync_data());
-        if let Err(e) = written {
-            // The log itself is intact; only its outside witness missed a checkpoint.
-            tracing::error!(path = %path.display(), error = %e, number, "cannot copy an audit checkpoint");
-        }
-    }
+    /// This replica's id among those sharing the state database.
+    pub replica_id: String,
 }
 
 impl App {
@@ -125,6 +88,7 @@ impl App {
             set_changes: tokio::sync::Mutex::new(()),
             stopping: watch::channel(false).0,
             clock: p.clock,
+            replica_id: p.replica_id,
         }
     }
 
@@ -166,6 +130,11 @@ impl App {
     /// Loads new set versions with the server's trust policy.
     pub fn loader(&self) -> &Loader {
         &self.loader
+    }
+
+    /// This replica's id among those sharing the state database.
+    pub fn replica_id(&self) -> &str {
+        &self.replica_id
     }
 
     /// The time records and state go by.

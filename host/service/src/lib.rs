@@ -8,6 +8,7 @@
 
 pub mod app;
 pub mod approvals;
+pub mod audit_log;
 pub mod auth;
 pub mod awaiting;
 pub mod budget;
@@ -22,6 +23,7 @@ pub mod newest;
 pub mod pipeline;
 pub mod records;
 pub mod redaction;
+pub mod replica;
 pub mod sets;
 pub mod shadow;
 pub mod tokens;

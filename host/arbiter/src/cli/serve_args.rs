@@ -21,6 +21,10 @@ pub struct ServeArgs {
     /// the password from `[state] password_file`) [default: <data-dir>/state.db].
     #[arg(long, env = "ARBITER_STATE_URL")]
     pub state_url: Option<String>,
+    /// This replica's id among those sharing the state database, unique among the
+    /// live ones [default: the host name, which is the pod name in Kubernetes].
+    #[arg(long, env = "ARBITER_REPLICA_ID")]
+    pub replica_id: Option<String>,
     /// Policy set to load: `builtin:NAME` or a set directory; repeat for several.
     /// [default: builtin:reference]
     #[arg(
