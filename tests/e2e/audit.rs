@@ -424,6 +424,51 @@ async fn a_vote_that_cannot_be_audited_does_not_count() {
     assert_eq!(a.state(), pb::ApprovalState::Approved);
 }
 
+#[tokio::test(flavor = "multi_thread")]
+async fn a_redemption_whose_credential_cannot_be_recorded_gives_its_approval_back() {
+    let data = tempfile::tempdir().expect("tempdir");
+    let mut config = test_config(data.path());
+    let t = with_tokens(&mut config);
+    let server = TestServer::start_config(config, data).await;
+    let ch = channel(&server.url).await;
+    let mut authz = AuthorizerClient::new(ch.clone());
+    let mut approvals = arbiter::proto::approvals_client::ApprovalsClient::new(ch.clone());
+    let mut request = crate::approvals::identity_change("task-r", "arn:role/r");
+    request.credential = Some(pb::CredentialRequest::default());
+    let id = crate::approvals::hold(&mut authz, &t.gateway, request.clone()).await;
+    crate::approvals::vote(&mut approvals, &t.alice, &id, true)
+        .await
+        .expect("approved");
+    request.approval_id = id.clone();
+    let db = server.audit_db();
+    break_audit_log(&db);
+    let s = authz
+        .authorize(bearer(&t.gateway, request.clone()))
+        .await
+        .expect_err("a credential not on record is not handed out");
+    assert_eq!(s.code(), Code::Unavailable, "{s:?}");
+    mend_audit_log(&db);
+    // The approval was given back: still approved, and the redemption now succeeds.
+    let a = approvals
+        .get_approval(bearer(&t.alice, pb::GetApprovalRequest { id: id.clone() }))
+        .await
+        .expect("get")
+        .into_inner();
+    assert_eq!(a.state(), pb::ApprovalState::Approved, "{a:?}");
+    let d = authz
+        .authorize(bearer(&t.gateway, request.clone()))
+        .await
+        .expect("redeemed")
+        .into_inner();
+    assert_eq!(d.decision(), pb::Decision::Allow);
+    assert!(d.credential.is_some());
+    let s = authz
+        .authorize(bearer(&t.gateway, request))
+        .await
+        .expect_err("once");
+    assert_eq!(s.code(), Code::FailedPrecondition, "{s:?}");
+}
+
 /// Polls `check` every 100 ms for up to 20 s (ten token refresh periods).
 async fn eventually<F, Fut>(what: &str, mut check: F)
 where

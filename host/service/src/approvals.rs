@@ -17,6 +17,10 @@ use crate::ServiceError;
 use crate::auth::Caller;
 use crate::events::{ApprovalChange, ApprovalStep};
 
+mod digest;
+use digest::evidence;
+pub use digest::{approval_digest, identity_key};
+
 /// How long an approval stays open by default: long enough for a human to react,
 /// short enough that a stale approval does not authorise tomorrow's action.
 pub const DEFAULT_TTL: Duration = Duration::from_secs(60 * 60);
@@ -362,6 +366,25 @@ impl ApprovalDesk {
         }
     }
 
+    /// Gives back an approval `decision_id` consumed but could not use (its credential
+    /// could not be issued or recorded), so the requester may redeem it again; logs
+    /// when it cannot.
+    pub async fn release(&self, id: &str, decision_id: &str) {
+        let store = self.store.clone();
+        let (key, dec) = (id.to_string(), decision_id.to_string());
+        let now = self.clock.now_micros();
+        match blocking(move || Ok(store.release_approval(&key, &dec, now)?)).await {
+            Ok(true) => {}
+            Ok(false) => tracing::warn!(
+                approval = id,
+                "an approval to give back was not consumed by this decision"
+            ),
+            Err(e) => {
+                tracing::error!(approval = id, error = %e, "cannot give back an approval whose credential was never handed out; it stays used")
+            }
+        }
+    }
+
     /// One approver's vote, under separation of duties.
     pub async fn vote(
         &self,
@@ -446,42 +469,4 @@ impl ApprovalDesk {
         let store = self.store.clone();
         blocking(move || Ok(store.list_approvals(&filter)?)).await
     }
-}
-
-/// How ids compare for separation of duties: an enforcement point and a token may spell
-/// the same person differently (`Alice@Acme.org`, `alice@acme.org `).
-pub fn identity_key(id: &str) -> String {
-    use unicode_normalization::UnicodeNormalization as _;
-    // Compatibility forms fold (fullwidth letters, ligatures), then case.
-    id.trim().nfkc().collect::<String>().to_lowercase()
-}
-
-/// What an approval is bound to: the canonical request digest, and whether (and for how
-/// long) a credential was asked for, so a redemption cannot add a credential the
-/// approvers never saw.
-pub fn approval_digest(request: &Request, credential: Option<Option<Duration>>) -> String {
-    use sha2::Digest as _;
-    let digest = request.digest();
-    match credential {
-        None => hex::encode(digest),
-        Some(wish) => {
-            let mut h = sha2::Sha256::new();
-            h.update(digest);
-            h.update(b"credential");
-            h.update(wish.map_or(0, |w| w.as_secs()).to_be_bytes());
-            hex::encode(h.finalize())
-        }
-    }
-}
-
-/// What approvers see: the request, and the credential it asks for, if any.
-fn evidence(request: &Request, credential: Option<Option<Duration>>) -> serde_json::Value {
-    let mut v = serde_json::to_value(request).unwrap_or_default();
-    if let (Some(wish), Some(map)) = (credential, v.as_object_mut()) {
-        map.insert(
-            "credential".into(),
-            serde_json::json!({ "lifetime_seconds": wish.map_or(0, |w| w.as_secs()) }),
-        );
-    }
-    v
 }

@@ -286,10 +286,12 @@ impl Decider {
         })
     }
 
-    /// The effects of an allow: a credential when asked for, and the approval used.
-    /// The credential is recorded first and the approval consumed second: if recording
-    /// fails the approval stays usable; if another request used the approval meanwhile,
-    /// the credential is revoked before anyone sees it.
+    /// The effects of an allow: the approval used, and a credential when asked for.
+    /// The approval is consumed first, by one conditional update in the store, so of
+    /// any number of requests racing for it (on any replica) one wins and only that
+    /// one issues a credential. When the credential cannot be issued or recorded, or
+    /// the consumption cannot be recorded, the credential is revoked before anyone
+    /// sees it and the approval is given back, usable again.
     async fn allow(
         &self,
         caller: &Caller,
@@ -299,57 +301,37 @@ impl Decider {
         approval: Option<arbiter_store::Approval>,
         answer: &mut Effects,
     ) -> Result<(), ServiceError> {
-        let issued = match a.credential {
-            Some(wish) => {
-                let creds = self.app.credentials.clone();
-                let (request, decision, to) = (a.request.clone(), d.clone(), holder.to_string());
-                let issued = blocking(move || creds.issue(&request, &decision, wish, &to)).await?;
-                let recorded = self
-                    .app
-                    .record(AuditEvent::Credential {
-                        actor: &caller.id,
-                        event: CredentialEvent::Issued {
-                            id: issued.id.clone(),
-                            decision_id: d.id.clone(),
-                            task_id: a.request.intent.task_id.clone(),
-                            expires_at: issued.expires_at,
-                        },
-                    })
-                    .await;
-                if let Err(e) = recorded {
-                    self.revoke_unhanded(caller, &issued.id, d, "its issue could not be recorded")
-                        .await;
-                    return Err(e);
-                }
-                Some(issued)
-            }
+        let consumed = match approval {
+            Some(approval) => Some(self.app.approvals.consume(&approval.new.id, &d.id).await?),
             None => None,
         };
-        if let Some(approval) = approval {
-            let consumed = self.app.approvals.consume(&approval.new.id, &d.id).await;
-            let consumed = match consumed {
-                Ok(c) => c,
-                Err(e) => {
-                    if let Some(issued) = &issued {
-                        self.revoke_unhanded(
-                            caller,
-                            &issued.id,
-                            d,
-                            "its approval was used by another request meanwhile",
-                        )
-                        .await;
-                    }
-                    return Err(e);
+        let issued = match self.issue(caller, holder, a, d).await {
+            Ok(issued) => issued,
+            Err(e) => {
+                if let Some(c) = &consumed {
+                    self.app.approvals.release(&c.new.id, &d.id).await;
                 }
-            };
-            self.app
+                return Err(e);
+            }
+        };
+        if let Some(consumed) = consumed {
+            let recorded = self
+                .app
                 .record(AuditEvent::Approval {
                     actor: &caller.id,
                     approval: &consumed,
                     step: ApprovalStep::Consumed,
                     vote: None,
                 })
-                .await?;
+                .await;
+            if let Err(e) = recorded {
+                if let Some(issued) = &issued {
+                    let why = "the use of its approval could not be recorded";
+                    self.revoke_unhanded(caller, &issued.id, d, why).await;
+                }
+                self.app.approvals.release(&consumed.new.id, &d.id).await;
+                return Err(e);
+            }
             answer.approval_id = Some(consumed.new.id);
         }
         answer.credential = issued.map(|issued| IssuedCredential {
@@ -358,6 +340,41 @@ impl Decider {
             expires_at: issued.expires_at,
         });
         Ok(())
+    }
+
+    /// Issues and records the credential the request asked for, if any; one whose
+    /// issue cannot be recorded is revoked before anyone sees it.
+    async fn issue(
+        &self,
+        caller: &Caller,
+        holder: &str,
+        a: &Authorize,
+        d: &Decision,
+    ) -> Result<Option<crate::credentials::Issued>, ServiceError> {
+        let Some(wish) = a.credential else {
+            return Ok(None);
+        };
+        let creds = self.app.credentials.clone();
+        let (request, decision, to) = (a.request.clone(), d.clone(), holder.to_string());
+        let issued = blocking(move || creds.issue(&request, &decision, wish, &to)).await?;
+        let recorded = self
+            .app
+            .record(AuditEvent::Credential {
+                actor: &caller.id,
+                event: CredentialEvent::Issued {
+                    id: issued.id.clone(),
+                    decision_id: d.id.clone(),
+                    task_id: a.request.intent.task_id.clone(),
+                    expires_at: issued.expires_at,
+                },
+            })
+            .await;
+        if let Err(e) = recorded {
+            self.revoke_unhanded(caller, &issued.id, d, "its issue could not be recorded")
+                .await;
+            return Err(e);
+        }
+        Ok(Some(issued))
     }
 
     /// Revokes a credential that must not escape, and records that (`why` it was never

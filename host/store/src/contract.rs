@@ -5,6 +5,8 @@
 use crate::*;
 use arbiter_core::{Reason, SetIdentity};
 
+pub(crate) mod leases;
+
 pub(crate) fn approval(id: &str, required: u32) -> NewApproval {
     NewApproval {
         id: id.into(),
@@ -118,6 +120,16 @@ pub(crate) fn an_approval_is_consumed_once_and_only_when_approved_in_time(s: &dy
     let a = s.approval("a1", 4_000).expect("read").expect("exists");
     assert_eq!(a.state, ApprovalState::Consumed);
     assert_eq!(a.consumed_by.as_deref(), Some("d2"));
+    // Only the decision that consumed it may give it back, once; then it is usable.
+    assert!(!s.release_approval("a1", "d3", 4_500).expect("not d3's"));
+    assert!(s.release_approval("a1", "d2", 4_500).expect("release"));
+    assert!(!s.release_approval("a1", "d2", 4_500).expect("twice"));
+    let a = s.approval("a1", 4_500).expect("read").expect("exists");
+    assert_eq!((a.state, a.consumed_by), (ApprovalState::Approved, None));
+    assert!(
+        s.consume_approval("a1", "d3", 4_600)
+            .expect("consume again")
+    );
 }
 
 pub(crate) fn holding_the_same_request_again_finds_its_open_approval(s: &dyn StateStore) {
@@ -372,6 +384,112 @@ pub(crate) fn sealed_signing_keys_are_kept_and_activated(s: &dyn StateStore) {
     );
 }
 
+fn stored_state(name: &str, enforced: &str, versions: &[&str]) -> StoredSetState {
+    StoredSetState {
+        name: name.into(),
+        enforced: enforced.into(),
+        shadow: None,
+        config: Some(enforced.into()),
+        versions: versions.iter().map(|v| (*v).to_string()).collect(),
+        revision: 0,
+        changed_by: "replica-a".into(),
+        changed_micros: 7,
+    }
+}
+
+fn stored_bundle(digest: &str, source: BundleSource) -> StoredBundle {
+    StoredBundle {
+        digest: digest.into(),
+        name: "reference".into(),
+        version: digest.to_uppercase(),
+        source,
+        origin: "upload".into(),
+        signer: Some("key-1".into()),
+        added_micros: 5,
+    }
+}
+
+/// Set states are stored with their bundles at a growing revision, only over the
+/// state the changing replica saw; each replica's own report replaces its last one.
+pub(crate) fn set_states_are_published_over_the_revision_seen(s: &dyn StateStore) {
+    assert_eq!(s.set_revision().expect("revision"), 0);
+    assert_eq!(s.set_states().expect("states"), (0, Vec::new()));
+    let v1 = stored_bundle("d1", BundleSource::Bytes(vec![0, 1, 2, 255]));
+    let builtin = stored_bundle("d0", BundleSource::Builtin("builtin:reference".into()));
+    let first = s
+        .publish_set(
+            &stored_state("reference", "d1", &["d1", "d0"]),
+            &[v1.clone(), builtin.clone()],
+            0,
+        )
+        .expect("publish")
+        .expect("nothing stored before");
+    assert_eq!(s.set_revision().expect("revision"), first);
+    assert_eq!(s.set_bundle("d1").expect("read"), Some(v1.clone()));
+    assert_eq!(s.set_bundle("d0").expect("read"), Some(builtin));
+    assert_eq!(s.set_bundle("nope").expect("read"), None);
+    assert_eq!(
+        s.stored_set_bundles(&["d0".into(), "d9".into(), "d1".into()])
+            .expect("stored"),
+        vec!["d0".to_string(), "d1".to_string()]
+    );
+    // A replica that saw no state for the name is too late now: nothing changes.
+    assert_eq!(
+        s.publish_set(&stored_state("reference", "d2", &["d2"]), &[], 0)
+            .expect("publish"),
+        None
+    );
+    let mut shadowing = stored_state("reference", "d1", &["d2", "d1"]);
+    shadowing.shadow = Some("d2".into());
+    let v2 = stored_bundle("d2", BundleSource::Bytes(vec![7; 300]));
+    let second = s
+        .publish_set(&shadowing, std::slice::from_ref(&v2), first)
+        .expect("publish")
+        .expect("over the revision seen");
+    assert!(second > first);
+    // A bundle stored before keeps its first bytes.
+    let mut other = v1.clone();
+    other.source = BundleSource::Bytes(vec![9]);
+    let third = s
+        .publish_set(&stored_state("other", "d1", &["d1"]), &[other], 0)
+        .expect("publish")
+        .expect("a new name");
+    assert_eq!(s.set_bundle("d1").expect("read"), Some(v1));
+    let (revision, states) = s.set_states().expect("states");
+    assert_eq!(revision, third);
+    assert_eq!(states.len(), 2);
+    assert_eq!(states[0].name, "other");
+    assert_eq!(
+        states[1],
+        StoredSetState {
+            revision: second,
+            ..shadowing
+        }
+    );
+
+    let row = |replica: &str, name: &str, digest: &str| ReplicaSet {
+        replica_id: replica.into(),
+        name: name.into(),
+        enforced_digest: digest.into(),
+        enforced_version: digest.to_uppercase(),
+        shadow_digest: None,
+        error: None,
+        updated_micros: 9,
+    };
+    s.record_replica_sets("a", &[row("a", "reference", "d1"), row("a", "other", "d1")])
+        .expect("record");
+    let mut refused = row("b", "reference", "d0");
+    refused.error = Some("not signed by a trusted key".into());
+    s.record_replica_sets("b", std::slice::from_ref(&refused))
+        .expect("record");
+    s.record_replica_sets("a", &[row("a", "reference", "d2")])
+        .expect("record again");
+    assert_eq!(
+        s.replica_sets().expect("read"),
+        vec![row("a", "reference", "d2"), refused]
+    );
+}
+
 /// Makes a `#[test]` of every contract test, each on the store `$fresh` makes
 /// (`Some((anything to keep alive, store))`, or `None` to skip, said by `$fresh`).
 macro_rules! contract_suite {
@@ -454,12 +572,20 @@ macro_rules! contract_suite {
             $crate::contract::sealed_signing_keys_are_kept_and_activated(&store);
         }
         #[test]
+        fn set_states_are_published_over_the_revision_seen() {
+            let Some((_keep, store)) = $fresh else {
+                return;
+            };
+            $crate::contract::set_states_are_published_over_the_revision_seen(&store);
+        }
+        #[test]
         fn races_are_decided_by_the_store() {
             let Some((_keep, store)) = $fresh else {
                 return;
             };
             $crate::contract::races_are_decided_by_the_store(&store);
         }
+        $crate::contract::leases::lease_suite!($fresh);
     };
 }
 pub(crate) use contract_suite;

@@ -20,15 +20,19 @@
 mod columns;
 #[cfg(test)]
 mod contract;
+mod lease;
 mod model;
+mod policy_sets;
 mod postgres;
 mod schema;
 mod sqlite;
 
+pub use lease::{ReplicaLease, ReplicaLeases};
 pub use model::{
     Approval, ApprovalFilter, ApprovalState, Credential, NewApproval, SigningKeyInfo, TokenEntry,
     Vote, VoteOutcome,
 };
+pub use policy_sets::{BundleSource, ReplicaSet, SetStore, StoredBundle, StoredSetState};
 pub use postgres::{PgStore, redact_url};
 pub use sqlite::{SqliteStore, now_micros};
 
@@ -90,11 +94,19 @@ pub enum StoreError {
     /// The PostgreSQL database cannot be reached.
     #[error("the state database cannot be reached: {0}")]
     Unreachable(String),
+    /// The TLS parameters of the PostgreSQL URL do not fit together.
+    #[error("state database TLS: {0}")]
+    Tls(String),
+    /// A TLS file the PostgreSQL URL names cannot be used.
+    #[error(transparent)]
+    TlsFile(#[from] arbiter_tls::TlsError),
 }
 
 /// The durable state of one Arbiter deployment. Every method is synchronous and
-/// durable when it returns; async callers run them on a blocking thread.
-pub trait StateStore: Send + Sync + std::fmt::Debug {
+/// durable when it returns; async callers run them on a blocking thread. The policy
+/// sets replicas share are kept through its part [`SetStore`], and which process holds
+/// each replica id through its part [`ReplicaLeases`].
+pub trait StateStore: SetStore + ReplicaLeases + Send + Sync + std::fmt::Debug {
     /// Records a new pending approval.
     fn create_approval(&self, approval: &NewApproval) -> Result<(), StoreError>;
     /// The approval `id` with its votes; its state reads `expired` once past expiry.
@@ -138,6 +150,15 @@ pub trait StateStore: Send + Sync + std::fmt::Debug {
     /// Marks an approved, unexpired approval as used by `decision_id`. `false` when it
     /// is not (any longer) approved: single use is enforced here, atomically.
     fn consume_approval(
+        &self,
+        id: &str,
+        decision_id: &str,
+        now_micros: i64,
+    ) -> Result<bool, StoreError>;
+    /// Gives back an approval that `decision_id` consumed but could not use (its
+    /// credential could not be issued or recorded): it is approved again, as before.
+    /// `false` when it was not consumed by that decision.
+    fn release_approval(
         &self,
         id: &str,
         decision_id: &str,

@@ -17,7 +17,6 @@ use std::future::Future;
 use std::time::Duration;
 
 use deadpool_postgres::{Object, Pool, PoolConfig, Runtime, Timeouts};
-use tokio_postgres::NoTls;
 
 use crate::columns::{json, to_json};
 use crate::model::{
@@ -28,12 +27,16 @@ use crate::{StateStore, StoreError};
 
 mod approvals;
 mod keys;
+mod lease;
+mod policy_sets;
 mod rows;
 mod schema;
+mod tls;
 mod url;
 
 pub(crate) use url::read_password;
 pub use url::redact_url;
+use url::with_causes;
 #[cfg(test)]
 mod tests;
 
@@ -74,7 +77,8 @@ impl Drop for PgStore {
 
 impl PgStore {
     /// Connects to the database at `url` (`postgres://user:password@host:port/db`, or
-    /// the key=value form) and brings its schema up to date under the migration lock.
+    /// the key=value form; TLS as libpq's `sslmode`, `sslrootcert`, `sslcert` and
+    /// `sslkey` say) and brings its schema up to date under the migration lock.
     pub fn open(url: &str) -> Result<Self, StoreError> {
         Self::open_with(url, None)
     }
@@ -82,15 +86,20 @@ impl PgStore {
     /// [`PgStore::open`], with the password given apart from the URL.
     pub fn open_with(url: &str, password: Option<String>) -> Result<Self, StoreError> {
         let shown = redact_url(url);
-        let mut pg: tokio_postgres::Config = url.parse().map_err(|e: tokio_postgres::Error| {
-            StoreError::Unreachable(format!("`{shown}` is not a PostgreSQL URL: {e}"))
+        let (rest, tls_params) = url::split_params(url, &tls::PARAMS);
+        let mut pg: tokio_postgres::Config = rest.parse().map_err(|e: tokio_postgres::Error| {
+            StoreError::Unreachable(format!(
+                "`{shown}` is not a PostgreSQL URL: {}",
+                with_causes(&e)
+            ))
         })?;
+        let tls = tls::connector(&tls_params, &mut pg)?;
         if let Some(p) = password {
             pg.password(p);
         }
         let manager = deadpool_postgres::Manager::from_config(
             pg,
-            NoTls,
+            tls,
             deadpool_postgres::ManagerConfig {
                 recycling_method: deadpool_postgres::RecyclingMethod::Fast,
             },
@@ -143,7 +152,10 @@ impl PgStore {
         rt.spawn(async move {
             let result = match pool.get().await {
                 Ok(client) => f(client).await,
-                Err(e) => Err(StoreError::Unreachable(format!("`{shown}`: {e}"))),
+                Err(e) => Err(StoreError::Unreachable(format!(
+                    "`{shown}`: {}",
+                    with_causes(&e)
+                ))),
             };
             // The caller waits for this; if it is gone there is no one to tell.
             let _ = tx.send(result);
@@ -301,16 +313,12 @@ impl StateStore for PgStore {
 
     fn consume_approval(&self, id: &str, decision_id: &str, now: i64) -> Result<bool, StoreError> {
         let (id, decision_id) = (id.to_string(), decision_id.to_string());
-        self.run(move |c| async move {
-            let n = c
-                .execute(
-                    "UPDATE approvals SET state = 'consumed', consumed_micros = $3, consumed_by = $2, updated_micros = $3
-                     WHERE id = $1 AND state = 'approved' AND expires_micros > $3",
-                    &[&id, &decision_id, &now],
-                )
-                .await?;
-            Ok(n == 1)
-        })
+        self.run(move |c| approvals::consume(c, id, decision_id, now))
+    }
+
+    fn release_approval(&self, id: &str, decision_id: &str, now: i64) -> Result<bool, StoreError> {
+        let (id, decision_id) = (id.to_string(), decision_id.to_string());
+        self.run(move |c| approvals::release(c, id, decision_id, now))
     }
 
     fn insert_credential(&self, k: &Credential) -> Result<(), StoreError> {

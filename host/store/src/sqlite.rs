@@ -12,6 +12,8 @@ use crate::model::{
 };
 use crate::{StateStore, StoreError, schema};
 
+mod lease;
+mod policy_sets;
 mod rows;
 
 use crate::columns::{decided, json, to_json};
@@ -298,6 +300,15 @@ impl StateStore for SqliteStore {
         let n = self.conn().execute(
             "UPDATE approvals SET state = 'consumed', consumed_micros = ?3, consumed_by = ?2, updated_micros = ?3
              WHERE id = ?1 AND state = 'approved' AND expires_micros > ?3",
+            params![id, decision_id, now],
+        )?;
+        Ok(n == 1)
+    }
+
+    fn release_approval(&self, id: &str, decision_id: &str, now: i64) -> Result<bool, StoreError> {
+        let n = self.conn().execute(
+            "UPDATE approvals SET state = 'approved', consumed_micros = NULL, consumed_by = NULL, updated_micros = ?3
+             WHERE id = ?1 AND state = 'consumed' AND consumed_by = ?2",
             params![id, decision_id, now],
         )?;
         Ok(n == 1)

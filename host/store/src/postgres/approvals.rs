@@ -1,6 +1,6 @@
-//! The approval operations of the PostgreSQL backend that take several statements:
-//! holding (under an advisory lock on the request), listing, voting and retracting
-//! (under a lock on the approval's row).
+//! The approval operations of the PostgreSQL backend: holding (under an advisory
+//! lock on the request), listing, voting and retracting (under a lock on the
+//! approval's row), consuming and giving back (conditional updates).
 
 use deadpool_postgres::Object;
 
@@ -155,4 +155,39 @@ pub(super) async fn retract(
     .await?;
     tx.commit().await?;
     Ok(())
+}
+
+/// Consumes an approved, unexpired approval for `decision_id`: one conditional
+/// update, so one of any number of racing replicas wins.
+pub(super) async fn consume(
+    c: Object,
+    id: String,
+    decision_id: String,
+    now: i64,
+) -> Result<bool, StoreError> {
+    let n = c
+        .execute(
+            "UPDATE approvals SET state = 'consumed', consumed_micros = $3, consumed_by = $2, updated_micros = $3
+             WHERE id = $1 AND state = 'approved' AND expires_micros > $3",
+            &[&id, &decision_id, &now],
+        )
+        .await?;
+    Ok(n == 1)
+}
+
+/// Gives back an approval `decision_id` consumed and could not use.
+pub(super) async fn release(
+    c: Object,
+    id: String,
+    decision_id: String,
+    now: i64,
+) -> Result<bool, StoreError> {
+    let n = c
+        .execute(
+            "UPDATE approvals SET state = 'approved', consumed_micros = NULL, consumed_by = NULL, updated_micros = $3
+             WHERE id = $1 AND state = 'consumed' AND consumed_by = $2",
+            &[&id, &decision_id, &now],
+        )
+        .await?;
+    Ok(n == 1)
 }
