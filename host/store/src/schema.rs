@@ -89,6 +89,53 @@ const MIGRATIONS: &[&str] = &[
         kid TEXT PRIMARY KEY,
         sealed BLOB NOT NULL
     );",
+    // 5: the policy sets replicas share: each version's bundle, each name's state, one
+    // revision that grows with every change, and what each replica serves.
+    "CREATE TABLE set_bundles (
+        digest TEXT PRIMARY KEY,
+        name TEXT NOT NULL,
+        version TEXT NOT NULL,
+        bytes BLOB,
+        reference TEXT,
+        origin TEXT NOT NULL,
+        signer TEXT,
+        added_micros INTEGER NOT NULL
+    );
+    CREATE TABLE set_state (
+        name TEXT PRIMARY KEY,
+        enforced_digest TEXT NOT NULL,
+        shadow_digest TEXT,
+        config_digest TEXT,
+        versions TEXT NOT NULL,
+        revision INTEGER NOT NULL,
+        changed_by TEXT NOT NULL,
+        changed_micros INTEGER NOT NULL
+    );
+    CREATE TABLE set_revision (
+        id INTEGER PRIMARY KEY CHECK (id = 1),
+        revision INTEGER NOT NULL
+    );
+    INSERT INTO set_revision (id, revision) VALUES (1, 0);
+    CREATE TABLE replica_sets (
+        replica_id TEXT NOT NULL,
+        name TEXT NOT NULL,
+        enforced_digest TEXT NOT NULL,
+        enforced_version TEXT NOT NULL,
+        shadow_digest TEXT,
+        error TEXT,
+        updated_micros INTEGER NOT NULL,
+        PRIMARY KEY (replica_id, name)
+    );",
+    // 6: replica leases: which process holds each replica id, until when (the server
+    // claims one only on a shared PostgreSQL database; kept here for one contract).
+    "CREATE TABLE replica_leases (
+        id TEXT PRIMARY KEY,
+        nonce TEXT NOT NULL,
+        version TEXT NOT NULL,
+        started_micros INTEGER NOT NULL,
+        renewed_micros INTEGER NOT NULL,
+        expires_micros INTEGER NOT NULL
+    );",
 ];
 
 /// The newest schema this build knows.

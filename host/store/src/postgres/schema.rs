@@ -87,6 +87,54 @@ const MIGRATIONS: &[&str] = &[
         kid TEXT PRIMARY KEY,
         sealed BYTEA NOT NULL
     );",
+    // 3: the policy sets replicas share: each version's bundle, each name's state, one
+    // revision that grows with every change (the row replicas poll), and what each
+    // replica serves.
+    "CREATE TABLE set_bundles (
+        digest TEXT PRIMARY KEY,
+        name TEXT NOT NULL,
+        version TEXT NOT NULL,
+        bytes BYTEA,
+        reference TEXT,
+        origin TEXT NOT NULL,
+        signer TEXT,
+        added_micros BIGINT NOT NULL
+    );
+    CREATE TABLE set_state (
+        name TEXT PRIMARY KEY,
+        enforced_digest TEXT NOT NULL,
+        shadow_digest TEXT,
+        config_digest TEXT,
+        versions TEXT NOT NULL,
+        revision BIGINT NOT NULL,
+        changed_by TEXT NOT NULL,
+        changed_micros BIGINT NOT NULL
+    );
+    CREATE TABLE set_revision (
+        id INTEGER PRIMARY KEY CHECK (id = 1),
+        revision BIGINT NOT NULL
+    );
+    INSERT INTO set_revision (id, revision) VALUES (1, 0);
+    CREATE TABLE replica_sets (
+        replica_id TEXT NOT NULL,
+        name TEXT NOT NULL,
+        enforced_digest TEXT NOT NULL,
+        enforced_version TEXT NOT NULL,
+        shadow_digest TEXT,
+        error TEXT,
+        updated_micros BIGINT NOT NULL,
+        PRIMARY KEY (replica_id, name)
+    );",
+    // 4: replica leases: which process holds each replica id, until when; a replica
+    // refuses to start while another live one holds its id.
+    "CREATE TABLE replica_leases (
+        id TEXT PRIMARY KEY,
+        nonce TEXT NOT NULL,
+        version TEXT NOT NULL,
+        started_micros BIGINT NOT NULL,
+        renewed_micros BIGINT NOT NULL,
+        expires_micros BIGINT NOT NULL
+    );",
 ];
 
 /// The newest schema this build knows.
