@@ -31,7 +31,7 @@ use tokio::net::TcpStream;
 use tokio_rustls::server::TlsStream;
 
 pub use identity::{certificate_of, identity_of};
-pub use load::{TlsError, client_roots};
+pub use load::{TlsError, certificates, client_roots, private_key, provider};
 pub use rustls_pki_types::CertificateDer;
 
 /// How long a client has to complete its handshake.

@@ -76,7 +76,11 @@ fn paths(files: &ServerFiles) -> Vec<(&'static str, &Path)> {
     v
 }
 
-fn certificates(what: &'static str, path: &Path) -> Result<Vec<CertificateDer<'static>>, TlsError> {
+/// The certificates of a PEM file, in order (a chain: the leaf first); none is an error.
+pub fn certificates(
+    what: &'static str,
+    path: &Path,
+) -> Result<Vec<CertificateDer<'static>>, TlsError> {
     let bytes = read(what, path)?;
     let invalid = |problem: String| TlsError::Invalid {
         what,
@@ -108,12 +112,24 @@ pub fn client_roots(what: &'static str, path: &Path) -> Result<RootCertStore, Tl
     Ok(roots)
 }
 
+/// The private key of a PEM file (PKCS#8, PKCS#1 or SEC1).
+pub fn private_key(what: &'static str, path: &Path) -> Result<PrivateKeyDer<'static>, TlsError> {
+    let bytes = read(what, path)?;
+    PrivateKeyDer::from_pem_slice(&bytes).map_err(|e| TlsError::Invalid {
+        what,
+        path: path.to_path_buf(),
+        problem: format!(
+            "holds no usable private key ({e}); give a PEM `PRIVATE KEY`, `RSA PRIVATE KEY` or `EC PRIVATE KEY`"
+        ),
+    })
+}
+
 /// The crypto provider: ring, which builds with the C compiler every machine here has
 /// (aws-lc-rs needs cmake) and is what tonic's `tls-ring` uses on the client side.
 /// rustls 0.23.48 deprecates it for lacking post-quantum key exchange; the classical
 /// suites it offers are the ones every enforcement point speaks today.
 #[allow(deprecated)]
-pub(crate) fn provider() -> rustls::crypto::CryptoProvider {
+pub fn provider() -> rustls::crypto::CryptoProvider {
     rustls::crypto::ring::default_provider()
 }
 
@@ -122,14 +138,7 @@ impl Loaded {
     pub(crate) fn read(files: &ServerFiles, alpn: &[Vec<u8>]) -> Result<Self, TlsError> {
         let digest = digest_of(files)?;
         let chain = certificates("certificate", &files.cert)?;
-        let key_bytes = read("key", &files.key)?;
-        let key = PrivateKeyDer::from_pem_slice(&key_bytes).map_err(|e| TlsError::Invalid {
-            what: "key",
-            path: files.key.clone(),
-            problem: format!(
-                "holds no usable private key ({e}); give a PEM `PRIVATE KEY`, `RSA PRIVATE KEY` or `EC PRIVATE KEY`"
-            ),
-        })?;
+        let key = private_key("key", &files.key)?;
         let provider = Arc::new(provider());
         let builder = rustls::ServerConfig::builder_with_provider(provider.clone())
             .with_safe_default_protocol_versions()

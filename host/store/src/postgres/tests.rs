@@ -8,6 +8,8 @@ use crate::contract::{approval, contract_suite};
 
 use std::sync::atomic::{AtomicU32, Ordering};
 
+use tokio_postgres::NoTls;
+
 /// The base URL of the test server (no database name), if there is one.
 pub(crate) fn server() -> Option<String> {
     let url = std::env::var("ARBITER_TEST_POSTGRES").ok()?;
