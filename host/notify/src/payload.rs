@@ -22,6 +22,10 @@ const MAX_QUOTED_REASONS: usize = 5;
 /// The event a change is, when it is one that webhooks are sent; votes that leave an
 /// approval open and uses of an approval are not.
 pub(crate) fn event_of(change: &ApprovalChange) -> Option<Event> {
+    // A step another replica took is posted by that replica, once.
+    if change.from_replica.is_some() {
+        return None;
+    }
     let state = change.approval.state;
     match change.step {
         ApprovalStep::Created => Some(Event::New),

@@ -11,13 +11,14 @@ use arbiter_core::{Decision, Request, SetIdentity, SharedClock};
 use arbiter_store::{
     Approval, ApprovalFilter, ApprovalState, NewApproval, StateStore, Vote, VoteOutcome,
 };
-use tokio::sync::broadcast;
+use tokio::sync::{broadcast, mpsc};
 
 use crate::ServiceError;
 use crate::auth::Caller;
 use crate::events::{ApprovalChange, ApprovalStep};
 
 mod digest;
+pub mod shared;
 use digest::evidence;
 pub use digest::{approval_digest, identity_key};
 
@@ -123,6 +124,8 @@ pub struct ApprovalDesk {
     /// credential signed for it only to be revoked (single use itself is enforced by
     /// the database, across replicas too).
     redeeming: Arc<Mutex<HashSet<String>>>,
+    /// Where this replica's steps go to be shared with other replicas, when they are.
+    outbox: Arc<std::sync::OnceLock<mpsc::UnboundedSender<(ApprovalStep, String)>>>,
 }
 
 /// Held while a request redeems an approval; see [`ApprovalDesk::redeeming`].
@@ -167,6 +170,7 @@ impl ApprovalDesk {
             events: broadcast::channel(WATCH_BUFFER).0,
             open: Arc::default(),
             redeeming: Arc::default(),
+            outbox: Arc::default(),
         }
     }
 
@@ -175,14 +179,29 @@ impl ApprovalDesk {
         self.events.subscribe()
     }
 
-    /// Tells watchers of `a`'s new state, and which step brought it there.
+    /// Tells watchers of `a`'s new state, and which step brought it there (and other
+    /// replicas, when they share the database).
     pub fn publish(&self, step: ApprovalStep, a: &Approval) {
+        if let Some(outbox) = self.outbox.get() {
+            let _ = outbox.send((step, a.new.id.clone()));
+        }
+        self.publish_from(step, a, None);
+    }
+
+    /// Tells watchers here of a step `from_replica` took (`None`: this one).
+    pub(crate) fn publish_from(&self, step: ApprovalStep, a: &Approval, from: Option<String>) {
         self.remember(a);
         // No watcher is not an error.
         let _ = self.events.send(ApprovalChange {
             step,
             approval: a.clone(),
+            from_replica: from,
         });
+    }
+
+    /// Shares this replica's steps through `outbox` from now on.
+    pub(crate) fn share(&self, outbox: mpsc::UnboundedSender<(ApprovalStep, String)>) {
+        let _ = self.outbox.set(outbox);
     }
 
     /// Keeps the pending-approval memory in step with `a`'s state.

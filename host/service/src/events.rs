@@ -39,6 +39,9 @@ pub struct ApprovalChange {
     pub step: ApprovalStep,
     /// The approval as it is now.
     pub approval: Approval,
+    /// The replica that took the step, when another one than this (replicas sharing
+    /// a database see each other's steps); `None`: this replica.
+    pub from_replica: Option<String>,
 }
 
 impl ApprovalStep {
@@ -51,6 +54,19 @@ impl ApprovalStep {
             Self::Expired => "expired",
             Self::Retracted => "retracted",
         }
+    }
+
+    /// The step [`Self::as_str`] names.
+    pub fn parse(s: &str) -> Option<Self> {
+        [
+            Self::Created,
+            Self::Vote,
+            Self::Consumed,
+            Self::Expired,
+            Self::Retracted,
+        ]
+        .into_iter()
+        .find(|step| step.as_str() == s)
     }
 }
 

@@ -18,6 +18,7 @@
 //! ```
 
 mod columns;
+mod events;
 #[cfg(test)]
 mod contract;
 mod lease;
@@ -32,6 +33,7 @@ pub use model::{
     Approval, ApprovalFilter, ApprovalState, Credential, NewApproval, SigningKeyInfo, TokenEntry,
     Vote, VoteOutcome,
 };
+pub use events::{ApprovalEvent, ApprovalEvents};
 pub use policy_sets::{BundleSource, ReplicaSet, SetStore, StoredBundle, StoredSetState};
 pub use postgres::{PgStore, redact_url};
 pub use sqlite::{SqliteStore, now_micros};
@@ -106,7 +108,7 @@ pub enum StoreError {
 /// durable when it returns; async callers run them on a blocking thread. The policy
 /// sets replicas share are kept through its part [`SetStore`], and which process holds
 /// each replica id through its part [`ReplicaLeases`].
-pub trait StateStore: SetStore + ReplicaLeases + Send + Sync + std::fmt::Debug {
+pub trait StateStore: SetStore + ReplicaLeases + ApprovalEvents + Send + Sync + std::fmt::Debug {
     /// Records a new pending approval.
     fn create_approval(&self, approval: &NewApproval) -> Result<(), StoreError>;
     /// The approval `id` with its votes; its state reads `expired` once past expiry.

@@ -26,6 +26,7 @@ use crate::model::{
 use crate::{StateStore, StoreError};
 
 mod approvals;
+mod events;
 mod keys;
 mod lease;
 mod policy_sets;
@@ -56,6 +57,8 @@ pub struct PgStore {
     runtime: Option<tokio::runtime::Runtime>,
     /// The URL without its password, for messages.
     shown: String,
+    /// Changes when approval events may be waiting (see [`crate::events`]).
+    events: tokio::sync::watch::Receiver<u64>,
 }
 
 impl std::fmt::Debug for PgStore {
@@ -97,6 +100,7 @@ impl PgStore {
         if let Some(p) = password {
             pg.password(p);
         }
+        let listening = (pg.clone(), tls.clone());
         let manager = deadpool_postgres::Manager::from_config(
             pg,
             tls,
@@ -127,10 +131,12 @@ impl PgStore {
             .map_err(|e| {
                 StoreError::Unreachable(format!("cannot set up connections to `{shown}`: {e}"))
             })?;
+        let events = events::listen(runtime.handle(), listening.0, listening.1);
         let store = Self {
             pool,
             runtime: Some(runtime),
             shown,
+            events,
         };
         store.run(schema::migrate)?;
         Ok(store)

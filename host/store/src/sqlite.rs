@@ -13,6 +13,9 @@ use crate::model::{
 use crate::{StateStore, StoreError, schema};
 
 mod lease;
+
+/// One process needs no shared approval events: the defaults keep none.
+impl crate::ApprovalEvents for SqliteStore {}
 mod policy_sets;
 mod rows;
 

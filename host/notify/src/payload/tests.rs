@@ -207,6 +207,7 @@ fn only_new_deciding_expiring_and_retracting_changes_are_events() {
     let change = |step, state| ApprovalChange {
         step,
         approval: approval(state, vec![]),
+        from_replica: None,
     };
     let cases = [
         (

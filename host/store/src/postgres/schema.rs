@@ -135,6 +135,16 @@ const MIGRATIONS: &[&str] = &[
         renewed_micros BIGINT NOT NULL,
         expires_micros BIGINT NOT NULL
     );",
+    // 5: approval events replicas follow: each step one replica takes, numbered in
+    // commit order.
+    "CREATE TABLE approval_events (
+        seq BIGSERIAL PRIMARY KEY,
+        replica TEXT NOT NULL,
+        step TEXT NOT NULL,
+        approval_id TEXT NOT NULL,
+        at_micros BIGINT NOT NULL
+    );
+    CREATE INDEX approval_events_at ON approval_events (at_micros);",
 ];
 
 /// The newest schema this build knows.

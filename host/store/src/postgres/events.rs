@@ -1,0 +1,162 @@
+//! Approval events in PostgreSQL: a numbered table appended in sequence order and
+//! announced with `NOTIFY`, and one listening connection per replica that turns the
+//! notifications into a signal (see [`crate::events`]).
+
+use std::time::Duration;
+
+use deadpool_postgres::Object;
+use tokio::sync::watch;
+
+use super::{PgStore, tls::MakeRustls};
+use crate::{ApprovalEvent, ApprovalEvents, StoreError};
+
+/// The channel replicas announce new events on.
+const CHANNEL: &str = "arbiter_approval_events";
+/// Held while an event is appended, so events commit in sequence order.
+const APPEND_LOCK: i64 = 0x4152_4249_5445_5202;
+/// How long the listener waits before connecting again after a break.
+const RECONNECT: Duration = Duration::from_secs(1);
+
+impl ApprovalEvents for PgStore {
+    fn append_approval_event(
+        &self,
+        replica: &str,
+        step: &str,
+        approval_id: &str,
+        now: i64,
+    ) -> Result<i64, StoreError> {
+        let e = (
+            replica.to_string(),
+            step.to_string(),
+            approval_id.to_string(),
+        );
+        self.run(move |c| append(c, e, now))
+    }
+
+    fn approval_events_after(
+        &self,
+        seq: i64,
+        limit: usize,
+    ) -> Result<Vec<ApprovalEvent>, StoreError> {
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        self.run(move |c| async move {
+            let rows = c
+                .query(
+                    "SELECT seq, replica, step, approval_id, at_micros FROM approval_events
+                     WHERE seq > $1 ORDER BY seq LIMIT $2",
+                    &[&seq, &limit],
+                )
+                .await?;
+            Ok(rows
+                .iter()
+                .map(|r| ApprovalEvent {
+                    seq: r.get(0),
+                    replica: r.get(1),
+                    step: r.get(2),
+                    approval_id: r.get(3),
+                    at_micros: r.get(4),
+                })
+                .collect())
+        })
+    }
+
+    fn approval_event_head(&self) -> Result<i64, StoreError> {
+        self.run(|c| async move {
+            let row = c
+                .query_one("SELECT COALESCE(MAX(seq), 0) FROM approval_events", &[])
+                .await?;
+            Ok(row.get(0))
+        })
+    }
+
+    fn purge_approval_events(&self, before: i64) -> Result<usize, StoreError> {
+        self.run(move |c| async move {
+            let n = c
+                .execute(
+                    "DELETE FROM approval_events WHERE at_micros < $1",
+                    &[&before],
+                )
+                .await?;
+            Ok(usize::try_from(n).unwrap_or(usize::MAX))
+        })
+    }
+
+    fn approval_event_signal(&self) -> Option<watch::Receiver<u64>> {
+        Some(self.events.clone())
+    }
+}
+
+/// Appends one event under the append lock and announces it, in one transaction: the
+/// notification is delivered at commit, when the event can be read.
+async fn append(
+    mut c: Object,
+    (replica, step, approval_id): (String, String, String),
+    now: i64,
+) -> Result<i64, StoreError> {
+    let tx = c.transaction().await?;
+    tx.execute("SELECT pg_advisory_xact_lock($1)", &[&APPEND_LOCK])
+        .await?;
+    let row = tx
+        .query_one(
+            "INSERT INTO approval_events (replica, step, approval_id, at_micros)
+             VALUES ($1, $2, $3, $4) RETURNING seq",
+            &[&replica, &step, &approval_id, &now],
+        )
+        .await?;
+    let seq: i64 = row.get(0);
+    tx.execute("SELECT pg_notify($1, $2)", &[&CHANNEL, &seq.to_string()])
+        .await?;
+    tx.commit().await?;
+    Ok(seq)
+}
+
+/// Keeps one connection listening on [`CHANNEL`] for as long as the store lives,
+/// connecting again after any break; the returned signal changes on every
+/// notification and on every (re)connection (events may have been missed meanwhile).
+pub(super) fn listen(
+    rt: &tokio::runtime::Handle,
+    config: tokio_postgres::Config,
+    tls: MakeRustls,
+) -> watch::Receiver<u64> {
+    let (signal, rx) = watch::channel(0u64);
+    rt.spawn(async move {
+        loop {
+            if let Ok((client, mut conn)) = config.connect(tls.clone()).await {
+                let (notified, mut notes) = tokio::sync::mpsc::unbounded_channel::<()>();
+                let driver = tokio::spawn(async move {
+                    use tokio_postgres::AsyncMessage;
+                    while let Some(m) = std::future::poll_fn(|cx| conn.poll_message(cx)).await {
+                        match m {
+                            Ok(AsyncMessage::Notification(_)) => {
+                                if notified.send(()).is_err() {
+                                    return;
+                                }
+                            }
+                            Ok(_) => {}
+                            Err(_) => return,
+                        }
+                    }
+                });
+                if client
+                    .batch_execute(&format!("LISTEN {CHANNEL}"))
+                    .await
+                    .is_ok()
+                {
+                    signal.send_modify(|n| *n += 1);
+                    while notes.recv().await.is_some() {
+                        signal.send_modify(|n| *n += 1);
+                    }
+                }
+                driver.abort();
+            }
+            if signal.is_closed() {
+                return;
+            }
+            tokio::time::sleep(RECONNECT).await;
+        }
+    });
+    rx
+}
+
+#[cfg(test)]
+mod tests;
