@@ -10,6 +10,8 @@ use arbiter::proto::authorizer_client::AuthorizerClient;
 use crate::approvals::{Tokens, bearer, channel, hold, identity_change, vote, with_tokens};
 use crate::support::*;
 
+mod events;
+
 /// A fresh database on the test server: its URL, or `None` (said loudly).
 pub(crate) async fn database() -> Option<String> {
     let Ok(base) = std::env::var("ARBITER_TEST_POSTGRES") else {
