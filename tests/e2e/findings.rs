@@ -727,6 +727,45 @@ async fn a_token_revoked_while_its_watch_stream_is_open_ends_the_stream() {
     assert_eq!(s.code(), Code::Unauthenticated, "{s:?}");
 }
 
+#[tokio::test(flavor = "multi_thread")]
+async fn servers_sharing_a_key_secret_key_their_redacted_digests_alike() {
+    // Two replicas' data directories: one key secret, derived redaction key, no key file.
+    let digest = |secret: u8| async move {
+        let data = tempfile::tempdir().expect("tempdir");
+        let mut config = test_config(data.path());
+        let t = with_tokens(&mut config);
+        config.audit.as_mut().expect("audit on").redact = vec!["context.source_ip".into()];
+        config.credentials.key_secret =
+            Some(arbiter::credentials::KeySecret::from_bytes(&[secret; 40]).expect("secret"));
+        let keys = data.path().join("keys");
+        let server = TestServer::start_config(config, data).await;
+        let held = server
+            .client()
+            .await
+            .authorize(bearer(&t.gateway, identity_change("task-k", "arn:role/k")))
+            .await
+            .expect("held")
+            .into_inner();
+        let records = arbiter_audit::query(&server.audit_db(), &arbiter_audit::Filter::default())
+            .expect("query");
+        let body = records
+            .iter()
+            .find(|r| r.record.decision_id.as_deref() == Some(held.decision_id.as_str()))
+            .expect("decision record")
+            .record
+            .body_value();
+        assert!(!keys.join("redaction.key").exists(), "derived, not stored");
+        body["request_digest"].as_str().expect("digest").to_string()
+    };
+    let (a, b, other) = (digest(7).await, digest(7).await, digest(8).await);
+    assert!(a.starts_with("hmac-sha256:"), "{a}");
+    assert_eq!(
+        a, b,
+        "one secret, one key: the same request has the same digest"
+    );
+    assert_ne!(a, other, "another secret keys another digest");
+}
+
 #[tokio::test]
 async fn redacted_fields_stay_redacted_in_every_record_and_digests_are_keyed() {
     let data = tempfile::tempdir().expect("tempdir");

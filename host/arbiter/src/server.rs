@@ -429,8 +429,12 @@ fn open_state(
     let redaction = if redact.is_empty() {
         arbiter_service::redaction::Redaction::none()
     } else {
-        let key = arbiter_service::redaction::Redaction::load_key(&config.data_dir.join("keys"))
-            .context("cannot read or create the redaction key")?;
+        // Replicas sharing a key secret share the redaction key derived from it.
+        let key = match &config.credentials.key_secret {
+            Some(secret) => secret.redaction_key(),
+            None => arbiter_service::redaction::Redaction::load_key(&config.data_dir.join("keys"))
+                .context("cannot read or create the redaction key")?,
+        };
         arbiter_service::redaction::Redaction::new(redact, key)
     };
     Ok(App::new(arbiter_service::app::Parts {

@@ -4,8 +4,9 @@
 //! a record is then keyed (HMAC-SHA256 with the redaction key) instead of a plain
 //! SHA-256: a plain digest of the unredacted request let anyone holding the log recover
 //! a redacted value by trying candidates (an IPv4 address took 0.2 s). The key lives
-//! with the server's other keys (`<data_dir>/keys/redaction.key`, owner-only), so
-//! replicas that share it produce the same digests.
+//! with the server's other keys (`<data_dir>/keys/redaction.key`, owner-only), or, with
+//! `[credentials] key_secret_file`, is derived from that secret, so replicas sharing
+//! it produce the same digests.
 
 use std::path::Path;
 

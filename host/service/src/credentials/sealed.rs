@@ -15,6 +15,7 @@ pub(super) const MIN_SECRET_BYTES: usize = 32;
 #[derive(Clone, PartialEq, Eq)]
 pub struct KeySecret {
     seal: Arc<[u8; 32]>,
+    redaction: Arc<[u8; 32]>,
     issuer: String,
 }
 
@@ -48,6 +49,7 @@ impl KeySecret {
         let id = derive("arbiter deployment id v1", secret);
         Ok(Self {
             seal: Arc::new(derive("arbiter signing key seal v1", secret)),
+            redaction: Arc::new(derive("arbiter redaction key v1", secret)),
             issuer: format!("urn:arbiter:{}", hex::encode(&id[..16])),
         })
     }
@@ -55,6 +57,12 @@ impl KeySecret {
     /// The issuer of every replica holding this secret: `urn:arbiter:<id>`.
     pub fn issuer(&self) -> &str {
         &self.issuer
+    }
+
+    /// The key of the audit log's keyed digests (`[audit] redact`): the same on every
+    /// replica holding this secret, so their records name one request alike.
+    pub fn redaction_key(&self) -> [u8; 32] {
+        *self.redaction
     }
 
     fn key(&self) -> Option<LessSafeKey> {
