@@ -383,7 +383,9 @@ impl Config {
             .clone()
             .or(state.url)
             .filter(|u| !u.is_empty());
-        let state_url = state_url.map(|u| (u, state.password_file));
+        // Secret files named in the file are found beside it, like every other path.
+        let relative = |p: PathBuf| base.as_ref().map_or(p.clone(), |b| b.join(&p));
+        let state_url = state_url.map(|u| (u, state.password_file.map(relative)));
         let replica_id = args.replica_id.as_deref().or(state.replica_id.as_deref());
         let replica_id = arbiter_service::replica::resolve(replica_id)
             .map_err(|e| anyhow::anyhow!("--replica-id / [state] replica_id: {e}"))?;
@@ -395,14 +397,15 @@ impl Config {
             ),
             None => Some(Duration::from_secs(DEFAULT_KEEP_DAYS * 86_400)),
         };
-        let credentials = credential_config(raw.credentials.unwrap_or_default())?;
+        let mut raw_credentials = raw.credentials.unwrap_or_default();
+        raw_credentials.key_secret_file = raw_credentials.key_secret_file.map(relative);
+        let credentials = credential_config(raw_credentials)?;
         let metrics_listen = arbiter_http::metrics::parse_listen(
             args.metrics_listen
                 .as_deref()
                 .or(raw.metrics_listen.as_deref())
                 .unwrap_or(crate::metrics::DEFAULT_METRICS_LISTEN),
         )?;
-        let relative = |p: PathBuf| base.as_ref().map_or(p.clone(), |b| b.join(&p));
         let mut audit = audit_settings(raw.audit.unwrap_or_default(), args.no_audit)?;
         if let Some(a) = &mut audit {
             a.checkpoint_copy = a.checkpoint_copy.take().map(relative);

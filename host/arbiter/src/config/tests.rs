@@ -162,3 +162,23 @@ fn a_key_secret_file_is_read_and_a_short_or_missing_one_is_named() {
         "{e}"
     );
 }
+
+#[test]
+fn secret_files_named_relative_to_the_config_file_are_found_beside_it() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    std::fs::write(dir.path().join("key-secret"), [b'k'; 48]).expect("write");
+    let text = "[state]\nurl = \"postgres://arbiter@db/arbiter\"\npassword_file = \"secrets/db-password\"\n\
+                [credentials]\nkey_secret_file = \"key-secret\"\n";
+    // Run from elsewhere: the working directory must not matter.
+    let c = Config::resolve(
+        Some((&dir.path().join("arbiter.toml"), raw(text))),
+        &ServeArgs::default(),
+    )
+    .expect("the key secret is read beside the config file");
+    assert!(c.credentials.key_secret.is_some());
+    let (_, password_file) = c.state_url.expect("state url");
+    assert_eq!(
+        password_file.as_deref(),
+        Some(dir.path().join("secrets/db-password").as_path())
+    );
+}
