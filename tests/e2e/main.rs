@@ -34,6 +34,7 @@ mod mcp_example;
 mod pipeline;
 mod probes;
 mod replay;
+mod replica_ids;
 mod replicas;
 mod sets_admin;
 mod support;

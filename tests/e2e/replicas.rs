@@ -36,15 +36,16 @@ pub(crate) async fn database() -> Option<String> {
     Some(format!("{base}/{name}"))
 }
 
-/// `n` replicas, each with its own data directory (audit log, plugin cache), on the
-/// database at `url`, all with the same tokens.
+/// `n` replicas, each with its own data directory (audit log, plugin cache) and replica
+/// id, on the database at `url`, all with the same tokens.
 async fn replicas(url: &str, n: usize) -> (Vec<TestServer>, Tokens) {
     let mut servers = Vec::new();
     let mut tokens: Option<(Tokens, _)> = None;
-    for _ in 0..n {
+    for i in 0..n {
         let data = tempfile::tempdir().expect("tempdir");
         let mut config = test_config(data.path());
         config.state_url = Some((url.to_string(), None));
+        config.replica_id = format!("replica-{i}");
         // The key secret every replica mounts: their signing keys are shared.
         config.credentials.key_secret =
             Some(arbiter::credentials::KeySecret::from_bytes(&[42; 40]).expect("secret"));
@@ -321,7 +322,7 @@ async fn a_database_outage_fails_stateful_calls_closed_and_the_replica_recovers_
 
 /// The health of `service` on `server`, once it is `serving` (or not), polling with a
 /// generous bound; what it last was otherwise.
-async fn health(server: &TestServer, service: &str, serving: bool) -> String {
+pub(crate) async fn health(server: &TestServer, service: &str, serving: bool) -> String {
     use tonic_health::pb::health_check_response::ServingStatus;
     use tonic_health::pb::{HealthCheckRequest, health_client::HealthClient};
     let mut client = HealthClient::new(server.channel().await);

@@ -9,7 +9,7 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 use arbiter::cli::{
     Cli, Command, approvals, audit, bench, build, bundle, check, credentials, keygen, mcp, new,
-    replay, serve, sets, test, token,
+    replay, replicas, serve, sets, test, token,
 };
 
 #[tokio::main]
@@ -30,6 +30,7 @@ async fn main() -> std::process::ExitCode {
         Command::Approvals(args) => approvals::run(args).await,
         Command::Audit(args) => audit::run(args).await,
         Command::Sets(args) => sets::run(args).await,
+        Command::Replicas(args) => replicas::run(args).await,
         Command::Credentials(args) => credentials::run(args).await,
         Command::Token(args) => token::run(args),
         Command::New(args) => new::run(args),

@@ -55,6 +55,10 @@ impl Running {
         if let Some(log) = &self.app.audit() {
             log.close().await.context("cannot close the audit log")?;
         }
+        // A replica with the same id may start at once.
+        if let Some(lease) = self.app.lease().cloned() {
+            let _ = tokio::task::spawn_blocking(move || lease.release()).await;
+        }
         served
     }
 
@@ -125,28 +129,15 @@ pub async fn start_with_clock(
             "cannot record the caller tokens; tokens not on record do not authenticate yet"
         );
     }
-    // Approvals and credentials need the state database: their health follows it,
-    // while decisions that need no state go on.
-    let (state_ok, mut state_seen) = tokio::sync::watch::channel(true);
+    // Health follows the state database (approvals, credentials) and, on a shared
+    // one, whether this process still holds its replica id (everything).
+    let (state_ok, state_seen) = tokio::sync::watch::channel(true);
     let refresher = arbiter_service::upkeep::spawn_token_refresher(app.clone(), state_ok);
-    let reporter = health_reporter.clone();
-    tokio::spawn(async move {
-        use tonic::server::NamedService as _;
-        type A = proto::approvals_server::ApprovalsServer<ApprovalsService>;
-        type C = proto::credentials_server::CredentialsServer<CredentialsService>;
-        loop {
-            let status = match *state_seen.borrow_and_update() {
-                true => tonic_health::ServingStatus::Serving,
-                false => tonic_health::ServingStatus::NotServing,
-            };
-            for name in [A::NAME, C::NAME] {
-                reporter.set_service_status(name, status).await;
-            }
-            if state_seen.changed().await.is_err() {
-                break;
-            }
-        }
-    });
+    let lease = app.lease().map(|l| l.watch());
+    crate::grpc::health::follow(health_reporter.clone(), state_seen, lease);
+    let renewer = app
+        .lease()
+        .map(|l| arbiter_service::replica::spawn_renewer(l.clone(), app.metrics().clone()));
     let sweeper = arbiter_service::upkeep::spawn_expiry_sweeper(app.clone(), config.state_keep);
     arbiter_notify::spawn(app.clone(), &config.notifications).context("cannot set up webhooks")?;
     let watcher = config
@@ -197,6 +188,7 @@ pub async fn start_with_clock(
             r.abort();
         }
         refresher.abort();
+        renewer.iter().for_each(JoinHandle::abort);
         sweeper.abort();
         if let Some(w) = &watcher {
             w.abort();
@@ -356,6 +348,9 @@ fn open_state(
                 shown.unwrap_or_else(|| path.display().to_string())
             )
         })?;
+    // On a shared database, no other live process may run as this replica.
+    let claim = || arbiter_service::replica::Lease::claim(store.clone(), &config.replica_id);
+    let lease = url.as_ref().map(|_| claim()).transpose()?;
     let metrics = Arc::new(Metrics::new());
     let stored_tokens = store
         .tokens()
@@ -450,5 +445,6 @@ fn open_state(
         history,
         clock,
         replica_id: config.replica_id.clone(),
+        lease,
     }))
 }

@@ -155,6 +155,34 @@ const ADMIN: &[Role] = &[Role::Admin];
 
 #[tonic::async_trait]
 impl pb::policy_admin_server::PolicyAdmin for AdminService {
+    async fn list_replicas(
+        &self,
+        request: Request<pb::ListReplicasRequest>,
+    ) -> Result<Response<pb::ListReplicasResponse>, Status> {
+        self.app.auth().caller_of(&request, ADMIN)?;
+        let live = match self.app.lease().cloned() {
+            Some(lease) => tokio::task::spawn_blocking(move || lease.replicas())
+                .await
+                .map_err(|_| Status::internal("the replica listing stopped"))?
+                .map_err(ApiError::from)
+                .or_status()?,
+            None => Vec::new(),
+        };
+        Ok(Response::new(pb::ListReplicasResponse {
+            replica_id: self.app.replica_id().to_string(),
+            replicas: live
+                .into_iter()
+                .map(|l| pb::Replica {
+                    id: l.id,
+                    version: l.version,
+                    started_micros: l.started_micros,
+                    renewed_micros: l.renewed_micros,
+                    expires_micros: l.expires_micros,
+                })
+                .collect(),
+        }))
+    }
+
     async fn list_sets(
         &self,
         request: Request<pb::ListSetsRequest>,

@@ -14,6 +14,7 @@ pub mod envoy;
 #[doc(hidden)]
 pub mod fuzz;
 pub mod gate;
+pub mod health;
 pub mod listen;
 pub mod reflection;
 

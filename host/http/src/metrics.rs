@@ -1,7 +1,8 @@
 //! The metrics endpoint: `GET /metrics` over HTTP/1.1 (hyper), plain or over TLS,
 //! rendering the service's registry; and the probes a kubelet can reach without a
 //! client certificate: `GET /healthz` (the process answers) and `GET /readyz` (the
-//! state database answers too; `503` while it does not).
+//! state database answers too, and no other process holds this replica's id; `503`
+//! while either is not so).
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -52,6 +53,10 @@ pub async fn serve(
                                     .body(Full::new(Bytes::from(metrics.encode())))
                             }
                             "/healthz" => text(StatusCode::OK, b"ok\n"),
+                            "/readyz" if metrics.replica_lease_lost() => text(
+                                StatusCode::SERVICE_UNAVAILABLE,
+                                b"not ready: another process holds this replica's id\n",
+                            ),
                             "/readyz" if metrics.state_up() => text(StatusCode::OK, b"ready\n"),
                             "/readyz" => text(
                                 StatusCode::SERVICE_UNAVAILABLE,

@@ -40,6 +40,7 @@ pub struct App {
     stopping: watch::Sender<bool>,
     pub(crate) clock: SharedClock,
     replica_id: String,
+    lease: Option<Arc<crate::replica::Lease>>,
 }
 
 /// What a server is assembled from (see `arbiter::server::open`).
@@ -69,11 +70,15 @@ pub struct Parts {
     pub clock: SharedClock,
     /// This replica's id among those sharing the state database.
     pub replica_id: String,
+    /// This process's hold on its replica id in a shared state database (`None` on
+    /// SQLite, which one server opens).
+    pub lease: Option<Arc<crate::replica::Lease>>,
 }
 
 impl App {
     /// The server assembled from its parts.
     pub fn new(p: Parts) -> Self {
+        p.metrics.set_replica(&p.replica_id);
         Self {
             sets: p.sets,
             auth: p.auth,
@@ -89,6 +94,7 @@ impl App {
             stopping: watch::channel(false).0,
             clock: p.clock,
             replica_id: p.replica_id,
+            lease: p.lease,
         }
     }
 
@@ -135,6 +141,11 @@ impl App {
     /// This replica's id among those sharing the state database.
     pub fn replica_id(&self) -> &str {
         &self.replica_id
+    }
+
+    /// This process's hold on its replica id, on a shared state database.
+    pub fn lease(&self) -> Option<&Arc<crate::replica::Lease>> {
+        self.lease.as_ref()
     }
 
     /// The time records and state go by.

@@ -11,81 +11,17 @@
 use std::time::Duration;
 
 use arbiter_core::{Decision, PluginOutcome};
-use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
 
+mod labels;
+use labels::*;
+
 /// Default metrics address: loopback, like the gRPC default.
 pub const DEFAULT_METRICS_LISTEN: &str = "127.0.0.1:9464";
-
-#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-struct SetOutcome {
-    set: String,
-    outcome: String,
-}
-
-#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-struct SetLabel {
-    set: String,
-}
-
-#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-struct PluginLabel {
-    set: String,
-    plugin: String,
-}
-
-#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-struct FailureLabel {
-    set: String,
-    plugin: String,
-    kind: String,
-}
-
-#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-struct StateLabel {
-    state: String,
-}
-
-#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-struct Divergence {
-    set: String,
-    shadow: String,
-    from: String,
-    to: String,
-}
-
-#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-struct ListenerResult {
-    listener: String,
-    result: String,
-}
-
-#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-struct WebhookLabel {
-    webhook: String,
-}
-
-#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-struct WebhookOutcome {
-    webhook: String,
-    outcome: String,
-}
-
-#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-struct WebhookFailure {
-    webhook: String,
-    reason: String,
-}
-
-#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-struct RefusalLabel {
-    listener: String,
-    reason: String,
-}
 
 fn latency() -> Histogram {
     // 10 us .. ~5 s in 20 doubling buckets: covers a fresh Rust instance and a slow
@@ -112,6 +48,9 @@ pub struct Metrics {
     overload_timeouts: Family<PluginLabel, Gauge>,
     audit_queue: Gauge,
     state_up: Gauge,
+    replica: Family<ReplicaLabel, Gauge>,
+    replica_lease_lost: Gauge,
+    replicas_live: Gauge,
     audit_write_seconds: Histogram,
     audit_records: Counter,
     audit_failures: Counter,
@@ -150,6 +89,9 @@ impl Metrics {
             overload_timeouts: Family::default(),
             audit_queue: Gauge::default(),
             state_up: Gauge::default(),
+            replica: Family::default(),
+            replica_lease_lost: Gauge::default(),
+            replicas_live: Gauge::default(),
             audit_write_seconds: latency(),
             audit_records: Counter::default(),
             audit_failures: Counter::default(),
@@ -221,6 +163,21 @@ impl Metrics {
             "state_database_up",
             "1 while the state database answers (approvals and credentials can be served), 0 while it does not",
             m.state_up.clone(),
+        );
+        r.register(
+            "replica",
+            "1, labelled with this replica's id (--replica-id)",
+            m.replica.clone(),
+        );
+        r.register(
+            "replica_lease_lost",
+            "1 while another process holds this replica's id in the shared state database (this one is not ready), else 0",
+            m.replica_lease_lost.clone(),
+        );
+        r.register(
+            "replicas_live",
+            "Replicas holding a live lease in the shared state database, as this one last saw (0 on SQLite)",
+            m.replicas_live.clone(),
         );
         r.register(
             "audit_queue_depth",
@@ -370,6 +327,28 @@ impl Metrics {
     /// The last [`Metrics::set_state_up`].
     pub fn state_up(&self) -> bool {
         self.state_up.get() == 1
+    }
+
+    /// Labels `arbiter_replica` with this replica's id.
+    pub fn set_replica(&self, id: &str) {
+        self.replica
+            .get_or_create(&ReplicaLabel { replica: id.into() })
+            .set(1);
+    }
+
+    /// Whether another process holds this replica's id (`/readyz` fails while so).
+    pub fn set_replica_lease_lost(&self, lost: bool) {
+        self.replica_lease_lost.set(i64::from(lost));
+    }
+
+    /// The last [`Metrics::set_replica_lease_lost`].
+    pub fn replica_lease_lost(&self) -> bool {
+        self.replica_lease_lost.get() == 1
+    }
+
+    /// How many replicas hold a live lease.
+    pub fn replicas_live(&self, n: usize) {
+        self.replicas_live.set(i64::try_from(n).unwrap_or(i64::MAX));
     }
 
     /// The audit queue depth (refreshed at every scrape).

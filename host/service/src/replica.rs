@@ -1,6 +1,11 @@
 //! Which replica this server is: a name unique among the live replicas that share
 //! one state database (the pod name in Kubernetes), used to tell their records,
-//! chains and status apart.
+//! chains and status apart; on a shared database, held by one live process at a time
+//! through a lease (`lease.rs`).
+
+mod lease;
+
+pub use lease::{Lease, LeaseError, RENEW_EVERY, TTL, spawn_renewer};
 
 /// Longest replica id: a DNS label, as a pod name is.
 pub const MAX_ID_LEN: usize = 63;

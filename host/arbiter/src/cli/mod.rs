@@ -12,6 +12,7 @@ pub mod keygen;
 pub mod mcp;
 pub mod new;
 pub mod replay;
+pub mod replicas;
 pub mod serve;
 pub mod serve_args;
 pub mod sets;
@@ -54,6 +55,8 @@ pub enum Command {
     Audit(audit::AuditArgs),
     /// Load, activate, shadow, roll back and inspect policy sets on a running server.
     Sets(sets::SetsArgs),
+    /// Which replica answers, and the replicas sharing its state database (admin).
+    Replicas(replicas::ReplicasArgs),
     /// Create, list and revoke caller tokens in a data directory.
     Token(token::TokenArgs),
     /// Write a new policy plugin project (Rust, Python, JavaScript or C): WIT, SDK,
