@@ -35,6 +35,7 @@ mod pipeline;
 mod probes;
 mod replay;
 mod replica_ids;
+mod replica_sets;
 mod replicas;
 mod sets_admin;
 mod support;

@@ -144,6 +144,7 @@ pub async fn start_with_clock(
         .watch_dir
         .clone()
         .map(|dir| crate::watch::spawn(app.clone(), dir));
+    arbiter_service::history::follow::spawn(app.clone());
     let (metrics_addr, metrics_task) = match config.metrics_listen {
         Some(addr) => {
             let (a, t) = crate::upkeep::start_metrics(addr, app.clone(), config).await?;
@@ -322,11 +323,13 @@ pub async fn open(config: &Config, clock: arbiter_core::SharedClock) -> anyhow::
             anyhow::anyhow!("policy set `{name}` is marked `mode = \"shadow\"`: {e}")
         })?;
     }
-    // Versions loaded at runtime before a restart come back, as they were.
     let history = History::new(&config.data_dir, &sets);
-    history.restore(&loader, &sets).await;
-    history.save(&sets);
-    Ok(Arc::new(open_state(config, sets, loader, history, clock)?))
+    let app = Arc::new(open_state(config, sets, loader, history, clock)?);
+    // Versions loaded at runtime before a restart come back (shared: the fleet's).
+    arbiter_service::history::follow::restore(&app)
+        .await
+        .context("cannot read or store the policy sets in the state database")?;
+    Ok(app)
 }
 
 /// Opens the state database and everything built on it, and checks that callers
@@ -433,6 +436,7 @@ fn open_state(
         arbiter_service::redaction::Redaction::new(redact, key)
     };
     Ok(App::new(arbiter_service::app::Parts {
+        history: history.sharing(url.map(|_| store.clone()), &config.replica_id),
         sets,
         auth,
         store,
@@ -442,7 +446,6 @@ fn open_state(
         redaction,
         metrics,
         loader,
-        history,
         clock,
         replica_id: config.replica_id.clone(),
         lease,

@@ -30,13 +30,15 @@ impl AdminService {
         Self { app }
     }
 
-    fn status(&self, name: &str) -> Result<pb::SetStatus, ApiError> {
+    async fn status(&self, name: &str) -> Result<pb::SetStatus, ApiError> {
         let named = self
             .app
             .sets()
             .get_named(name)
             .ok_or_else(|| ApiError::UnknownSet(name.to_string()))?;
-        Ok(status(name, &named, self.app.sets().default_name() == name))
+        let mut s = status(name, &named, self.app.sets().default_name() == name);
+        s.replicas = replicas(name, &self.app.replica_sets().await);
+        Ok(s)
     }
 
     /// Applies a change, records it (or its refusal), and answers with the status.
@@ -62,8 +64,23 @@ impl AdminService {
             let id = named.enforced.set.identity();
             tracing::info!(set = name, act = act_name, version = %id.version, digest = %id.digest, by = %caller.id, "policy set changed");
         }
-        Ok(Response::new(self.status(name).or_status()?))
+        Ok(Response::new(self.status(name).await.or_status()?))
     }
+}
+
+/// What each replica serves under `name`.
+fn replicas(name: &str, all: &[arbiter_store::ReplicaSet]) -> Vec<pb::ReplicaSetStatus> {
+    all.iter()
+        .filter(|r| r.name == name)
+        .map(|r| pb::ReplicaSetStatus {
+            replica_id: r.replica_id.clone(),
+            enforced_version: r.enforced_version.clone(),
+            enforced_digest: r.enforced_digest.clone(),
+            shadow_digest: r.shadow_digest.clone().unwrap_or_default(),
+            error: r.error.clone().unwrap_or_default(),
+            updated_micros: r.updated_micros,
+        })
+        .collect()
 }
 
 fn required(field: &str, v: String) -> Result<String, ApiError> {
@@ -148,6 +165,7 @@ pub fn status(name: &str, named: &Named, default: bool) -> pb::SetStatus {
             })
             .unwrap_or_default(),
         shadow_shed: shadow.map_or(0, |s| s.stats.shed.load(Ordering::Relaxed)),
+        replicas: Vec::new(),
     }
 }
 
@@ -189,13 +207,17 @@ impl pb::policy_admin_server::PolicyAdmin for AdminService {
     ) -> Result<Response<pb::ListSetsResponse>, Status> {
         self.app.auth().caller_of(&request, ADMIN)?;
         let default = self.app.sets().default_name();
+        let all = self.app.replica_sets().await;
         Ok(Response::new(pb::ListSetsResponse {
             sets: self
                 .app
                 .sets()
                 .named()
                 .iter()
-                .map(|(name, named)| status(name, named, *name == default))
+                .map(|(name, named)| pb::SetStatus {
+                    replicas: replicas(name, &all),
+                    ..status(name, named, *name == default)
+                })
                 .collect(),
         }))
     }
@@ -206,7 +228,7 @@ impl pb::policy_admin_server::PolicyAdmin for AdminService {
     ) -> Result<Response<pb::SetStatus>, Status> {
         self.app.auth().caller_of(&request, ADMIN)?;
         let name = required("name", request.into_inner().name).or_status()?;
-        Ok(Response::new(self.status(&name).or_status()?))
+        Ok(Response::new(self.status(&name).await.or_status()?))
     }
 
     async fn load_set(

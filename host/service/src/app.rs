@@ -284,7 +284,9 @@ impl App {
 
     /// Applies a set change to set `set` and records it as an admin act (or its
     /// refusal); a change whose record cannot be written is undone and the call fails
-    /// closed.
+    /// closed. With shared sets, the replica first catches up with the stored state,
+    /// and the change is stored before it is recorded: one that cannot be stored (the
+    /// database is down, or another replica changed the set first) is undone too.
     pub async fn change_sets(
         &self,
         caller: &Caller,
@@ -293,6 +295,12 @@ impl App {
         change: impl FnOnce() -> Result<(), crate::sets::SetError>,
     ) -> Result<Result<(), crate::sets::SetError>, ServiceError> {
         let _one_change_at_a_time = self.set_changes.lock().await;
+        let shared = self.history.shared();
+        if let Some(s) = shared
+            && let Err(e) = s.catch_up(self).await
+        {
+            tracing::warn!(error = %e, "cannot read the shared policy sets before a change");
+        }
         let before = self.sets.snapshot();
         // A load is checked against the newest version of its name here, one change
         // at a time, and remembered only once it was added.
@@ -300,13 +308,25 @@ impl App {
             crate::events::SetAct::Load { version, .. } => Some(version.clone()),
             _ => None,
         };
-        let result = match &loading {
+        let mut result = match &loading {
             Some(version) => match self.loader.may_add(set, version) {
                 Err(reason) => Err(crate::sets::SetError::Older { reason }),
                 Ok(()) => change(),
             },
             None => change(),
         };
+        let mut unshared = None;
+        if result.is_ok()
+            && let Some(s) = shared
+            && let Err(e) = s.publish(self, set, None).await
+        {
+            self.sets.restore(before.clone());
+            tracing::error!(set, error = %e, cause = ?std::error::Error::source(&e), "a policy-set change could not be stored for the other replicas and was undone");
+            result = Err(crate::sets::SetError::NotShared {
+                reason: e.to_string(),
+            });
+            unshared = Some(e);
+        }
         // A load past the version limit unloads old versions: that is part of the act.
         let after = self.sets.snapshot().loaded();
         let unloaded = before
@@ -330,12 +350,23 @@ impl App {
         if let Err(e) = recorded {
             if result.is_ok() {
                 self.sets.restore(before);
+                // The other replicas follow it back.
+                if let Some(s) = shared
+                    && let Err(e) = s.publish(self, set, None).await
+                {
+                    tracing::error!(set, error = %e, "a policy-set change that could not be recorded is undone here but stays stored for the other replicas");
+                }
                 tracing::error!(
                     act = name,
                     "a policy-set change could not be recorded and was undone"
                 );
             }
             return Err(e);
+        }
+        if let Some(crate::history::shared::ShareError::Store(_)) = unshared {
+            return Err(ServiceError::Unavailable(
+                "the state database cannot store the policy-set change, so it was not made; retry later (operators: see the server log)".into(),
+            ));
         }
         if result.is_ok() {
             if let Some(version) = &loading {
@@ -344,5 +375,17 @@ impl App {
             self.history.save(&self.sets);
         }
         Ok(result)
+    }
+
+    /// What every replica sharing the state database serves, by replica and set name
+    /// (empty when the sets are not shared, or the database cannot be read: logged).
+    pub async fn replica_sets(&self) -> Vec<arbiter_store::ReplicaSet> {
+        let Some(s) = self.history.shared() else {
+            return Vec::new();
+        };
+        s.replicas().await.unwrap_or_else(|e| {
+            tracing::warn!(error = %e, "cannot read which policy-set versions the replicas serve");
+            Vec::new()
+        })
     }
 }

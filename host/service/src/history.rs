@@ -5,14 +5,21 @@
 //! The config still wins when it changed: if the set a config names is not the one it
 //! named when the state was saved, the operator meant the new one; the kept versions
 //! are then loaded for rollback but not activated.
+//!
+//! When replicas share a PostgreSQL state database, the history lives there instead
+//! ([`shared`]), and every replica follows it ([`follow`]).
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
 use crate::loader::{Loader, Source};
 use crate::sets::Sets;
+
+pub mod follow;
+pub mod shared;
 
 #[derive(Debug, Default, Serialize, Deserialize)]
 struct State {
@@ -42,6 +49,8 @@ pub struct History {
     file: PathBuf,
     /// Set name to the digest the config named at this start.
     config: BTreeMap<String, String>,
+    /// The history in the state database replicas share, instead of the file.
+    pub(crate) shared: Option<Arc<shared::Shared>>,
 }
 
 impl History {
@@ -54,7 +63,24 @@ impl History {
                 .iter()
                 .map(|s| (s.identity().name.clone(), s.identity().digest.clone()))
                 .collect(),
+            shared: None,
         }
+    }
+
+    /// Keeps the history in `store`, when given (a database replicas share), shared
+    /// with the other replicas, as replica `replica`.
+    pub fn sharing(
+        mut self,
+        store: Option<Arc<dyn arbiter_store::StateStore>>,
+        replica: &str,
+    ) -> Self {
+        self.shared = store.map(|s| Arc::new(shared::Shared::new(s, replica.to_string())));
+        self
+    }
+
+    /// The shared history, when replicas share it.
+    pub fn shared(&self) -> Option<&Arc<shared::Shared>> {
+        self.shared.as_ref()
     }
 
     /// The digests of every version of `name` the saved state holds (enforced,
@@ -87,8 +113,12 @@ impl History {
             .unwrap_or_default()
     }
 
-    /// Saves what `sets` holds now (atomically: a crash leaves the old or the new file).
+    /// Saves what `sets` holds now (atomically: a crash leaves the old or the new file);
+    /// nothing when the history is shared (each change is published as it is made).
     pub fn save(&self, sets: &Sets) {
+        if self.shared.is_some() {
+            return;
+        }
         let mut state = State::default();
         for (name, named) in sets.named() {
             let digest = |v: &crate::sets::Version| v.set.identity().digest.clone();

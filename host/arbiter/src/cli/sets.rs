@@ -126,6 +126,11 @@ fn to_json(s: &pb::SetStatus) -> serde_json::Value {
         "shadow_compared": s.shadow_compared,
         "shadow_shed": s.shadow_shed,
         "divergences": s.divergences.iter().map(|d| serde_json::json!({"from": d.from, "to": d.to, "count": d.count})).collect::<Vec<_>>(),
+        "replicas": s.replicas.iter().map(|r| serde_json::json!({
+            "replica_id": r.replica_id, "enforced_version": r.enforced_version,
+            "enforced_digest": r.enforced_digest, "shadow_digest": r.shadow_digest,
+            "error": r.error, "updated_micros": r.updated_micros,
+        })).collect::<Vec<_>>(),
     })
 }
 
@@ -177,6 +182,33 @@ fn print(s: &pb::SetStatus, json: bool) {
         for d in &s.divergences {
             println!("    {} -> {}: {}", d.from, d.to, d.count);
         }
+    }
+    print_replicas(s);
+}
+
+/// What each replica sharing the state database serves; a split is called out.
+fn print_replicas(s: &pb::SetStatus) {
+    if s.replicas.is_empty() {
+        return;
+    }
+    let mut enforced: Vec<&str> = s
+        .replicas
+        .iter()
+        .map(|r| r.enforced_digest.as_str())
+        .collect();
+    enforced.dedup();
+    let split = enforced.len() > 1 || s.replicas.iter().any(|r| !r.error.is_empty());
+    println!("  replicas:{}", if split { " SPLIT" } else { "" });
+    for r in &s.replicas {
+        let digest = &r.enforced_digest[..r.enforced_digest.len().min(16)];
+        let error = match r.error.as_str() {
+            "" => String::new(),
+            e => format!("  ERROR: {e}"),
+        };
+        println!(
+            "    {:<20} {:<12} {digest}{error}",
+            r.replica_id, r.enforced_version
+        );
     }
 }
 

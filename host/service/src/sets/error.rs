@@ -75,7 +75,14 @@ pub enum SetError {
         /// The plugin asked for.
         plugin: String,
     },
-    /// Rolling back needs a version enforced before.
+    /// The change could not be stored for the other replicas sharing the state
+    /// database, so it was undone (the reason says why: another replica changed the
+    /// set first, or the database cannot be written).
+    #[error("{reason}")]
+    NotShared {
+        /// Why.
+        reason: String,
+    },
     /// A version older than the newest of its name ever loaded (see
     /// [`crate::newest`]); the reason says which and what to do instead.
     #[error("{reason}")]
@@ -83,6 +90,7 @@ pub enum SetError {
         /// Why, naming both versions.
         reason: String,
     },
+    /// Rolling back needs a version enforced before.
     #[error("`{name}` has never enforced another loaded version; nothing to roll back to")]
     NothingToRollBack {
         /// The set name.
