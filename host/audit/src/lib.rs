@@ -132,6 +132,7 @@
 //! faster in the server (`docs/performance.md`). Verification reads 200,000 records in 0.2 s.
 
 mod chain;
+mod checkpoint;
 mod clock;
 mod entry;
 mod error;
@@ -140,10 +141,12 @@ mod query;
 mod record;
 mod report;
 mod schema;
+mod verifier;
 mod verify;
 mod writer;
 
 pub use chain::Hash;
+pub use checkpoint::{SignedCheckpoint, checkpoints};
 pub use clock::now_micros;
 pub use error::AuditError;
 pub use log::{
@@ -153,4 +156,5 @@ pub use log::{
 pub use query::{DEFAULT_LIMIT, Filter, query, record_hashes};
 pub use record::{Durability, Kind, Record, StoredRecord, UnknownKind};
 pub use report::{Broken, Verification, Why};
+pub use verifier::ChainVerifier;
 pub use verify::verify;
