@@ -133,6 +133,7 @@ pub async fn start_with_clock(
     // one, whether this process still holds its replica id (everything).
     let (state_ok, state_seen) = tokio::sync::watch::channel(true);
     let refresher = arbiter_service::upkeep::spawn_token_refresher(app.clone(), state_ok);
+    let shared = arbiter_service::approvals::shared::spawn(app.clone());
     let lease = app.lease().map(|l| l.watch());
     crate::grpc::health::follow(health_reporter.clone(), state_seen, lease);
     let renewer = app
@@ -189,6 +190,7 @@ pub async fn start_with_clock(
             r.abort();
         }
         refresher.abort();
+        shared.iter().for_each(JoinHandle::abort);
         renewer.iter().for_each(JoinHandle::abort);
         sweeper.abort();
         if let Some(w) = &watcher {
@@ -436,8 +438,8 @@ fn open_state(
         arbiter_service::redaction::Redaction::new(redact, key)
     };
     Ok(App::new(arbiter_service::app::Parts {
-        history: history.sharing(url.map(|_| store.clone()), &config.replica_id),
         sets,
+        history: history.sharing(url.map(|_| store.clone()), &config.replica_id),
         auth,
         store,
         approvals,
