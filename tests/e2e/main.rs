@@ -31,6 +31,7 @@ mod languages;
 mod lifecycle;
 mod mcp;
 mod mcp_example;
+mod nul_bytes;
 mod pipeline;
 mod probes;
 mod replay;

@@ -182,6 +182,56 @@ impl Request {
         let canonical = serde_json::to_vec(self).unwrap_or_default();
         Sha256::digest(&canonical).into()
     }
+
+    /// The path of the first field holding a NUL character (U+0000), as the doors
+    /// name fields (`intent.task_id`, `context["k"]`). No field has a use for one, and
+    /// PostgreSQL's text columns cannot store one where SQLite's can, so the pipeline
+    /// refuses it for every door and both state backends alike.
+    pub fn field_with_nul(&self) -> Option<String> {
+        let nul = |s: &str| s.contains('\0');
+        let principal = |field: String, p: &Principal| {
+            if nul(&p.id) {
+                return Some(format!("{field}.id"));
+            }
+            attribute_with_nul(&format!("{field}.attributes"), &p.attributes)
+        };
+        let texts = [
+            ("action.name", &self.action.name),
+            ("resource.id", &self.resource.id),
+            ("resource.kind", &self.resource.kind),
+            ("intent.purpose", &self.intent.purpose),
+            ("intent.task_id", &self.intent.task_id),
+            ("intent.ticket", &self.intent.ticket),
+            ("intent.justification", &self.intent.justification),
+        ];
+        principal("principal".into(), &self.principal)
+            .or_else(|| {
+                let mut links = self.delegation.iter().enumerate();
+                links.find_map(|(i, p)| principal(format!("delegation[{i}]"), p))
+            })
+            .or_else(|| {
+                texts
+                    .iter()
+                    .find(|(_, s)| nul(s))
+                    .map(|(f, _)| f.to_string())
+            })
+            .or_else(|| attribute_with_nul("action.attributes", &self.action.attributes))
+            .or_else(|| attribute_with_nul("resource.attributes", &self.resource.attributes))
+            .or_else(|| attribute_with_nul("context", &self.context))
+    }
+}
+
+/// `field[name]` of the first attribute whose name or text holds a NUL character.
+fn attribute_with_nul(field: &str, attributes: &Attributes) -> Option<String> {
+    let nul = |s: &String| s.contains('\0');
+    attributes.iter().find_map(|(name, value)| {
+        let in_value = match value {
+            Value::Str(s) => nul(s),
+            Value::Strings(list) => list.iter().any(nul),
+            Value::Bool(_) | Value::Int(_) | Value::Float(_) => false,
+        };
+        (nul(name) || in_value).then(|| format!("{field}[{:?}]", crate::shown(name)))
+    })
 }
 
 impl fmt::Display for Value {
@@ -232,6 +282,37 @@ mod tests {
         let mut c = a.clone();
         c.intent.ticket = "T-1".into();
         assert_ne!(a.digest(), c.digest());
+    }
+
+    #[test]
+    fn a_nul_anywhere_is_found_and_named() {
+        assert_eq!(sample().field_with_nul(), None);
+        type Spoil = fn(&mut Request);
+        let cases: [(&str, Spoil); 6] = [
+            ("principal.id", |r| r.principal.id.push('\0')),
+            ("intent.task_id", |r| r.intent.task_id.push('\0')),
+            ("resource.id", |r| r.resource.id.push('\0')),
+            ("context[\"a\\0\"]", |r| {
+                r.context.insert("a\0".into(), Value::Int(1));
+            }),
+            ("context[\"list\"]", |r| {
+                r.context.insert(
+                    "list".into(),
+                    Value::Strings(vec!["ok".into(), "\0".into()]),
+                );
+            }),
+            ("delegation[0].attributes[\"team\"]", |r| {
+                r.delegation = vec![r.principal.clone()];
+                r.delegation[0]
+                    .attributes
+                    .insert("team".into(), Value::Str("x\0".into()));
+            }),
+        ];
+        for (field, spoil) in cases {
+            let mut r = sample();
+            spoil(&mut r);
+            assert_eq!(r.field_with_nul().as_deref(), Some(field));
+        }
     }
 
     #[test]

@@ -415,6 +415,8 @@ impl ApprovalDesk {
         if let Some(refused) = crate::voting::not_a_human(caller) {
             return Err(refused);
         }
+        ServiceError::refuse_nul("id", id)?;
+        ServiceError::refuse_nul("comment", &comment)?;
         if comment.len() > MAX_COMMENT_BYTES {
             return Err(ServiceError::field(
                 "comment",
@@ -475,6 +477,7 @@ impl ApprovalDesk {
 
     /// One approval.
     pub async fn get(&self, id: &str) -> Result<Approval, ServiceError> {
+        ServiceError::refuse_nul("id", id)?;
         let store = self.store.clone();
         let (key, now) = (id.to_string(), self.clock.now_micros());
         blocking(move || Ok(store.approval(&key, now)?))
@@ -484,6 +487,8 @@ impl ApprovalDesk {
 
     /// Approvals matching `filter` (its clock is set here).
     pub async fn list(&self, mut filter: ApprovalFilter) -> Result<Vec<Approval>, ServiceError> {
+        ServiceError::refuse_nul("principal", filter.principal.as_deref().unwrap_or(""))?;
+        ServiceError::refuse_nul("task_id", filter.task_id.as_deref().unwrap_or(""))?;
         filter.now_micros = self.clock.now_micros();
         let store = self.store.clone();
         blocking(move || Ok(store.list_approvals(&filter)?)).await

@@ -300,6 +300,7 @@ impl Credentials {
     /// a credential issued to that enforcement identity (or group); `None` is an
     /// admin's revocation, or the server's own.
     pub fn revoke(&self, id: &str, holder: Option<&str>) -> Result<bool, ServiceError> {
+        ServiceError::refuse_nul("id", id)?;
         let Some(found) = self.store.credential(id)? else {
             return Err(ServiceError::not_found("credential", id));
         };
@@ -323,6 +324,7 @@ impl Credentials {
         task_id: &str,
         holder: Option<&str>,
     ) -> Result<Vec<String>, ServiceError> {
+        ServiceError::refuse_nul("task_id", task_id)?;
         Ok(self
             .store
             .revoke_task(task_id, holder, self.clock.now_micros())?)

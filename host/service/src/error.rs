@@ -159,6 +159,21 @@ impl ServiceError {
         }
     }
 
+    /// Refuses a NUL character (U+0000) in `value`, the field `field`. No id or text
+    /// has a use for one, and PostgreSQL's text columns cannot store one where SQLite's
+    /// can: refused before the state is touched, it reads the same on both.
+    pub fn refuse_nul(field: &str, value: &str) -> Result<(), Self> {
+        if value.contains('\0') {
+            return Err(Self::nul(field));
+        }
+        Ok(())
+    }
+
+    /// `field` holds a NUL character.
+    pub fn nul(field: impl Into<String>) -> Self {
+        Self::field(field, "must not contain a NUL character (U+0000)")
+    }
+
     /// A thing that does not exist.
     pub fn not_found(kind: &'static str, id: impl Into<String>) -> Self {
         Self::NotFound {

@@ -157,6 +157,11 @@ impl Decider {
     /// Routes, evaluates, records and applies the effects of one decoded request.
     pub async fn decide(&self, caller: &Caller, a: Authorize) -> Result<Answer, ServiceError> {
         let started = std::time::Instant::now();
+        // The decoding doors refuse control characters; this is for every door.
+        if let Some(field) = a.request.field_with_nul() {
+            return Err(ServiceError::nul(field));
+        }
+        ServiceError::refuse_nul("approval_id", a.approval_id.as_deref().unwrap_or(""))?;
         if a.probe {
             probe_has_no_effects(&a)?;
         }
