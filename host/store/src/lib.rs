@@ -17,10 +17,11 @@
 //! assert!(store.approval("nope", 0).unwrap().is_none());
 //! ```
 
+mod audit;
 mod columns;
-mod events;
 #[cfg(test)]
 mod contract;
+mod events;
 mod lease;
 mod model;
 mod policy_sets;
@@ -28,12 +29,15 @@ mod postgres;
 mod schema;
 mod sqlite;
 
+pub use audit::{
+    AuditChains, AuditShipper, ChainHead, ChainRecord, SHIP_BATCH, Shipped, verify_chains,
+};
+pub use events::{ApprovalEvent, ApprovalEvents};
 pub use lease::{ReplicaLease, ReplicaLeases};
 pub use model::{
     Approval, ApprovalFilter, ApprovalState, Credential, NewApproval, SigningKeyInfo, TokenEntry,
     Vote, VoteOutcome,
 };
-pub use events::{ApprovalEvent, ApprovalEvents};
 pub use policy_sets::{BundleSource, ReplicaSet, SetStore, StoredBundle, StoredSetState};
 pub use postgres::{PgStore, redact_url};
 pub use sqlite::{SqliteStore, now_micros};
@@ -102,13 +106,30 @@ pub enum StoreError {
     /// A TLS file the PostgreSQL URL names cannot be used.
     #[error(transparent)]
     TlsFile(#[from] arbiter_tls::TlsError),
+    /// A replica's audit chain differs from what the database holds under its id: the
+    /// replica lost its data directory, or two processes share a replica id.
+    #[error(
+        "audit chain `{chain_id}` in the state database differs from this replica's log at record {seq}; give each replica its own id and keep its data directory"
+    )]
+    AuditFork {
+        /// The chain (replica id).
+        chain_id: String,
+        /// The first record that differs.
+        seq: u64,
+    },
+    /// The replica's own audit log could not be read for shipping.
+    #[error("cannot read the local audit log to ship it")]
+    LocalAudit(#[source] arbiter_audit::AuditError),
 }
 
 /// The durable state of one Arbiter deployment. Every method is synchronous and
 /// durable when it returns; async callers run them on a blocking thread. The policy
-/// sets replicas share are kept through its part [`SetStore`], and which process holds
-/// each replica id through its part [`ReplicaLeases`].
-pub trait StateStore: SetStore + ReplicaLeases + ApprovalEvents + Send + Sync + std::fmt::Debug {
+/// sets replicas share are kept through its part [`SetStore`], which process holds
+/// each replica id through its part [`ReplicaLeases`], and the replicas' audit chains
+/// through its part [`AuditChains`].
+pub trait StateStore:
+    SetStore + ReplicaLeases + ApprovalEvents + AuditChains + Send + Sync + std::fmt::Debug
+{
     /// Records a new pending approval.
     fn create_approval(&self, approval: &NewApproval) -> Result<(), StoreError>;
     /// The approval `id` with its votes; its state reads `expired` once past expiry.

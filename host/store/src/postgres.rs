@@ -26,6 +26,7 @@ use crate::model::{
 use crate::{StateStore, StoreError};
 
 mod approvals;
+mod audit;
 mod events;
 mod keys;
 mod lease;

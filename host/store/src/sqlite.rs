@@ -16,6 +16,8 @@ mod lease;
 
 /// One process needs no shared approval events: the defaults keep none.
 impl crate::ApprovalEvents for SqliteStore {}
+/// One process's audit is its own log file: the defaults keep no chains.
+impl crate::AuditChains for SqliteStore {}
 mod policy_sets;
 mod rows;
 

@@ -145,6 +145,43 @@ const MIGRATIONS: &[&str] = &[
         at_micros BIGINT NOT NULL
     );
     CREATE INDEX approval_events_at ON approval_events (at_micros);",
+    // 6: the replicas' audit chains: each replica ships its local log's records and
+    // signed checkpoints here under its id, and moves its chain's head row.
+    "CREATE TABLE audit_chains (
+        chain_id TEXT PRIMARY KEY,
+        seq BIGINT NOT NULL,
+        hash BYTEA NOT NULL,
+        checkpoint_number BIGINT NOT NULL,
+        shipped_micros BIGINT NOT NULL
+    );
+    CREATE TABLE audit_records (
+        chain_id TEXT NOT NULL,
+        seq BIGINT NOT NULL,
+        kind TEXT NOT NULL,
+        at_micros BIGINT NOT NULL,
+        principal TEXT,
+        outcome TEXT,
+        policy_set TEXT,
+        decision_id TEXT,
+        body TEXT NOT NULL,
+        prev_hash BYTEA NOT NULL,
+        hash BYTEA NOT NULL,
+        shipped_micros BIGINT NOT NULL,
+        PRIMARY KEY (chain_id, seq)
+    );
+    CREATE INDEX audit_records_at ON audit_records (at_micros);
+    CREATE INDEX audit_records_decision ON audit_records (decision_id);
+    CREATE TABLE audit_checkpoints (
+        chain_id TEXT NOT NULL,
+        number BIGINT NOT NULL,
+        seq BIGINT NOT NULL,
+        hash BYTEA NOT NULL,
+        at_micros BIGINT NOT NULL,
+        key_id TEXT NOT NULL,
+        signature BYTEA NOT NULL,
+        public_key TEXT,
+        PRIMARY KEY (chain_id, number)
+    );",
 ];
 
 /// The newest schema this build knows.
