@@ -39,6 +39,7 @@ mod replica_ids;
 mod replica_sets;
 mod replicas;
 mod sets_admin;
+mod state_tls;
 mod support;
 mod test_cases;
 mod tls;

@@ -103,9 +103,9 @@ pub enum StoreError {
     /// The TLS parameters of the PostgreSQL URL do not fit together.
     #[error("state database TLS: {0}")]
     Tls(String),
-    /// A TLS file the PostgreSQL URL names cannot be used.
-    #[error(transparent)]
-    TlsFile(#[from] arbiter_tls::TlsError),
+    /// A TLS file the PostgreSQL URL names cannot be used (its message says why).
+    #[error("{0}")]
+    TlsFile(arbiter_tls::TlsError),
     /// A replica's audit chain differs from what the database holds under its id: the
     /// replica lost its data directory, or two processes share a replica id.
     #[error(

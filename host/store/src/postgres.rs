@@ -38,7 +38,7 @@ mod url;
 
 pub(crate) use url::read_password;
 pub use url::redact_url;
-use url::with_causes;
+use url::{pool_error, with_causes};
 #[cfg(test)]
 mod tests;
 
@@ -161,7 +161,7 @@ impl PgStore {
                 Ok(client) => f(client).await,
                 Err(e) => Err(StoreError::Unreachable(format!(
                     "`{shown}`: {}",
-                    with_causes(&e)
+                    pool_error(&e)
                 ))),
             };
             // The caller waits for this; if it is gone there is no one to tell.

@@ -110,7 +110,8 @@ pub(crate) fn connector(
         }
         (Mode::Prefer | Mode::Require, None) => Trust::Any,
         (_, Some(file)) => Trust::Chain {
-            roots: arbiter_tls::client_roots("database CA (sslrootcert)", Path::new(file))?,
+            roots: arbiter_tls::client_roots("database CA (sslrootcert)", Path::new(file))
+                .map_err(StoreError::TlsFile)?,
             file: PathBuf::from(file),
             name: mode == Mode::VerifyFull,
         },
@@ -119,8 +120,10 @@ pub(crate) fn connector(
         _ if mode == Mode::Disable => None,
         (None, None) => None,
         (Some(cert), Some(key)) => Some((
-            arbiter_tls::certificates("database client certificate (sslcert)", Path::new(cert))?,
-            arbiter_tls::private_key("database client key (sslkey)", Path::new(key))?,
+            arbiter_tls::certificates("database client certificate (sslcert)", Path::new(cert))
+                .map_err(StoreError::TlsFile)?,
+            arbiter_tls::private_key("database client key (sslkey)", Path::new(key))
+                .map_err(StoreError::TlsFile)?,
             (cert, key),
         )),
         (Some(_), None) | (None, Some(_)) => {

@@ -35,6 +35,15 @@ pub(crate) fn with_causes(e: &dyn std::error::Error) -> String {
     text
 }
 
+/// Why the pool gave no connection: the database's reason, without the pool's
+/// wrapper ("Error occurred while creating a new object").
+pub(crate) fn pool_error(e: &deadpool_postgres::PoolError) -> String {
+    match e {
+        deadpool_postgres::PoolError::Backend(e) => with_causes(e),
+        e => with_causes(e),
+    }
+}
+
 /// Parameters that hold secrets: never shown.
 const SECRET_PARAMS: [&str; 2] = ["password", "sslpassword"];
 
