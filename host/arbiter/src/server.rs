@@ -55,6 +55,7 @@ impl Running {
         if let Some(log) = &self.app.audit() {
             log.close().await.context("cannot close the audit log")?;
         }
+        arbiter_service::audit_log::ship::finish(&self.app).await;
         // A replica with the same id may start at once.
         if let Some(lease) = self.app.lease().cloned() {
             let _ = tokio::task::spawn_blocking(move || lease.release()).await;
@@ -146,6 +147,7 @@ pub async fn start_with_clock(
         .clone()
         .map(|dir| crate::watch::spawn(app.clone(), dir));
     arbiter_service::history::follow::spawn(app.clone());
+    let shipper = arbiter_service::audit_log::ship::spawn(app.clone());
     let (metrics_addr, metrics_task) = match config.metrics_listen {
         Some(addr) => {
             let (a, t) = crate::upkeep::start_metrics(addr, app.clone(), config).await?;
@@ -192,6 +194,7 @@ pub async fn start_with_clock(
         refresher.abort();
         shared.iter().for_each(JoinHandle::abort);
         renewer.iter().for_each(JoinHandle::abort);
+        shipper.iter().for_each(JoinHandle::abort);
         sweeper.abort();
         if let Some(w) = &watcher {
             w.abort();

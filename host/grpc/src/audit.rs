@@ -3,7 +3,7 @@
 use crate::OrStatus as _;
 use std::sync::Arc;
 
-use arbiter_audit::{Filter, Kind, StoredRecord};
+use arbiter_audit::{Filter, Kind, StoredRecord, Verification};
 use tonic::{Request, Response, Status};
 
 use super::ApiError;
@@ -48,10 +48,33 @@ pub fn record(r: StoredRecord) -> pb::AuditRecord {
         body_json: r.record.body.to_string(),
         prev_hash: hex::encode(r.prev_hash),
         hash: hex::encode(r.hash),
+        chain_id: String::new(),
     }
 }
 
-/// A query's filter from the wire.
+/// The wire form of a record of chain `chain_id`.
+fn chain_record(chain_id: String, r: StoredRecord) -> pb::AuditRecord {
+    pb::AuditRecord {
+        chain_id,
+        ..record(r)
+    }
+}
+
+/// The wire form of one chain's verification.
+fn chain_verification(chain_id: String, v: &Verification) -> pb::ChainVerification {
+    pb::ChainVerification {
+        chain_id,
+        intact: v.is_intact(),
+        records: v.records,
+        checkpoints: v.checkpoints,
+        head_seq: v.head_seq,
+        head_hash: hex::encode(v.head_hash),
+        broken_seq: v.broken.as_ref().map_or(0, |b| b.seq),
+        report: v.to_string(),
+    }
+}
+
+/// A query's filter from the wire (the chain it names, if any, is for the caller).
 pub fn filter(q: pb::QueryAuditRequest) -> Result<Filter, ApiError> {
     let pb::QueryAuditRequest {
         since_micros,
@@ -64,6 +87,7 @@ pub fn filter(q: pb::QueryAuditRequest) -> Result<Filter, ApiError> {
         limit,
         newest_first,
         decision_id,
+        chain_id: _,
     } = q;
     let text = |v: String| Some(v).filter(|v| !v.is_empty());
     let kind = match kind.as_str() {
@@ -99,18 +123,42 @@ impl pb::audit_server::Audit for AuditService {
         request: Request<pb::QueryAuditRequest>,
     ) -> Result<Response<pb::QueryAuditResponse>, Status> {
         self.app.auth().caller_of(&request, &[Role::Admin])?;
-        let filter = filter(request.into_inner()).or_status()?;
+        let q = request.into_inner();
+        let chain = Some(q.chain_id.clone()).filter(|c| !c.is_empty());
+        let filter = filter(q).or_status()?;
         let log = self.log().or_status()?.clone();
-        let records = blocking(move || {
-            log.query(&filter).map_err(|e| {
-                tracing::error!(error = %e, "audit query failed");
-                ApiError::Unavailable("the audit log cannot be read".into())
+        let unreadable = |e: &dyn std::fmt::Display| {
+            tracing::error!(error = %e, "audit query failed");
+            ApiError::Unavailable("the audit log cannot be read".into())
+        };
+        // With the state shared, every replica's chain, merged by time.
+        if let Some(store) = arbiter_service::audit_log::shared_chains(&self.app) {
+            let records = blocking(move || {
+                store
+                    .query_audit_chains(&filter, chain.as_deref())
+                    .map_err(|e| unreadable(&e))
             })
-        })
-        .await
-        .or_status()?;
+            .await
+            .or_status()?;
+            return Ok(Response::new(pb::QueryAuditResponse {
+                records: records
+                    .into_iter()
+                    .map(|r| chain_record(r.chain_id, r.record))
+                    .collect(),
+            }));
+        }
+        let own = self.app.replica_id().to_string();
+        if chain.is_some_and(|c| c != own) {
+            return Ok(Response::new(pb::QueryAuditResponse::default()));
+        }
+        let records = blocking(move || log.query(&filter).map_err(|e| unreadable(&e)))
+            .await
+            .or_status()?;
         Ok(Response::new(pb::QueryAuditResponse {
-            records: records.into_iter().map(record).collect(),
+            records: records
+                .into_iter()
+                .map(|r| chain_record(own.clone(), r))
+                .collect(),
         }))
     }
 
@@ -120,22 +168,39 @@ impl pb::audit_server::Audit for AuditService {
     ) -> Result<Response<pb::VerifyAuditResponse>, Status> {
         self.app.auth().caller_of(&request, &[Role::Admin])?;
         let path = self.log().or_status()?.path().to_path_buf();
-        let v = blocking(move || {
-            arbiter_audit::verify(&path, None).map_err(|e| {
+        let shared = arbiter_service::audit_log::shared_chains(&self.app);
+        let (v, chains) = blocking(move || {
+            let failed = |e: &dyn std::fmt::Display| {
                 tracing::error!(error = %e, "audit verification could not run");
                 ApiError::Unavailable("the audit log cannot be read".into())
-            })
+            };
+            let v = arbiter_audit::verify(&path, None).map_err(|e| failed(&e))?;
+            let chains = match shared {
+                Some(store) => {
+                    arbiter_store::verify_chains(&*store, None).map_err(|e| failed(&e))?
+                }
+                None => Vec::new(),
+            };
+            Ok((v, chains))
         })
         .await
         .or_status()?;
+        let mut report = v.to_string();
+        for (head, c) in &chains {
+            report.push_str(&format!("\nchain {}: {c}", head.chain_id));
+        }
         Ok(Response::new(pb::VerifyAuditResponse {
-            intact: v.is_intact(),
+            intact: v.is_intact() && chains.iter().all(|(_, c)| c.is_intact()),
             records: v.records,
             checkpoints: v.checkpoints,
             head_seq: v.head_seq,
             head_hash: hex::encode(v.head_hash),
             broken_seq: v.broken.as_ref().map_or(0, |b| b.seq),
-            report: v.to_string(),
+            report,
+            chains: chains
+                .iter()
+                .map(|(head, c)| chain_verification(head.chain_id.clone(), c))
+                .collect(),
         }))
     }
 }

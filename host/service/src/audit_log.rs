@@ -9,6 +9,14 @@ use arbiter_audit::{AuditConfig, AuditLog};
 
 use crate::metrics::Metrics;
 
+pub mod ship;
+
+/// The state database holding every replica's audit chain, when the state is shared
+/// (PostgreSQL); `None` when this server's own log is the whole audit.
+pub fn shared_chains(app: &crate::app::App) -> Option<Arc<dyn arbiter_store::StateStore>> {
+    app.store.keeps_audit_chains().then(|| app.store.clone())
+}
+
 /// How the audit log is kept (`[audit]` in the config).
 #[derive(Debug, Clone)]
 pub struct AuditOptions {

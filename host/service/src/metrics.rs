@@ -18,7 +18,9 @@ use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
 
 mod labels;
+mod shipping;
 use labels::*;
+pub use shipping::Shipping;
 
 /// Default metrics address: loopback, like the gRPC default.
 pub const DEFAULT_METRICS_LISTEN: &str = "127.0.0.1:9464";
@@ -54,6 +56,7 @@ pub struct Metrics {
     audit_write_seconds: Histogram,
     audit_records: Counter,
     audit_failures: Counter,
+    audit_shipping: Shipping,
     approvals: Family<StateLabel, Counter>,
     approval_seconds: Family<StateLabel, Histogram, fn() -> Histogram>,
     credentials_issued: Counter,
@@ -95,6 +98,7 @@ impl Metrics {
             audit_write_seconds: latency(),
             audit_records: Counter::default(),
             audit_failures: Counter::default(),
+            audit_shipping: Shipping::default(),
             approvals: Family::default(),
             approval_seconds: Family::new_with_constructor(slow_latency),
             credentials_issued: Counter::default(),
@@ -199,6 +203,7 @@ impl Metrics {
             "Audit batches that could not be written",
             m.audit_failures.clone(),
         );
+        m.audit_shipping.register(&mut r);
         r.register(
             "approvals",
             "Approval events by resulting state (pending = created)",
@@ -366,6 +371,11 @@ impl Metrics {
     /// One failed audit batch.
     pub fn audit_failed(&self) {
         self.audit_failures.inc();
+    }
+
+    /// The audit shipper's metrics.
+    pub fn audit_shipping(&self) -> &Shipping {
+        &self.audit_shipping
     }
 
     /// An approval reached `state`; `age` is its time since creation, for decisions.

@@ -1,5 +1,8 @@
 //! `arbiter audit verify|tail|query`: the audit log, read offline from a data
-//! directory (SQLite lets a running server keep writing meanwhile).
+//! directory (SQLite lets a running server keep writing meanwhile), or with
+//! `--state-url` the chains every replica shipped to the shared PostgreSQL state.
+
+mod chains;
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -19,6 +22,13 @@ pub struct AuditArgs {
     /// The server's data directory [default: as `arbiter serve`].
     #[arg(long, env = "ARBITER_DATA_DIR", global = true)]
     pub data_dir: Option<PathBuf>,
+    /// The replicas' PostgreSQL state (as `arbiter serve --state-url`): verify and
+    /// query every replica's chain there instead of one data directory's log.
+    #[arg(long, env = "ARBITER_STATE_URL", global = true)]
+    pub state_url: Option<String>,
+    /// A file holding the PostgreSQL password.
+    #[arg(long, requires = "state_url", global = true)]
+    pub state_password_file: Option<PathBuf>,
 }
 
 /// `arbiter audit` subcommands.
@@ -34,7 +44,7 @@ pub enum AuditCommand {
         /// The checkpoint copy kept off the machine (`[audit] checkpoint_copy`): every
         /// checkpoint in it must still match the log, which catches a truncation that
         /// also removed the checkpoints inside the log.
-        #[arg(long = "checkpoints")]
+        #[arg(long = "checkpoints", conflicts_with = "state_url")]
         checkpoints: Option<PathBuf>,
     },
     /// Prints the last records as JSON lines; `--follow` keeps printing new ones.
@@ -77,6 +87,9 @@ pub struct QueryArgs {
     /// Records of this decision id.
     #[arg(long)]
     pub decision_id: Option<String>,
+    /// Records of this chain (replica id) only; with `--state-url`.
+    #[arg(long, requires = "state_url")]
+    pub chain: Option<String>,
     /// At most this many.
     #[arg(long, default_value_t = 1000)]
     pub limit: usize,
@@ -105,6 +118,9 @@ fn print(records: &[StoredRecord]) -> anyhow::Result<()> {
 
 /// Runs the command; the result is the exit code.
 pub async fn run(args: AuditArgs) -> anyhow::Result<i32> {
+    if let Some(url) = &args.state_url {
+        return run_shared(url, args.state_password_file.as_deref(), args.command);
+    }
     let dir = args.data_dir.clone().unwrap_or_else(default_data_dir);
     let path = dir.join("audit.db");
     if !path.exists() {
@@ -118,11 +134,7 @@ pub async fn run(args: AuditArgs) -> anyhow::Result<i32> {
             pubkeys,
             checkpoints,
         } => {
-            let keys = pubkeys
-                .iter()
-                .map(|p| PublicKey::load(p))
-                .collect::<Result<Vec<_>, _>>()?;
-            let keys = (!keys.is_empty()).then_some(keys);
+            let keys = load_keys(&pubkeys)?;
             let v = arbiter_audit::verify(&path, keys.as_deref())
                 .with_context(|| format!("cannot verify `{}`", path.display()))?;
             println!("{v}");
@@ -174,30 +186,69 @@ pub async fn run(args: AuditArgs) -> anyhow::Result<i32> {
             }
         }
         AuditCommand::Query(q) => {
-            let time = |t: &Option<String>, flag: &str| {
-                t.as_deref()
-                    .map(|t| {
-                        super::replay::time::parse_time(t)
-                            .map_err(|e| anyhow::anyhow!("--{flag}: {e}"))
-                    })
-                    .transpose()
-            };
-            let filter = Filter {
-                since_micros: time(&q.since, "since")?,
-                until_micros: time(&q.until, "until")?,
-                principal: q.principal,
-                outcome: q.outcome,
-                policy_set: q.policy_set,
-                decision_id: q.decision_id,
-                kind: kind(q.kind.as_deref())?,
-                after_seq: None,
-                limit: q.limit,
-                newest_first: false,
-            };
-            print(&arbiter_audit::query(&path, &filter)?)?;
+            print(&arbiter_audit::query(&path, &query_filter(q)?)?)?;
             Ok(0)
         }
     }
+}
+
+/// `verify` and `query` on the chains in the shared state database.
+fn run_shared(
+    url: &str,
+    password_file: Option<&std::path::Path>,
+    command: AuditCommand,
+) -> anyhow::Result<i32> {
+    match command {
+        AuditCommand::Verify { pubkeys, .. } => {
+            let keys = load_keys(&pubkeys)?;
+            chains::verify(&*chains::open(url, password_file)?, keys.as_deref())
+        }
+        AuditCommand::Query(mut q) => {
+            let chain = q.chain.take();
+            let filter = query_filter(q)?;
+            chains::query(
+                &*chains::open(url, password_file)?,
+                &filter,
+                chain.as_deref(),
+            )?;
+            Ok(0)
+        }
+        AuditCommand::Tail { .. } => anyhow::bail!(
+            "`audit tail` follows one data directory's log; for the replicas' chains use `arbiter audit query --state-url`"
+        ),
+    }
+}
+
+/// The trusted keys of `--pubkey`, if any were given.
+fn load_keys(paths: &[PathBuf]) -> anyhow::Result<Option<Vec<PublicKey>>> {
+    let keys = paths
+        .iter()
+        .map(|p| PublicKey::load(p))
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok((!keys.is_empty()).then_some(keys))
+}
+
+/// The filter of `audit query`'s flags.
+fn query_filter(q: QueryArgs) -> anyhow::Result<Filter> {
+    let time = |t: &Option<String>, flag: &str| {
+        t.as_deref()
+            .map(|t| {
+                super::replay::time::parse_time(t).map_err(|e| anyhow::anyhow!("--{flag}: {e}"))
+            })
+            .transpose()
+    };
+    Ok(Filter {
+        since_micros: time(&q.since, "since")?,
+        until_micros: time(&q.until, "until")?,
+        principal: q.principal,
+        outcome: q.outcome,
+        policy_set: q.policy_set,
+        decision_id: q.decision_id,
+        kind: kind(q.kind.as_deref())?,
+        after_seq: None,
+        limit: q.limit,
+        newest_first: false,
+    })
 }
 
 /// One line of a checkpoint copy.
