@@ -28,6 +28,7 @@ use tonic::transport::Channel;
 
 mod doors;
 mod noop;
+mod replicas;
 mod soak;
 
 #[derive(Debug, Clone, Parser)]
@@ -72,6 +73,12 @@ struct Args {
     /// as the reference does).
     #[arg(long, default_value = "builtin:reference")]
     soak_set: String,
+    /// Compare the state backends instead: one replica on SQLite, one on PostgreSQL
+    /// and three on PostgreSQL, each on a fresh database of the PostgreSQL server at
+    /// this URL (`postgres://user@host:port`, e.g. what scripts/postgres-test-server
+    /// prints), at the largest `--in-flight`.
+    #[arg(long)]
+    replicas_db: Option<String>,
     /// Run as the no-op server on this address (used internally).
     #[arg(long, hide = true)]
     noop_server: Option<String>,
@@ -88,6 +95,9 @@ fn main() -> anyhow::Result<()> {
         decoded.iter().map(arbiter::grpc::encode::request).collect();
     if args.soak {
         return soak_main(&args);
+    }
+    if let Some(url) = &args.replicas_db {
+        return replicas::main(&args, url, &requests);
     }
     let client_rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(1)
