@@ -87,8 +87,10 @@ pub(crate) fn connector(
     };
     pg.ssl_mode(match mode {
         Mode::Disable => SslMode::Disable,
-        Mode::Prefer => SslMode::Prefer,
-        Mode::Require | Mode::VerifyCa | Mode::VerifyFull => SslMode::Require,
+        // A CA given is a wish to check the server: a connection that declined TLS
+        // could not honour it, so TLS is required then.
+        Mode::Prefer if param("sslrootcert").is_none() => SslMode::Prefer,
+        Mode::Prefer | Mode::Require | Mode::VerifyCa | Mode::VerifyFull => SslMode::Require,
     });
     let trust = match (mode, param("sslrootcert")) {
         // Never used: tokio-postgres does not start TLS.

@@ -47,17 +47,21 @@ pub(crate) fn pool_error(e: &deadpool_postgres::PoolError) -> String {
 /// Parameters that hold secrets: never shown.
 const SECRET_PARAMS: [&str; 2] = ["password", "sslpassword"];
 
-/// `url` with any password replaced or left out, for logs and errors.
+/// `url` with any password replaced or left out, for logs and errors. A string that
+/// does not parse is not shown at all: it might hold a password anywhere.
 pub fn redact_url(url: &str) -> String {
-    let (url, _) = split_params(url, &SECRET_PARAMS);
+    let Some((url, _)) = try_split_params(url, &SECRET_PARAMS) else {
+        return "(a database URL that does not parse)".to_string();
+    };
     let Some((scheme, rest)) = url.split_once("://") else {
         return url;
     };
-    let authority = &rest[..rest.find(['/', '?']).unwrap_or(rest.len())];
-    match authority.rfind('@') {
-        Some(at) => {
-            let user = authority[..at].split(':').next().unwrap_or_default();
-            format!("{scheme}://{user}:***@{}", &rest[at + 1..])
+    // As tokio-postgres reads it: user and password run to the first `@`, whatever
+    // they hold (an unencoded `/` or `?` included).
+    match rest.split_once('@') {
+        Some((credentials, host)) => {
+            let user = credentials.split(':').next().unwrap_or_default();
+            format!("{scheme}://{user}:***@{host}")
         }
         None => format!("{scheme}://{rest}"),
     }
@@ -68,18 +72,25 @@ pub fn redact_url(url: &str) -> String {
 /// (values percent-decoded) and the `key=value` form (values possibly quoted). A
 /// string that does not parse is returned whole, for tokio-postgres to refuse.
 pub(crate) fn split_params(url: &str, keys: &[&str]) -> (String, Vec<(String, String)>) {
-    let taken = if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+    try_split_params(url, keys).unwrap_or_else(|| (url.to_string(), Vec::new()))
+}
+
+fn try_split_params(url: &str, keys: &[&str]) -> Option<(String, Vec<(String, String)>)> {
+    if url.starts_with("postgres://") || url.starts_with("postgresql://") {
         split_query(url, keys)
     } else {
         split_key_values(url, keys)
-    };
-    taken.unwrap_or_else(|| (url.to_string(), Vec::new()))
+    }
 }
 
 fn split_query(url: &str, keys: &[&str]) -> Option<(String, Vec<(String, String)>)> {
-    let Some((base, query)) = url.split_once('?') else {
+    // The query starts after the credentials, which run to the first `@` and may hold
+    // a `?` of their own.
+    let after = url.find('@').map_or(0, |at| at + 1);
+    let Some(q) = url[after..].find('?').map(|i| after + i) else {
         return Some((url.to_string(), Vec::new()));
     };
+    let (base, query) = (&url[..q], &url[q + 1..]);
     let (mut kept, mut taken) = (Vec::new(), Vec::new());
     for pair in query.split('&').filter(|p| !p.is_empty()) {
         let (k, v) = pair.split_once('=')?;

@@ -256,4 +256,24 @@ fn tls_parameters_are_taken_from_either_url_form_and_passwords_never_shown() {
         redact_url("postgres://u:s3cret@db/x?sslrootcert=/a@b/ca.pem"),
         "postgres://u:***@db/x?sslrootcert=/a@b/ca.pem"
     );
+    // A password may hold `?` or `/` (tokio-postgres reads it to the first `@`): it
+    // is neither shown nor mistaken for the start of the query.
+    assert_eq!(
+        redact_url("postgres://arbiter:pa?s/s@db/arbiter?sslmode=require"),
+        "postgres://arbiter:***@db/arbiter?sslmode=require"
+    );
+    let (rest, taken) = split_params("postgres://arbiter:pa?ss@db/x?sslmode=require", &keys);
+    assert_eq!(rest, "postgres://arbiter:pa?ss@db/x");
+    assert_eq!(taken, [("sslmode".to_string(), "require".to_string())]);
+    // What does not parse is not shown at all.
+    for broken in [
+        "host=db password='s3cret",
+        "postgres://u@db/x?password=p%ss",
+    ] {
+        let shown = redact_url(broken);
+        assert!(
+            !shown.contains("s3cret") && !shown.contains("p%ss"),
+            "{shown}"
+        );
+    }
 }
