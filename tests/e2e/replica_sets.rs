@@ -220,6 +220,34 @@ async fn a_set_loaded_on_one_replica_becomes_active_on_the_others_and_a_rollback
     assert!(refused.contains("refused"), "{refused}");
     assert_eq!(enforced(&status(d, &t.admin).await), "1.0.0");
     assert_eq!(decided_by(d, &t.gateway).await, "1.0.0");
+    // D may not publish its own state over the fleet's: a change through it (here a
+    // rollback, which would enforce what D serves everywhere) is refused, and the
+    // others stay on 2.0.0.
+    let refused = admin(d)
+        .await
+        .rollback_set(bearer(
+            &t.admin,
+            pb::RollbackSetRequest {
+                name: "reference".into(),
+                version: String::new(),
+            },
+        ))
+        .await
+        .expect_err("D serves another version than the fleet");
+    assert_eq!(
+        refused.code(),
+        tonic::Code::FailedPrecondition,
+        "{refused:?}"
+    );
+    assert!(
+        refused.message().contains("does not serve the version"),
+        "{}",
+        refused.message()
+    );
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    for s in [a, b, c] {
+        assert_eq!(enforced(&status(s, &t.admin).await), "2.0.0", "{}", s.url);
+    }
 
     // Rolled back through B: A and C follow.
     admin(b)

@@ -308,12 +308,20 @@ impl App {
             crate::events::SetAct::Load { version, .. } => Some(version.clone()),
             _ => None,
         };
-        let mut result = match &loading {
-            Some(version) => match self.loader.may_add(set, version) {
+        // A replica that refused the fleet's version of this set must not publish its
+        // own state over it (that would move every replica back to what it serves).
+        let split = shared.and_then(|s| s.split(set));
+        let mut result = match (&loading, split) {
+            (_, Some(why)) => Err(crate::sets::SetError::NotShared {
+                reason: format!(
+                    "this replica does not serve the version of `{set}` the other replicas do ({why}); make the change through a replica that does"
+                ),
+            }),
+            (Some(version), None) => match self.loader.may_add(set, version) {
                 Err(reason) => Err(crate::sets::SetError::Older { reason }),
                 Ok(()) => change(),
             },
-            None => change(),
+            (None, None) => change(),
         };
         let mut unshared = None;
         if result.is_ok()

@@ -18,6 +18,8 @@ use crate::auth::Caller;
 use crate::events::{ApprovalChange, ApprovalStep};
 
 mod digest;
+mod upkeep;
+pub use upkeep::{purge_old, sweep_expired};
 pub mod shared;
 use digest::evidence;
 pub use digest::{approval_digest, identity_key};
@@ -43,71 +45,6 @@ pub const EXPIRY_ACTOR: &str = "arbiter";
 /// How often closed approvals and expired credentials past `[state] keep_days` are
 /// deleted (also once at start).
 pub const PURGE_EVERY: Duration = Duration::from_secs(60 * 60);
-
-/// Deletes approvals closed, and credentials expired, more than `keep` ago, after
-/// recording how many as an admin act `state-purged` (their own records stay in the
-/// audit log). Returns (approvals, credentials) deleted.
-pub async fn purge_old(
-    app: &crate::app::App,
-    keep: Duration,
-) -> Result<(usize, usize), ServiceError> {
-    let keep_micros = i64::try_from(keep.as_micros()).unwrap_or(i64::MAX);
-    let approvals_before = app.clock.now_micros().saturating_sub(keep_micros);
-    let credentials_before = approvals_before / 1_000_000;
-    let store = app.store.clone();
-    let (approvals, credentials) =
-        blocking(move || Ok(store.purgeable(approvals_before, credentials_before)?)).await?;
-    if approvals == 0 && credentials == 0 {
-        return Ok((0, 0));
-    }
-    app.record(crate::events::AuditEvent::Admin {
-        actor: EXPIRY_ACTOR,
-        act: crate::events::AdminAct::StatePurged {
-            approvals,
-            approvals_closed_before_micros: approvals_before,
-            credentials,
-            credentials_expired_before: credentials_before,
-        },
-    })
-    .await?;
-    let store = app.store.clone();
-    blocking(move || {
-        store.purge_closed_approvals(approvals_before)?;
-        store.purge_expired_credentials(credentials_before)?;
-        Ok(())
-    })
-    .await?;
-    tracing::info!(
-        approvals,
-        credentials,
-        "purged old approvals and credentials from the state database"
-    );
-    Ok((approvals, credentials))
-}
-
-/// Records every lapsed approval as `expired`: the audit record first, then the
-/// stored state and the watch event. Stops at the first record that cannot be written
-/// (the next sweep tries again).
-pub async fn sweep_expired(app: &crate::app::App) -> Result<usize, ServiceError> {
-    let (store, now) = (app.store.clone(), app.clock.now_micros());
-    let lapsed = blocking(move || Ok(store.lapsed_approvals(now, SWEEP_BATCH)?)).await?;
-    let n = lapsed.len();
-    for a in lapsed {
-        app.record(crate::events::AuditEvent::Approval {
-            actor: EXPIRY_ACTOR,
-            approval: &a,
-            step: crate::events::ApprovalStep::Expired,
-            vote: None,
-        })
-        .await?;
-        let store = app.store.clone();
-        let (id, now) = (a.new.id.clone(), app.clock.now_micros());
-        if blocking(move || Ok(store.mark_expired(&id, now)?)).await? {
-            app.approvals.publish(ApprovalStep::Expired, &a);
-        }
-    }
-    Ok(n)
-}
 
 /// The approval desk: creates, lists, decides and redeems approvals.
 #[derive(Debug, Clone)]
@@ -370,7 +307,16 @@ impl ApprovalDesk {
         let now = self.clock.now_micros();
         let consumed = blocking(move || {
             let ok = store.consume_approval(&key, &dec, now)?;
-            Ok((ok, store.approval(&key, now)?))
+            match store.approval(&key, now) {
+                Ok(a) => Ok((ok, a)),
+                // Consumed but unreadable: given back, so the failure loses no approval.
+                Err(e) => {
+                    if ok && let Err(e) = store.release_approval(&key, &dec, now) {
+                        tracing::error!(approval = %key, error = %e, "cannot give back an approval consumed by a request that failed; it stays used");
+                    }
+                    Err(e.into())
+                }
+            }
         })
         .await?;
         match consumed {

@@ -24,15 +24,17 @@ const BATCH: usize = 256;
 const KEEP: Duration = Duration::from_secs(60 * 60);
 
 /// Starts sharing approval events, when the store shares them: the writer of this
-/// replica's steps and the follower of the others' (none for a store of one process).
+/// replica's steps (never stopped: steps taken while the server drains at shutdown
+/// are still shared) and the follower of the others' (returned, none for a store of
+/// one process).
 pub fn spawn(app: Arc<App>) -> Vec<JoinHandle<()>> {
     let Some(signal) = app.store.approval_event_signal() else {
         return Vec::new();
     };
     let (outbox, steps) = mpsc::unbounded_channel();
     app.approvals.share(outbox);
-    let writer = tokio::spawn(write(app.clone(), steps));
-    vec![writer, tokio::spawn(follow(app, signal))]
+    tokio::spawn(write(app.clone(), steps));
+    vec![tokio::spawn(follow(app, signal))]
 }
 
 /// Appends this replica's steps, one at a time, in the order they were taken. A step
@@ -74,9 +76,8 @@ async fn follow(app: Arc<App>, mut signal: tokio::sync::watch::Receiver<u64>) {
             changed = signal.changed() => if changed.is_err() { return },
             _ = tick.tick() => {}
         }
-        match catch_up(&app, last).await {
-            Ok(seq) => last = seq,
-            Err(e) => tracing::debug!(error = %e, "cannot read the shared approval events yet"),
+        if let Err(e) = catch_up(&app, &mut last).await {
+            tracing::debug!(error = %e, "cannot read the shared approval events yet");
         }
         if purged_at.elapsed() >= KEEP {
             purged_at = tokio::time::Instant::now();
@@ -86,32 +87,29 @@ async fn follow(app: Arc<App>, mut signal: tokio::sync::watch::Receiver<u64>) {
     }
 }
 
-/// Publishes every event after `last` that another replica appended; returns the
-/// sequence number of the last event read.
-async fn catch_up(app: &App, mut last: i64) -> Result<i64, crate::ServiceError> {
+/// Publishes every event after `last` that another replica appended, moving `last`
+/// past each one published (so one is never published twice after a failed read).
+async fn catch_up(app: &App, last: &mut i64) -> Result<(), crate::ServiceError> {
     loop {
-        let store = app.store.clone();
-        let events = blocking(move || Ok(store.approval_events_after(last, BATCH)?)).await?;
-        let Some(newest) = events.last().map(|e| e.seq) else {
-            return Ok(last);
-        };
-        for e in events {
-            let Some(step) = ApprovalStep::parse(&e.step) else {
-                continue;
-            };
-            if e.replica == app.replica_id() {
-                continue;
-            }
-            let (store, id, now) = (
-                app.store.clone(),
-                e.approval_id.clone(),
-                app.clock.now_micros(),
-            );
-            if let Some(a) = blocking(move || Ok(store.approval(&id, now)?)).await? {
-                app.approvals.publish_from(step, &a, Some(e.replica));
-            }
+        let (store, after) = (app.store.clone(), *last);
+        let events = blocking(move || Ok(store.approval_events_after(after, BATCH)?)).await?;
+        if events.is_empty() {
+            return Ok(());
         }
-        last = newest;
+        for e in events {
+            let step = ApprovalStep::parse(&e.step);
+            if let Some(step) = step.filter(|_| e.replica != app.replica_id()) {
+                let (store, id, now) = (
+                    app.store.clone(),
+                    e.approval_id.clone(),
+                    app.clock.now_micros(),
+                );
+                if let Some(a) = blocking(move || Ok(store.approval(&id, now)?)).await? {
+                    app.approvals.publish_from(step, &a, Some(e.replica));
+                }
+            }
+            *last = e.seq;
+        }
     }
 }
 

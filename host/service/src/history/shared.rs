@@ -185,6 +185,12 @@ impl Shared {
         Ok(())
     }
 
+    /// Why this replica does not serve the fleet's stored state of `name`, if it
+    /// does not (it refused a stored version).
+    pub fn split(&self, name: &str) -> Option<String> {
+        lock(&self.errors).get(name).cloned()
+    }
+
     /// Applies the stored state when its revision moved since this replica last
     /// looked (`true` then). The caller holds the set-change lock.
     pub async fn catch_up(&self, app: &App) -> Result<bool, StoreError> {
@@ -232,7 +238,7 @@ impl Shared {
             let known = lock(&self.refused).get(d).cloned();
             let why = match known {
                 Some(why) => why,
-                None => match self.load(app, d).await? {
+                None => match self.load(app, d, name).await? {
                     Ok(v) => {
                         loaded.push(v);
                         continue;
@@ -303,14 +309,25 @@ impl Shared {
 
     /// Loads stored version `digest` with this replica's trust: `Err` says why it was
     /// refused; the outer error is the database's.
-    async fn load(&self, app: &App, digest: &str) -> Result<Result<Version, String>, StoreError> {
+    async fn load(
+        &self,
+        app: &App,
+        digest: &str,
+        name: &str,
+    ) -> Result<Result<Version, String>, StoreError> {
         let d = digest.to_string();
         let Some(b) = blocking(&self.store, move |s| s.set_bundle(&d)).await? else {
             return Ok(Err("the state database holds no bundle for it".into()));
         };
         let source = match b.source {
             BundleSource::Bytes(bytes) => Source::Bundle(bytes),
-            BundleSource::Builtin(r) => Source::Reference(r),
+            // Only a built-in set is stored by reference: never a path on this host.
+            BundleSource::Builtin(r) if r.starts_with(crate::embedded::PREFIX) => {
+                Source::Reference(r)
+            }
+            BundleSource::Builtin(r) => {
+                return Ok(Err(format!("`{r}` is not a built-in set reference")));
+            }
         };
         // Held by the fleet already: the replica that stored it checked that it is not
         // older than the newest of its name.
@@ -318,6 +335,12 @@ impl Shared {
             Ok(v) => v,
             Err(why) => return Ok(Err(why)),
         };
+        if v.set.identity().name != name {
+            return Ok(Err(format!(
+                "the stored bundle is a version of `{}`, not of `{name}`",
+                v.set.identity().name
+            )));
+        }
         if v.set.identity().digest != digest {
             return Ok(Err(format!(
                 "the stored bundle has digest {}, not the one it is stored under",

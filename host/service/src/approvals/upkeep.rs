@@ -1,0 +1,73 @@
+//! The approval desk's upkeep: recording lapsed approvals as expired, and purging
+//! what closed long ago.
+
+use std::time::Duration;
+
+use super::{EXPIRY_ACTOR, SWEEP_BATCH, blocking};
+use crate::ServiceError;
+use crate::events::ApprovalStep;
+
+/// Deletes approvals closed, and credentials expired, more than `keep` ago, after
+/// recording how many as an admin act `state-purged` (their own records stay in the
+/// audit log). Returns (approvals, credentials) deleted.
+pub async fn purge_old(
+    app: &crate::app::App,
+    keep: Duration,
+) -> Result<(usize, usize), ServiceError> {
+    let keep_micros = i64::try_from(keep.as_micros()).unwrap_or(i64::MAX);
+    let approvals_before = app.clock.now_micros().saturating_sub(keep_micros);
+    let credentials_before = approvals_before / 1_000_000;
+    let store = app.store.clone();
+    let (approvals, credentials) =
+        blocking(move || Ok(store.purgeable(approvals_before, credentials_before)?)).await?;
+    if approvals == 0 && credentials == 0 {
+        return Ok((0, 0));
+    }
+    app.record(crate::events::AuditEvent::Admin {
+        actor: EXPIRY_ACTOR,
+        act: crate::events::AdminAct::StatePurged {
+            approvals,
+            approvals_closed_before_micros: approvals_before,
+            credentials,
+            credentials_expired_before: credentials_before,
+        },
+    })
+    .await?;
+    let store = app.store.clone();
+    blocking(move || {
+        store.purge_closed_approvals(approvals_before)?;
+        store.purge_expired_credentials(credentials_before)?;
+        Ok(())
+    })
+    .await?;
+    tracing::info!(
+        approvals,
+        credentials,
+        "purged old approvals and credentials from the state database"
+    );
+    Ok((approvals, credentials))
+}
+
+/// Records every lapsed approval as `expired`: the audit record first, then the
+/// stored state and the watch event. Stops at the first record that cannot be written
+/// (the next sweep tries again).
+pub async fn sweep_expired(app: &crate::app::App) -> Result<usize, ServiceError> {
+    let (store, now) = (app.store.clone(), app.clock.now_micros());
+    let lapsed = blocking(move || Ok(store.lapsed_approvals(now, SWEEP_BATCH)?)).await?;
+    let n = lapsed.len();
+    for a in lapsed {
+        app.record(crate::events::AuditEvent::Approval {
+            actor: EXPIRY_ACTOR,
+            approval: &a,
+            step: crate::events::ApprovalStep::Expired,
+            vote: None,
+        })
+        .await?;
+        let store = app.store.clone();
+        let (id, now) = (a.new.id.clone(), app.clock.now_micros());
+        if blocking(move || Ok(store.mark_expired(&id, now)?)).await? {
+            app.approvals.publish(ApprovalStep::Expired, &a);
+        }
+    }
+    Ok(n)
+}
