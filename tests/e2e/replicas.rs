@@ -10,6 +10,7 @@ use arbiter::proto::authorizer_client::AuthorizerClient;
 use crate::approvals::{Tokens, bearer, channel, hold, identity_change, vote, with_tokens};
 use crate::support::*;
 
+mod audit;
 mod events;
 
 mod measure;
