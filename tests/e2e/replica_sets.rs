@@ -275,6 +275,14 @@ async fn a_set_loaded_on_one_replica_becomes_active_on_the_others_and_a_rollback
     };
     assert_eq!((acts(a, "load"), acts(b, "rollback")), (1, 1));
     assert_eq!((acts(b, "load"), acts(a, "rollback")), (0, 0));
+    // The first replica to start stored the configured version for the fleet: that
+    // is on record once, as the config's act.
+    let configured: Vec<_> = [a, b, c, d]
+        .iter()
+        .flat_map(|s| audit_records(&s.audit_db(), arbiter_audit::Kind::Admin, "activate"))
+        .collect();
+    assert_eq!(configured.len(), 1, "{configured:?}");
+    assert_eq!(configured[0].record.principal.as_deref(), Some("config"));
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -46,6 +46,9 @@ pub enum ShareError {
     },
 }
 
+/// Who the record of a configured version enforced at start names as the actor.
+pub const CONFIG_ACTOR: &str = "config";
+
 /// This replica's view of the shared sets.
 #[derive(Debug)]
 pub struct Shared {
@@ -427,6 +430,18 @@ impl Shared {
             match self.publish(app, name, Some(d.clone())).await {
                 Ok(()) => {
                     tracing::info!(set = %name, digest = %d, "the config names a version the shared state never held: stored and enforced on every replica");
+                    // A change of the fleet's policy, so an act on record like the others.
+                    let act = crate::events::AdminAct::Set {
+                        act: crate::events::SetAct::Activate { version: d.clone() },
+                        set: name.clone(),
+                        unloaded: Vec::new(),
+                        refused: None,
+                    };
+                    let actor = CONFIG_ACTOR;
+                    let event = crate::events::AuditEvent::Admin { actor, act };
+                    if let Err(e) = app.record(event).await {
+                        tracing::error!(set = %name, error = %e, "cannot record that the configured version was enforced on every replica");
+                    }
                 }
                 // Another replica starting at the same time stored it first.
                 Err(ShareError::Conflict { .. }) => {
