@@ -12,8 +12,8 @@ use crate::support::*;
 
 mod audit;
 mod events;
-
 mod measure;
+
 /// A fresh database on the test server: its URL, or `None` (said loudly).
 pub(crate) async fn database() -> Option<String> {
     let Ok(base) = std::env::var("ARBITER_TEST_POSTGRES") else {
