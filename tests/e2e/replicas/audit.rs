@@ -282,3 +282,88 @@ async fn kill_9_of_a_replica_under_load_loses_no_acknowledged_decision_from_the_
     );
     drop(victim);
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_audit_service_on_any_replica_merges_and_verifies_every_replicas_chain() {
+    use arbiter::proto::audit_client::AuditClient;
+
+    use crate::approvals::bearer;
+
+    let Some(url) = database().await else {
+        return;
+    };
+    let (servers, t) = super::replicas(&url, 2).await;
+    // One decision on each replica.
+    let mut decided = Vec::new();
+    for s in &servers {
+        let mut c = AuthorizerClient::new(channel(&s.url).await);
+        let answer = c
+            .authorize(bearer(&t.gateway, normal_request()))
+            .await
+            .expect("decides")
+            .into_inner();
+        decided.push(answer.decision_id);
+    }
+    // Replica 0's Audit service finds both, each in its replica's chain, once shipped.
+    let mut audit = AuditClient::new(channel(&servers[0].url).await);
+    let deadline = Instant::now() + Duration::from_secs(60);
+    for (i, id) in decided.iter().enumerate() {
+        let chain = loop {
+            let found = audit
+                .query_audit(bearer(
+                    &t.admin,
+                    pb::QueryAuditRequest {
+                        decision_id: id.clone(),
+                        ..pb::QueryAuditRequest::default()
+                    },
+                ))
+                .await
+                .expect("query")
+                .into_inner()
+                .records;
+            if let Some(r) = found.first() {
+                break r.chain_id.clone();
+            }
+            assert!(
+                Instant::now() < deadline,
+                "decision {id} never reached the database"
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        };
+        assert_eq!(chain, format!("replica-{i}"));
+    }
+    // Asking for one chain gives only its records.
+    let only = audit
+        .query_audit(bearer(
+            &t.admin,
+            pb::QueryAuditRequest {
+                chain_id: "replica-1".into(),
+                limit: 10_000,
+                ..pb::QueryAuditRequest::default()
+            },
+        ))
+        .await
+        .expect("query")
+        .into_inner()
+        .records;
+    assert!(!only.is_empty());
+    assert!(only.iter().all(|r| r.chain_id == "replica-1"));
+    let v = audit
+        .verify_audit(bearer(&t.admin, pb::VerifyAuditRequest {}))
+        .await
+        .expect("verify")
+        .into_inner();
+    assert!(v.intact, "{}", v.report);
+    let chains: Vec<(&str, bool)> = v
+        .chains
+        .iter()
+        .map(|c| (c.chain_id.as_str(), c.intact))
+        .collect();
+    assert_eq!(
+        chains,
+        [("replica-0", true), ("replica-1", true)],
+        "{}",
+        v.report
+    );
+    assert!(v.report.contains("\nchain replica-1: OK: "), "{}", v.report);
+}
