@@ -37,7 +37,7 @@ pub struct Shipped {
     /// When the oldest record of this pass was written (unix microseconds): the
     /// shipping lag is the time since.
     pub oldest_micros: Option<i64>,
-    /// Whether more records are waiting (the batch was full).
+    /// Whether more may be waiting (a batch of records or checkpoints was full).
     pub more: bool,
 }
 
@@ -108,6 +108,9 @@ impl AuditShipper {
         let mut checkpoints =
             arbiter_audit::checkpoints(&self.path, head.checkpoint_number, CHECKPOINT_BATCH)
                 .map_err(StoreError::LocalAudit)?;
+        // A slow trickle of records signs about one checkpoint each: after an outage
+        // they can outnumber a batch of checkpoints.
+        let full = records.len() == SHIP_BATCH || checkpoints.len() == CHECKPOINT_BATCH;
         // A checkpoint goes with the records it covers, never ahead of them.
         checkpoints.retain(|c| c.seq <= through);
         if let Some(gap) = checkpoints
@@ -122,7 +125,7 @@ impl AuditShipper {
             checkpoints: checkpoints.len(),
             head_seq: through,
             oldest_micros: records.iter().map(|r| r.record.at_micros).min(),
-            more: records.len() == SHIP_BATCH,
+            more: full,
         };
         if !records.is_empty() || !checkpoints.is_empty() {
             store.ship_audit(&self.chain_id, &records, &checkpoints, now)?;

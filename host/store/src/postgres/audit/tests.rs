@@ -71,7 +71,8 @@ fn a_log_ships_in_batches_resumes_from_the_database_head_and_verifies() {
     let path = write_log(dir.path(), 1, "a", 0, 2500, 1_000_000);
     let mut shipper = AuditShipper::new("replica-a", &path);
     // 2,500 records in batches of 1,000.
-    assert_eq!(ship_all(&mut shipper, &store), 3);
+    // (and more passes while checkpoints, one every 2 ms here, fill their batches).
+    assert!(ship_all(&mut shipper, &store) >= 3);
     let head = store
         .audit_chain_head("replica-a")
         .expect("head")
