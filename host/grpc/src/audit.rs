@@ -125,6 +125,16 @@ impl pb::audit_server::Audit for AuditService {
         self.app.auth().caller_of(&request, &[Role::Admin])?;
         let q = request.into_inner();
         let chain = Some(q.chain_id.clone()).filter(|c| !c.is_empty());
+        let shared = arbiter_service::audit_log::shared_chains(&self.app);
+        if shared.is_some() && chain.is_none() && q.after_seq != 0 {
+            // Each chain counts its own seqs: following the merged log by one would
+            // skip every record of a chain behind the others.
+            return Err(ApiError::field(
+                "after_seq",
+                "counts in one replica's chain: name it with `chain_id` to follow that chain (the replicas' chains are merged by time)",
+            ))
+            .or_status();
+        }
         let filter = filter(q).or_status()?;
         let log = self.log().or_status()?.clone();
         let unreadable = |e: &dyn std::fmt::Display| {
@@ -132,7 +142,7 @@ impl pb::audit_server::Audit for AuditService {
             ApiError::Unavailable("the audit log cannot be read".into())
         };
         // With the state shared, every replica's chain, merged by time.
-        if let Some(store) = arbiter_service::audit_log::shared_chains(&self.app) {
+        if let Some(store) = shared {
             let records = blocking(move || {
                 store
                     .query_audit_chains(&filter, chain.as_deref())

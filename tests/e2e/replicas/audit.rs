@@ -348,6 +348,24 @@ async fn the_audit_service_on_any_replica_merges_and_verifies_every_replicas_cha
         .records;
     assert!(!only.is_empty());
     assert!(only.iter().all(|r| r.chain_id == "replica-1"));
+    // Following the merged log by sequence number would skip the chains behind the
+    // others: after_seq needs the chain it counts in.
+    let refused = audit
+        .query_audit(bearer(
+            &t.admin,
+            pb::QueryAuditRequest {
+                after_seq: 1,
+                ..pb::QueryAuditRequest::default()
+            },
+        ))
+        .await
+        .expect_err("after_seq without a chain");
+    assert_eq!(refused.code(), tonic::Code::InvalidArgument);
+    assert!(
+        refused.message().contains("after_seq"),
+        "{}",
+        refused.message()
+    );
     let v = audit
         .verify_audit(bearer(&t.admin, pb::VerifyAuditRequest {}))
         .await
