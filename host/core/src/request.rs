@@ -189,11 +189,12 @@ impl Request {
     /// refuses it for every door and both state backends alike.
     pub fn field_with_nul(&self) -> Option<String> {
         let nul = |s: &str| s.contains('\0');
-        let principal = |field: String, p: &Principal| {
+        // The field's name is only made for a hit: this runs on every decision.
+        let principal = |p: &Principal| {
             if nul(&p.id) {
-                return Some(format!("{field}.id"));
+                return Some("id".to_string());
             }
-            attribute_with_nul(&format!("{field}.attributes"), &p.attributes)
+            attribute_with_nul("attributes", &p.attributes)
         };
         let texts = [
             ("action.name", &self.action.name),
@@ -204,10 +205,11 @@ impl Request {
             ("intent.ticket", &self.intent.ticket),
             ("intent.justification", &self.intent.justification),
         ];
-        principal("principal".into(), &self.principal)
+        principal(&self.principal)
+            .map(|f| format!("principal.{f}"))
             .or_else(|| {
                 let mut links = self.delegation.iter().enumerate();
-                links.find_map(|(i, p)| principal(format!("delegation[{i}]"), p))
+                links.find_map(|(i, p)| principal(p).map(|f| format!("delegation[{i}].{f}")))
             })
             .or_else(|| {
                 texts
