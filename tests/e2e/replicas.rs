@@ -184,11 +184,13 @@ async fn a_token_created_in_the_shared_database_authenticates_on_every_replica()
     let _ = t;
 }
 
-/// A PostgreSQL server of the test's own (to stop and start), from
+/// A PostgreSQL server of the test's own (to stop and start, or TLS only), from
 /// `scripts/postgres-test-server`; stopped and removed when dropped.
-struct OwnServer {
-    base: String,
+pub(crate) struct OwnServer {
+    pub(crate) base: String,
     dir: String,
+    /// The CA that signed a TLS-only server's certificate.
+    pub(crate) ca: Option<String>,
 }
 
 impl OwnServer {
@@ -197,7 +199,16 @@ impl OwnServer {
         "/../../scripts/postgres-test-server"
     );
 
-    fn start() -> Option<Self> {
+    pub(crate) fn start() -> Option<Self> {
+        Self::start_with(&[])
+    }
+
+    /// A server that speaks only TLS, with its CA.
+    pub(crate) fn start_tls() -> Option<Self> {
+        Self::start_with(&["--tls"])
+    }
+
+    fn start_with(args: &[&str]) -> Option<Self> {
         if std::env::var("ARBITER_TEST_POSTGRES").is_err() {
             eprintln!(
                 "SKIPPED: no PostgreSQL here (ARBITER_TEST_POSTGRES is unset; scripts/test starts one)"
@@ -205,6 +216,7 @@ impl OwnServer {
             return None;
         }
         let out = std::process::Command::new(Self::SCRIPT)
+            .args(args)
             .output()
             .expect("scripts/postgres-test-server runs");
         assert!(
@@ -218,7 +230,13 @@ impl OwnServer {
         Some(Self {
             base: base.to_string(),
             dir: dir.to_string(),
+            ca: lines.next().map(str::to_string),
         })
+    }
+
+    /// The server's port.
+    pub(crate) fn port(&self) -> &str {
+        self.base.rsplit(':').next().expect("port")
     }
 
     fn run(&self, what: &str) {

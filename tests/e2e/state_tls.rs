@@ -8,52 +8,6 @@ use std::time::{Duration, Instant};
 
 use crate::support::*;
 
-const SCRIPT: &str = concat!(
-    env!("CARGO_MANIFEST_DIR"),
-    "/../../scripts/postgres-test-server"
-);
-
-/// The TLS-only server's directory, port and CA; stopped and removed when dropped.
-struct TlsDatabase {
-    dir: String,
-    port: String,
-    ca: String,
-}
-
-impl Drop for TlsDatabase {
-    fn drop(&mut self) {
-        let _ = Command::new(SCRIPT).args(["stop", &self.dir]).status();
-    }
-}
-
-fn tls_database() -> Option<TlsDatabase> {
-    if std::env::var("ARBITER_TEST_POSTGRES").is_err() {
-        eprintln!(
-            "SKIPPED: no PostgreSQL here (ARBITER_TEST_POSTGRES is unset; scripts/test starts one)"
-        );
-        return None;
-    }
-    let out = Command::new(SCRIPT)
-        .arg("--tls")
-        .output()
-        .expect("the script runs");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let text = String::from_utf8_lossy(&out.stdout).to_string();
-    let lines: Vec<&str> = text.lines().collect();
-    let [url, dir, ca] = lines[..] else {
-        panic!("three lines from --tls: {text}");
-    };
-    Some(TlsDatabase {
-        port: url.rsplit(':').next().expect("port").to_string(),
-        dir: dir.to_string(),
-        ca: ca.to_string(),
-    })
-}
-
 /// `arbiter serve` on `state_url`, listening on `port`.
 fn serve(state_url: &str, port: u16, data: &std::path::Path) -> Child {
     Command::new(env!("CARGO_BIN_EXE_arbiter"))
@@ -77,13 +31,13 @@ fn free_port() -> u16 {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn serve_on_a_tls_database_verifies_its_certificate_and_starts_only_when_it_holds() {
-    let Some(db) = tls_database() else {
+    let Some(db) = crate::replicas::OwnServer::start_tls() else {
         return;
     };
     let url = |ca: &str| {
         format!(
             "postgres://arbiter@127.0.0.1:{}/postgres?sslmode=verify-full&sslrootcert={ca}",
-            db.port
+            db.port()
         )
     };
     // Another CA: the server does not start, and says whose certificate it refused.
@@ -117,7 +71,11 @@ async fn serve_on_a_tls_database_verifies_its_certificate_and_starts_only_when_i
     // The right CA: it starts and answers.
     let data = tempfile::tempdir().expect("tempdir");
     let port = free_port();
-    let mut server = serve(&url(&db.ca), port, data.path());
+    let mut server = serve(
+        &url(db.ca.as_deref().expect("a TLS server's CA")),
+        port,
+        data.path(),
+    );
     let endpoint = format!("http://127.0.0.1:{port}");
     let deadline = Instant::now() + Duration::from_secs(60);
     let mut client = loop {
