@@ -13,6 +13,7 @@ use crate::support::*;
 mod audit;
 mod events;
 mod measure;
+mod round_trips;
 
 /// A fresh database on the test server: its URL, or `None` (said loudly).
 pub(crate) async fn database() -> Option<String> {

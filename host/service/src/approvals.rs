@@ -217,7 +217,7 @@ impl ApprovalDesk {
 
     /// Checks that approval `id` may authorise `request` on `set`: approved, unexpired,
     /// unused, same digest, and no other request redeeming it right now. The caller
-    /// then re-evaluates and [`Self::consume`]s on allow, holding the [`Redemption`]
+    /// then re-evaluates and [`Self::redeem`]s on allow, holding the [`Redemption`]
     /// until then.
     pub async fn check(
         &self,
@@ -227,8 +227,9 @@ impl ApprovalDesk {
         set: &SetIdentity,
         holder: &str,
     ) -> Result<(Approval, Redemption), ServiceError> {
-        // Checked first, so that only a request the approval covers can hold it...
-        self.check_stored(id, request, credential, set, holder)
+        // Checked first, so that only a request the approval covers can hold it.
+        let approval = self
+            .check_stored(id, request, credential, set, holder)
             .await?;
         if !self
             .redeeming
@@ -242,11 +243,9 @@ impl ApprovalDesk {
             id: id.to_string(),
             redeeming: Arc::clone(&self.redeeming),
         };
-        // ... and again once held: a redemption that ended between the two (and used
-        // the approval) is seen now, not after a credential was signed.
-        let approval = self
-            .check_stored(id, request, credential, set, holder)
-            .await?;
+        // Not read again once held: a redemption that ended between the check and the
+        // hold (and used the approval) makes this one's conditional use fail, and the
+        // credential it signed is never recorded. One read per redemption.
         Ok((approval, redemption))
     }
 
@@ -300,32 +299,39 @@ impl ApprovalDesk {
         }
     }
 
-    /// Uses an approved approval for `decision_id`, once; returns it consumed.
-    pub async fn consume(&self, id: &str, decision_id: &str) -> Result<Approval, ServiceError> {
+    /// Uses `approval` (as [`Self::check`] read it) for `decision_id`, once, and
+    /// records `credential` (the one this use issues, if any) in the same step; returns
+    /// it consumed. One conditional statement in the store: of any number of requests
+    /// racing for it, on any replica, one wins and only its credential is recorded.
+    pub async fn redeem(
+        &self,
+        approval: &Approval,
+        decision_id: &str,
+        credential: Option<arbiter_store::Credential>,
+    ) -> Result<Approval, ServiceError> {
         let store = self.store.clone();
-        let (key, dec) = (id.to_string(), decision_id.to_string());
+        let (key, dec) = (approval.new.id.clone(), decision_id.to_string());
         let now = self.clock.now_micros();
-        let consumed = blocking(move || {
-            let ok = store.consume_approval(&key, &dec, now)?;
-            match store.approval(&key, now) {
-                Ok(a) => Ok((ok, a)),
-                // Consumed but unreadable: given back, so the failure loses no approval.
-                Err(e) => {
-                    if ok && let Err(e) = store.release_approval(&key, &dec, now) {
-                        tracing::error!(approval = %key, error = %e, "cannot give back an approval consumed by a request that failed; it stays used");
-                    }
-                    Err(e.into())
-                }
+        let won = blocking(move || {
+            if store.redeem_approval(&key, &dec, now, credential.as_ref())? {
+                return Ok(None);
             }
+            // Lost: say what it is now (a read only on this path).
+            Ok(Some(store.approval(&key, now)?))
         })
         .await?;
-        match consumed {
-            (true, Some(a)) => {
-                self.publish(ApprovalStep::Consumed, &a);
-                Ok(a)
+        match won {
+            None => {
+                let mut consumed = approval.clone();
+                consumed.state = ApprovalState::Consumed;
+                consumed.consumed_micros = Some(now);
+                consumed.consumed_by = Some(decision_id.to_string());
+                consumed.updated_micros = now;
+                self.publish(ApprovalStep::Consumed, &consumed);
+                Ok(consumed)
             }
-            (_, now) => Err(ServiceError::ApprovalClosed {
-                id: id.to_string(),
+            Some(now) => Err(ServiceError::ApprovalClosed {
+                id: approval.new.id.clone(),
                 state: now.map_or(ApprovalState::Expired, |a| a.state),
             }),
         }

@@ -180,6 +180,21 @@ impl Credentials {
         wish: Option<Duration>,
         holder: &str,
     ) -> Result<Issued, ServiceError> {
+        let (record, issued) = self.mint(request, decision, wish, holder)?;
+        self.store.insert_credential(&record)?;
+        Ok(issued)
+    }
+
+    /// Signs a credential for an allowed request without recording it: the caller
+    /// records the returned row (with the approval it uses, in one step) before anyone
+    /// sees the token. A token whose row is never recorded never introspects active.
+    pub fn mint(
+        &self,
+        request: &Request,
+        decision: &Decision,
+        wish: Option<Duration>,
+        holder: &str,
+    ) -> Result<(Credential, Issued), ServiceError> {
         let mut lifetime = wish
             .unwrap_or(self.config.default_lifetime)
             .min(self.config.max_lifetime);
@@ -208,7 +223,7 @@ impl Credentials {
             exp: now + i64::try_from(lifetime.as_secs()).unwrap_or(0),
         };
         let token = sign(kid, &keys.encoding, JWT_TYPE, &claims)?;
-        self.store.insert_credential(&Credential {
+        let record = Credential {
             id: claims.jti.clone(),
             task_id: claims.task_id.clone(),
             principal: claims.sub.clone(),
@@ -221,12 +236,13 @@ impl Credentials {
             revoked_micros: None,
             revoke_reason: None,
             holder: holder.to_string(),
-        })?;
-        Ok(Issued {
+        };
+        let issued = Issued {
             id: claims.jti,
             token,
             expires_at: claims.exp,
-        })
+        };
+        Ok((record, issued))
     }
 
     /// RFC 7662: the claims and key id of an active credential; `None` for anything

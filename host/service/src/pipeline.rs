@@ -292,11 +292,11 @@ impl Decider {
     }
 
     /// The effects of an allow: the approval used, and a credential when asked for.
-    /// The approval is consumed first, by one conditional update in the store, so of
-    /// any number of requests racing for it (on any replica) one wins and only that
-    /// one issues a credential. When the credential cannot be issued or recorded, or
-    /// the consumption cannot be recorded, the credential is revoked before anyone
-    /// sees it and the approval is given back, usable again.
+    /// The credential is signed first; the approval's use and the credential's record
+    /// are then one conditional statement in the store, so of any number of requests
+    /// racing for an approval (on any replica) one wins and only its credential
+    /// exists. When the issue or the use cannot be audited, the credential is revoked
+    /// before anyone sees it and the approval is given back, usable again.
     async fn allow(
         &self,
         caller: &Caller,
@@ -306,19 +306,34 @@ impl Decider {
         approval: Option<arbiter_store::Approval>,
         answer: &mut Effects,
     ) -> Result<(), ServiceError> {
-        let consumed = match approval {
-            Some(approval) => Some(self.app.approvals.consume(&approval.new.id, &d.id).await?),
+        let minted = match a.credential {
+            Some(wish) => {
+                let creds = self.app.credentials.clone();
+                let (request, decision, to) = (a.request.clone(), d.clone(), holder.to_string());
+                Some(blocking(move || creds.mint(&request, &decision, wish, &to)).await?)
+            }
             None => None,
         };
-        let issued = match self.issue(caller, holder, a, d).await {
-            Ok(issued) => issued,
-            Err(e) => {
-                if let Some(c) = &consumed {
-                    self.app.approvals.release(&c.new.id, &d.id).await;
+        let record = minted.as_ref().map(|(record, _)| record.clone());
+        let consumed = match approval {
+            Some(approval) => Some(self.app.approvals.redeem(&approval, &d.id, record).await?),
+            None => {
+                if let Some(record) = record {
+                    let store = self.app.store.clone();
+                    blocking(move || Ok(store.insert_credential(&record)?)).await?;
                 }
-                return Err(e);
+                None
             }
         };
+        let issued = minted.map(|(_, issued)| issued);
+        if let Some(issued) = &issued
+            && let Err(e) = self.record_issue(caller, a, d, issued).await
+        {
+            if let Some(c) = &consumed {
+                self.app.approvals.release(&c.new.id, &d.id).await;
+            }
+            return Err(e);
+        }
         if let Some(consumed) = consumed {
             let recorded = self
                 .app
@@ -347,21 +362,15 @@ impl Decider {
         Ok(())
     }
 
-    /// Issues and records the credential the request asked for, if any; one whose
-    /// issue cannot be recorded is revoked before anyone sees it.
-    async fn issue(
+    /// Audits the issue of a recorded credential; one whose issue cannot be audited is
+    /// revoked before anyone sees it.
+    async fn record_issue(
         &self,
         caller: &Caller,
-        holder: &str,
         a: &Authorize,
         d: &Decision,
-    ) -> Result<Option<crate::credentials::Issued>, ServiceError> {
-        let Some(wish) = a.credential else {
-            return Ok(None);
-        };
-        let creds = self.app.credentials.clone();
-        let (request, decision, to) = (a.request.clone(), d.clone(), holder.to_string());
-        let issued = blocking(move || creds.issue(&request, &decision, wish, &to)).await?;
+        issued: &crate::credentials::Issued,
+    ) -> Result<(), ServiceError> {
         let recorded = self
             .app
             .record(AuditEvent::Credential {
@@ -379,7 +388,7 @@ impl Decider {
                 .await;
             return Err(e);
         }
-        Ok(Some(issued))
+        Ok(())
     }
 
     /// Revokes a credential that must not escape, and records that (`why` it was never

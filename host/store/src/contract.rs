@@ -7,7 +7,9 @@ use arbiter_core::{Reason, SetIdentity};
 
 pub(crate) mod leases;
 mod policy_sets;
+mod races;
 pub(crate) use policy_sets::set_states_are_published_over_the_revision_seen;
+pub(crate) use races::races_are_decided_by_the_store;
 
 pub(crate) fn approval(id: &str, required: u32) -> NewApproval {
     NewApproval {
@@ -114,11 +116,26 @@ pub(crate) fn a_rejection_rejects_and_expired_approvals_take_no_votes(s: &dyn St
 
 pub(crate) fn an_approval_is_consumed_once_and_only_when_approved_in_time(s: &dyn StateStore) {
     s.create_approval(&approval("a1", 1)).expect("create");
-    assert!(!s.consume_approval("a1", "d2", 3_000).expect("pending"));
+    // A use that loses records nothing it was given; the one that wins records its
+    // credential with the use, at once.
+    let signed = credential("k-pending", "t");
+    assert!(
+        !s.redeem_approval("a1", "d2", 3_000, Some(&signed))
+            .expect("pending")
+    );
+    assert_eq!(s.credential("k-pending").expect("read"), None);
     s.vote("a1", &vote("bob", true), 3_000).expect("vote");
-    assert!(!s.consume_approval("a1", "d2", 10_000).expect("expired"));
-    assert!(s.consume_approval("a1", "d2", 4_000).expect("consume"));
-    assert!(!s.consume_approval("a1", "d3", 4_000).expect("again"));
+    assert!(
+        !s.redeem_approval("a1", "d2", 10_000, None)
+            .expect("expired")
+    );
+    let signed = credential("k-won", "t");
+    assert!(
+        s.redeem_approval("a1", "d2", 4_000, Some(&signed))
+            .expect("consume")
+    );
+    assert_eq!(s.credential("k-won").expect("read"), Some(signed));
+    assert!(!s.redeem_approval("a1", "d3", 4_000, None).expect("again"));
     let a = s.approval("a1", 4_000).expect("read").expect("exists");
     assert_eq!(a.state, ApprovalState::Consumed);
     assert_eq!(a.consumed_by.as_deref(), Some("d2"));
@@ -129,7 +146,7 @@ pub(crate) fn an_approval_is_consumed_once_and_only_when_approved_in_time(s: &dy
     let a = s.approval("a1", 4_500).expect("read").expect("exists");
     assert_eq!((a.state, a.consumed_by), (ApprovalState::Approved, None));
     assert!(
-        s.consume_approval("a1", "d3", 4_600)
+        s.redeem_approval("a1", "d3", 4_600, None)
             .expect("consume again")
     );
 }
@@ -258,7 +275,7 @@ pub(crate) fn lapsed_approvals_are_found_until_marked_expired(s: &dyn StateStore
     // A consumed approval never lapses.
     s.create_approval(&approval("a3", 1)).expect("create");
     s.vote("a3", &vote("alice", true), 2_000).expect("vote");
-    assert!(s.consume_approval("a3", "d", 3_000).expect("consume"));
+    assert!(s.redeem_approval("a3", "d", 3_000, None).expect("consume"));
     assert!(
         s.lapsed_approvals(20_000, 10)
             .expect("sweep")
@@ -276,7 +293,10 @@ pub(crate) fn purging_removes_only_closed_approvals_and_expired_credentials_befo
     s.vote("rejected", &vote("bob", false), 2_000)
         .expect("vote");
     s.vote("consumed", &vote("bob", true), 2_000).expect("vote");
-    assert!(s.consume_approval("consumed", "d", 3_000).expect("consume"));
+    assert!(
+        s.redeem_approval("consumed", "d", 3_000, None)
+            .expect("consume")
+    );
     assert!(s.mark_expired("lapsed", 10_000).expect("mark"));
     // Closed at 2,000 (rejected), 3,000 (consumed) and 10,000 (expired).
     assert_eq!(s.purgeable(3_000, 0).expect("count"), (1, 0));
@@ -296,69 +316,6 @@ pub(crate) fn purging_removes_only_closed_approvals_and_expired_credentials_befo
     assert_eq!(s.purge_expired_credentials(expires).expect("purge"), 0);
     assert_eq!(s.purge_expired_credentials(expires + 1).expect("purge"), 1);
     assert!(s.credential("c1").expect("read").is_none());
-}
-
-/// Many callers at once (threads here; replicas in production): one approval is
-/// consumed exactly once, each approver's vote counts once and the count decides, and
-/// one request held many times at once opens one approval.
-pub(crate) fn races_are_decided_by_the_store(s: &dyn StateStore) {
-    s.create_approval(&approval("race", 3)).expect("create");
-    let outcomes: Vec<VoteOutcome> = std::thread::scope(|t| {
-        let voters: Vec<_> = ["a", "b", "c", "a", "b", "c", "d", "e"]
-            .into_iter()
-            .map(|who| t.spawn(move || s.vote("race", &vote(who, true), 3_000).expect("vote")))
-            .collect();
-        voters
-            .into_iter()
-            .map(|h| h.join().expect("voter"))
-            .collect()
-    });
-    let counted = outcomes
-        .iter()
-        .filter(|o| matches!(o, VoteOutcome::Counted(_)))
-        .count();
-    assert_eq!(
-        counted, 3,
-        "three distinct approvers were needed and counted"
-    );
-    let a = s.approval("race", 3_000).expect("read").expect("exists");
-    assert_eq!(a.state, ApprovalState::Approved);
-    assert_eq!(a.votes.len(), 3);
-    let consumed = std::thread::scope(|t| {
-        let racers: Vec<_> = (0..16)
-            .map(|i| {
-                t.spawn(move || {
-                    s.consume_approval("race", &format!("d{i}"), 4_000)
-                        .expect("consume")
-                })
-            })
-            .collect();
-        racers
-            .into_iter()
-            .map(|h| h.join().expect("racer"))
-            .filter(|won| *won)
-            .count()
-    });
-    assert_eq!(consumed, 1, "consumed exactly once");
-    let created = std::thread::scope(|t| {
-        let holders: Vec<_> = (0..8)
-            .map(|i| {
-                t.spawn(move || {
-                    let mut a = approval(&format!("held{i}"), 1);
-                    a.request_digest = "same".into();
-                    s.hold_approval(&a, 2_000).expect("hold")
-                })
-            })
-            .collect();
-        holders
-            .into_iter()
-            .map(|h| h.join().expect("holder"))
-            .collect::<Vec<_>>()
-    });
-    assert_eq!(created.iter().filter(|(_, new)| *new).count(), 1);
-    let ids: std::collections::BTreeSet<&str> =
-        created.iter().map(|(a, _)| a.new.id.as_str()).collect();
-    assert_eq!(ids.len(), 1, "every holder joined one approval: {ids:?}");
 }
 
 /// A sealed key secret is kept and made active at once; the store keeps its bytes as

@@ -170,13 +170,17 @@ pub trait StateStore:
     /// Deletes credentials that expired before `before_secs` (unix seconds); returns
     /// how many.
     fn purge_expired_credentials(&self, before_secs: i64) -> Result<usize, StoreError>;
-    /// Marks an approved, unexpired approval as used by `decision_id`. `false` when it
-    /// is not (any longer) approved: single use is enforced here, atomically.
-    fn consume_approval(
+    /// Marks an approved, unexpired approval as used by `decision_id` and, in the same
+    /// atomic step, records `credential` (the one this use issues, if any): both happen
+    /// or neither. `false` when it is not (any longer) approved: single use is
+    /// enforced here, and a credential signed for a use that lost the race is never
+    /// recorded. One statement (one round trip) on PostgreSQL.
+    fn redeem_approval(
         &self,
         id: &str,
         decision_id: &str,
         now_micros: i64,
+        credential: Option<&Credential>,
     ) -> Result<bool, StoreError>;
     /// Gives back an approval that `decision_id` consumed but could not use (its
     /// credential could not be issued or recorded): it is approved again, as before.

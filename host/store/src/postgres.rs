@@ -27,6 +27,7 @@ use crate::{StateStore, StoreError};
 
 mod approvals;
 mod audit;
+mod cached;
 mod events;
 mod keys;
 mod lease;
@@ -173,8 +174,7 @@ impl PgStore {
 
     fn token_rows(&self, table: &'static str) -> Result<Vec<TokenEntry>, StoreError> {
         self.run(move |c| async move {
-            let rows = c
-                .query(
+            let rows = cached::query(&c,
                     &format!("SELECT sha256, id, kind, roles, created_micros FROM {table} ORDER BY created_micros"),
                     &[],
                 )
@@ -207,12 +207,12 @@ fn count(n: i64) -> usize {
 impl StateStore for PgStore {
     fn create_approval(&self, a: &NewApproval) -> Result<(), StoreError> {
         let a = a.clone();
-        self.run(move |c| async move { insert_approval(&**c, &a).await })
+        self.run(move |c| async move { insert_approval(&c, &a).await })
     }
 
     fn approval(&self, id: &str, now: i64) -> Result<Option<Approval>, StoreError> {
         let id = id.to_string();
-        self.run(move |c| async move { get_approval(&**c, &id, now, false).await })
+        self.run(move |c| async move { get_approval(&c, &id, now, false).await })
     }
 
     fn hold_approval(&self, a: &NewApproval, now: i64) -> Result<(Approval, bool), StoreError> {
@@ -227,50 +227,50 @@ impl StateStore for PgStore {
 
     fn lapsed_approvals(&self, now: i64, limit: usize) -> Result<Vec<Approval>, StoreError> {
         self.run(move |c| async move {
-            let rows = c
-                .query(
-                    &format!(
-                        "SELECT {APPROVAL_COLUMNS} FROM approvals
+            let rows = cached::query(
+                &c,
+                &format!(
+                    "SELECT {APPROVAL_SELECT} FROM approvals
                          WHERE state IN ('pending', 'approved') AND expires_micros <= $1
                          ORDER BY expires_micros LIMIT $2"
-                    ),
-                    &[&now, &i64::try_from(limit).unwrap_or(i64::MAX)],
-                )
-                .await?;
-            finish_all(&**c, &rows, now).await
+                ),
+                &[&now, &i64::try_from(limit).unwrap_or(i64::MAX)],
+            )
+            .await?;
+            finish_all(&rows, now)
         })
     }
 
     fn mark_expired(&self, id: &str, now: i64) -> Result<bool, StoreError> {
         let id = id.to_string();
         self.run(move |c| async move {
-            let n = c
-                .execute(
-                    "UPDATE approvals SET state = 'expired', updated_micros = $2
+            let n = cached::execute(
+                &c,
+                "UPDATE approvals SET state = 'expired', updated_micros = $2
                      WHERE id = $1 AND state IN ('pending', 'approved') AND expires_micros <= $2",
-                    &[&id, &now],
-                )
-                .await?;
+                &[&id, &now],
+            )
+            .await?;
             Ok(n == 1)
         })
     }
 
     fn purgeable(&self, approvals: i64, credentials: i64) -> Result<(usize, usize), StoreError> {
         self.run(move |c| async move {
-            let a: i64 = c
-                .query_one(
-                    &format!("SELECT count(*) FROM approvals WHERE {CLOSED_BEFORE}"),
-                    &[&approvals],
-                )
-                .await?
-                .get(0);
-            let k: i64 = c
-                .query_one(
-                    "SELECT count(*) FROM credentials WHERE expires_at < $1",
-                    &[&credentials],
-                )
-                .await?
-                .get(0);
+            let a: i64 = cached::query_one(
+                &c,
+                &format!("SELECT count(*) FROM approvals WHERE {CLOSED_BEFORE}"),
+                &[&approvals],
+            )
+            .await?
+            .get(0);
+            let k: i64 = cached::query_one(
+                &c,
+                "SELECT count(*) FROM credentials WHERE expires_at < $1",
+                &[&credentials],
+            )
+            .await?
+            .get(0);
             Ok((count(a), count(k)))
         })
     }
@@ -278,15 +278,14 @@ impl StateStore for PgStore {
     fn purge_closed_approvals(&self, before: i64) -> Result<usize, StoreError> {
         self.run(move |mut c| async move {
             let tx = c.transaction().await?;
-            tx.execute(
+            cached::execute(&tx,
                 &format!(
                     "DELETE FROM votes WHERE approval_id IN (SELECT id FROM approvals WHERE {CLOSED_BEFORE})"
                 ),
                 &[&before],
             )
             .await?;
-            let n = tx
-                .execute(
+            let n = cached::execute(&tx,
                     &format!("DELETE FROM approvals WHERE {CLOSED_BEFORE}"),
                     &[&before],
                 )
@@ -298,12 +297,12 @@ impl StateStore for PgStore {
 
     fn purge_expired_credentials(&self, before_secs: i64) -> Result<usize, StoreError> {
         self.run(move |c| async move {
-            let n = c
-                .execute(
-                    "DELETE FROM credentials WHERE expires_at < $1",
-                    &[&before_secs],
-                )
-                .await?;
+            let n = cached::execute(
+                &c,
+                "DELETE FROM credentials WHERE expires_at < $1",
+                &[&before_secs],
+            )
+            .await?;
             Ok(usize::try_from(n).unwrap_or(usize::MAX))
         })
     }
@@ -318,9 +317,16 @@ impl StateStore for PgStore {
         self.run(move |c| approvals::retract(c, id, approver, now))
     }
 
-    fn consume_approval(&self, id: &str, decision_id: &str, now: i64) -> Result<bool, StoreError> {
+    fn redeem_approval(
+        &self,
+        id: &str,
+        decision_id: &str,
+        now: i64,
+        credential: Option<&Credential>,
+    ) -> Result<bool, StoreError> {
         let (id, decision_id) = (id.to_string(), decision_id.to_string());
-        self.run(move |c| approvals::consume(c, id, decision_id, now))
+        let credential = credential.cloned();
+        self.run(move |c| approvals::redeem(c, id, decision_id, now, credential))
     }
 
     fn release_approval(&self, id: &str, decision_id: &str, now: i64) -> Result<bool, StoreError> {
@@ -330,40 +336,18 @@ impl StateStore for PgStore {
 
     fn insert_credential(&self, k: &Credential) -> Result<(), StoreError> {
         let k = k.clone();
-        self.run(move |c| async move {
-            c.execute(
-                &format!(
-                    "INSERT INTO credentials ({CREDENTIAL_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)"
-                ),
-                &[
-                    &k.id,
-                    &k.task_id,
-                    &k.principal,
-                    &k.action,
-                    &k.resource,
-                    &k.decision_id,
-                    &k.kid,
-                    &k.issued_at,
-                    &k.expires_at,
-                    &k.revoked_micros,
-                    &k.revoke_reason,
-                    &k.holder,
-                ],
-            )
-            .await?;
-            Ok(())
-        })
+        self.run(move |c| async move { insert_credential(&c, &k).await })
     }
 
     fn credential(&self, id: &str) -> Result<Option<Credential>, StoreError> {
         let id = id.to_string();
         self.run(move |c| async move {
-            let row = c
-                .query_opt(
-                    &format!("SELECT {CREDENTIAL_COLUMNS} FROM credentials WHERE id = $1"),
-                    &[&id],
-                )
-                .await?;
+            let row = cached::query_opt(
+                &c,
+                &format!("SELECT {CREDENTIAL_COLUMNS} FROM credentials WHERE id = $1"),
+                &[&id],
+            )
+            .await?;
             Ok(row.as_ref().map(rows::credential))
         })
     }
@@ -371,8 +355,7 @@ impl StateStore for PgStore {
     fn revoke_credential(&self, id: &str, now: i64, reason: &str) -> Result<bool, StoreError> {
         let (id, reason) = (id.to_string(), reason.to_string());
         self.run(move |c| async move {
-            let n = c
-                .execute(
+            let n = cached::execute(&c,
                     "UPDATE credentials SET revoked_micros = $2, revoke_reason = $3 WHERE id = $1 AND revoked_micros IS NULL",
                     &[&id, &now, &reason],
                 )
@@ -390,8 +373,7 @@ impl StateStore for PgStore {
         let (task_id, holder) = (task_id.to_string(), holder.map(str::to_string));
         self.run(move |c| async move {
             // One statement: the ids are exactly the rows this call revoked.
-            let rows = c
-                .query(
+            let rows = cached::query(&c,
                     "UPDATE credentials SET revoked_micros = $2, revoke_reason = 'task-complete'
                      WHERE task_id = $1 AND revoked_micros IS NULL AND ($3::TEXT IS NULL OR holder = $3)
                      RETURNING id, issued_at",
@@ -411,8 +393,7 @@ impl StateStore for PgStore {
     fn add_token(&self, t: &TokenEntry) -> Result<(), StoreError> {
         let t = t.clone();
         self.run(move |c| async move {
-            let n = c
-                .execute(
+            let n = cached::execute(&c,
                     "INSERT INTO tokens (sha256, id, kind, roles, created_micros) VALUES ($1, $2, $3, $4, $5) ON CONFLICT (sha256) DO NOTHING",
                     &[&t.sha256, &t.id, &t.kind, &to_json(&t.roles), &t.created_micros],
                 )
@@ -427,9 +408,7 @@ impl StateStore for PgStore {
     fn remove_tokens(&self, id: &str) -> Result<usize, StoreError> {
         let id = id.to_string();
         self.run(move |c| async move {
-            let n = c
-                .execute("DELETE FROM tokens WHERE id = $1", &[&id])
-                .await?;
+            let n = cached::execute(&c, "DELETE FROM tokens WHERE id = $1", &[&id]).await?;
             Ok(usize::try_from(n).unwrap_or(usize::MAX))
         })
     }
@@ -442,14 +421,14 @@ impl StateStore for PgStore {
         let t = t.clone();
         self.run(move |c| async move {
             if audited {
-                c.execute(
+                cached::execute(&c,
                     "INSERT INTO audited_tokens (sha256, id, kind, roles, created_micros) VALUES ($1, $2, $3, $4, $5)
                      ON CONFLICT (sha256) DO UPDATE SET id = EXCLUDED.id, kind = EXCLUDED.kind, roles = EXCLUDED.roles, created_micros = EXCLUDED.created_micros",
                     &[&t.sha256, &t.id, &t.kind, &to_json(&t.roles), &t.created_micros],
                 )
                 .await?;
             } else {
-                c.execute("DELETE FROM audited_tokens WHERE sha256 = $1", &[&t.sha256])
+                cached::execute(&c, "DELETE FROM audited_tokens WHERE sha256 = $1", &[&t.sha256])
                     .await?;
             }
             Ok(())
@@ -458,8 +437,7 @@ impl StateStore for PgStore {
 
     fn signing_keys(&self) -> Result<Vec<SigningKeyInfo>, StoreError> {
         self.run(move |c| async move {
-            let rows = c
-                .query(
+            let rows = cached::query(&c,
                     "SELECT kid, created_micros, retired_micros FROM signing_keys ORDER BY created_micros, kid",
                     &[],
                 )
@@ -487,12 +465,12 @@ impl StateStore for PgStore {
 
     fn sealed_signing_keys(&self) -> Result<Vec<(String, Vec<u8>)>, StoreError> {
         self.run(move |c| async move {
-            let rows = c
-                .query(
-                    "SELECT kid, sealed FROM sealed_signing_keys ORDER BY kid",
-                    &[],
-                )
-                .await?;
+            let rows = cached::query(
+                &c,
+                "SELECT kid, sealed FROM sealed_signing_keys ORDER BY kid",
+                &[],
+            )
+            .await?;
             Ok(rows.iter().map(|r| (r.get(0), r.get(1))).collect())
         })
     }

@@ -301,13 +301,28 @@ impl StateStore for SqliteStore {
         Ok(())
     }
 
-    fn consume_approval(&self, id: &str, decision_id: &str, now: i64) -> Result<bool, StoreError> {
-        let n = self.conn().execute(
+    fn redeem_approval(
+        &self,
+        id: &str,
+        decision_id: &str,
+        now: i64,
+        credential: Option<&Credential>,
+    ) -> Result<bool, StoreError> {
+        let mut conn = self.conn();
+        let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+        let n = tx.execute(
             "UPDATE approvals SET state = 'consumed', consumed_micros = ?3, consumed_by = ?2, updated_micros = ?3
              WHERE id = ?1 AND state = 'approved' AND expires_micros > ?3",
             params![id, decision_id, now],
         )?;
-        Ok(n == 1)
+        if n != 1 {
+            return Ok(false);
+        }
+        if let Some(c) = credential {
+            insert_credential(&tx, c)?;
+        }
+        tx.commit()?;
+        Ok(true)
     }
 
     fn release_approval(&self, id: &str, decision_id: &str, now: i64) -> Result<bool, StoreError> {
@@ -320,26 +335,7 @@ impl StateStore for SqliteStore {
     }
 
     fn insert_credential(&self, c: &Credential) -> Result<(), StoreError> {
-        self.conn()
-            .prepare_cached(
-                "INSERT INTO credentials (id, task_id, principal, action, resource, decision_id, kid, issued_at, expires_at, revoked_micros, revoke_reason, holder)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
-            )?
-            .execute(params![
-                c.id,
-                c.task_id,
-                c.principal,
-                c.action,
-                c.resource,
-                c.decision_id,
-                c.kid,
-                c.issued_at,
-                c.expires_at,
-                c.revoked_micros,
-                c.revoke_reason,
-                c.holder,
-            ])?;
-        Ok(())
+        insert_credential(&self.conn(), c)
     }
 
     fn credential(&self, id: &str) -> Result<Option<Credential>, StoreError> {

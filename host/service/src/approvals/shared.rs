@@ -93,9 +93,8 @@ async fn catch_up(app: &App, last: &mut i64) -> Result<(), crate::ServiceError> 
     loop {
         let (store, after) = (app.store.clone(), *last);
         let events = blocking(move || Ok(store.approval_events_after(after, BATCH)?)).await?;
-        if events.is_empty() {
-            return Ok(());
-        }
+        // A short batch is the end of the log: no second read to learn that.
+        let more = events.len() == BATCH;
         for e in events {
             let step = ApprovalStep::parse(&e.step);
             if let Some(step) = step.filter(|_| e.replica != app.replica_id()) {
@@ -109,6 +108,9 @@ async fn catch_up(app: &App, last: &mut i64) -> Result<(), crate::ServiceError> 
                 }
             }
             *last = e.seq;
+        }
+        if !more {
+            return Ok(());
         }
     }
 }

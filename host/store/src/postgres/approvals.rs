@@ -2,13 +2,16 @@
 //! lock on the request), listing, voting and retracting (under a lock on the
 //! approval's row), consuming and giving back (conditional updates).
 
+use super::cached;
 use deadpool_postgres::Object;
 
 use super::rows::*;
 use super::{DEFAULT_LIST_LIMIT, MAX_LIST_LIMIT};
 use crate::StoreError;
 use crate::columns::decided;
-use crate::model::{Approval, ApprovalFilter, ApprovalState, NewApproval, Vote, VoteOutcome};
+use crate::model::{
+    Approval, ApprovalFilter, ApprovalState, Credential, NewApproval, Vote, VoteOutcome,
+};
 
 pub(super) async fn hold(
     mut c: Object,
@@ -21,31 +24,32 @@ pub(super) async fn hold(
         "{}\u{1f}{}\u{1f}{}",
         a.request_digest, a.set.name, a.held_by
     );
-    tx.execute(
+    cached::execute(
+        &tx,
         "SELECT pg_advisory_xact_lock(hashtextextended($1, 0))",
         &[&key],
     )
     .await?;
-    let open = tx
-        .query_opt(
+    let open = cached::query_opt(&tx,
             &format!(
-                "SELECT {APPROVAL_COLUMNS} FROM approvals WHERE request_digest = $1 AND set_name = $2 AND held_by = $4 AND state = 'pending' AND expires_micros > $3 ORDER BY created_micros DESC LIMIT 1"
+                "SELECT {APPROVAL_SELECT} FROM approvals WHERE request_digest = $1 AND set_name = $2 AND held_by = $4 AND state = 'pending' AND expires_micros > $3 ORDER BY created_micros DESC LIMIT 1"
             ),
             &[&a.request_digest, &a.set.name, &now, &a.held_by],
         )
         .await?;
     if let Some(row) = open {
-        let found = finish(&*tx, &row, now).await?;
+        let found = finish(&row, now)?;
         tx.commit().await?;
         return Ok((found, false));
     }
-    insert_approval(&*tx, &a).await?;
-    let created = get_approval(&*tx, &a.id, now, false)
-        .await?
-        .ok_or_else(|| StoreError::Corrupt {
-            what: "approval",
-            id: a.id.clone(),
-        })?;
+    insert_approval(&tx, &a).await?;
+    let created =
+        get_approval(&tx, &a.id, now, false)
+            .await?
+            .ok_or_else(|| StoreError::Corrupt {
+                what: "approval",
+                id: a.id.clone(),
+            })?;
     tx.commit().await?;
     Ok((created, true))
 }
@@ -75,17 +79,16 @@ pub(super) async fn list(c: Object, f: ApprovalFilter) -> Result<Vec<Approval>, 
     };
     // `$3::BIGINT IS NOT NULL` (always true) names the clock's type for PostgreSQL
     // when no state condition uses it: every parameter must have one.
-    let rows = c
-        .query(
+    let rows = cached::query(&c,
             &format!(
-                "SELECT {APPROVAL_COLUMNS} FROM approvals
+                "SELECT {APPROVAL_SELECT} FROM approvals
                  WHERE ($1::TEXT IS NULL OR principal = $1) AND ($2::TEXT IS NULL OR task_id = $2) AND ($3::BIGINT IS NOT NULL) AND ({state_filter})
                  ORDER BY created_micros DESC LIMIT $4"
             ),
             &[&f.principal, &f.task_id, &f.now_micros, &i64::try_from(limit).unwrap_or(i64::MAX)],
         )
         .await?;
-    finish_all(&**c, &rows, f.now_micros).await
+    finish_all(&rows, f.now_micros)
 }
 
 pub(super) async fn vote(
@@ -95,7 +98,7 @@ pub(super) async fn vote(
     now: i64,
 ) -> Result<VoteOutcome, StoreError> {
     let tx = c.transaction().await?;
-    let Some(current) = get_approval(&*tx, &id, now, true).await? else {
+    let Some(current) = get_approval(&tx, &id, now, true).await? else {
         return Ok(VoteOutcome::NotFound);
     };
     if current.votes.iter().any(|v| v.approver == vote.approver) {
@@ -104,21 +107,20 @@ pub(super) async fn vote(
     if current.state != ApprovalState::Pending {
         return Ok(VoteOutcome::Closed(current));
     }
-    tx.execute(
+    cached::execute(&tx,
         "INSERT INTO votes (approval_id, approver, approve, comment, at_micros) VALUES ($1, $2, $3, $4, $5)",
         &[&id, &vote.approver, &vote.approve, &vote.comment, &vote.at_micros],
     )
     .await?;
     let votes = current.votes.iter().map(|v| v.approve);
     let state = decided(votes.chain([vote.approve]), current.new.approvers_required);
-    set_state(&*tx, &id, state, now).await?;
-    let updated =
-        get_approval(&*tx, &id, now, false)
-            .await?
-            .ok_or_else(|| StoreError::Corrupt {
-                what: "approval",
-                id: id.clone(),
-            })?;
+    set_state(&tx, &id, state, now).await?;
+    let updated = get_approval(&tx, &id, now, false)
+        .await?
+        .ok_or_else(|| StoreError::Corrupt {
+            what: "approval",
+            id: id.clone(),
+        })?;
     tx.commit().await?;
     Ok(VoteOutcome::Counted(updated))
 }
@@ -130,13 +132,14 @@ pub(super) async fn retract(
     now: i64,
 ) -> Result<(), StoreError> {
     let tx = c.transaction().await?;
-    let Some(current) = get_approval(&*tx, &id, now, true).await? else {
+    let Some(current) = get_approval(&tx, &id, now, true).await? else {
         return Ok(());
     };
     if current.state == ApprovalState::Consumed {
         return Ok(());
     }
-    tx.execute(
+    cached::execute(
+        &tx,
         "DELETE FROM votes WHERE approval_id = $1 AND approver = $2",
         &[&id, &approver],
     )
@@ -147,7 +150,7 @@ pub(super) async fn retract(
         .filter(|v| v.approver != approver)
         .map(|v| v.approve);
     set_state(
-        &*tx,
+        &tx,
         &id,
         decided(remaining, current.new.approvers_required),
         now,
@@ -159,20 +162,48 @@ pub(super) async fn retract(
 
 /// Consumes an approved, unexpired approval for `decision_id`: one conditional
 /// update, so one of any number of racing replicas wins.
-pub(super) async fn consume(
+pub(super) async fn redeem(
     c: Object,
     id: String,
     decision_id: String,
     now: i64,
+    credential: Option<Credential>,
 ) -> Result<bool, StoreError> {
-    let n = c
-        .execute(
-            "UPDATE approvals SET state = 'consumed', consumed_micros = $3, consumed_by = $2, updated_micros = $3
-             WHERE id = $1 AND state = 'approved' AND expires_micros > $3",
-            &[&id, &decision_id, &now],
-        )
-        .await?;
-    Ok(n == 1)
+    const CONSUME: &str = "UPDATE approvals SET state = 'consumed', consumed_micros = $3, consumed_by = $2, updated_micros = $3
+         WHERE id = $1 AND state = 'approved' AND expires_micros > $3";
+    let Some(k) = credential else {
+        return Ok(cached::execute(&c, CONSUME, &[&id, &decision_id, &now]).await? == 1);
+    };
+    // One statement: the credential row is inserted only from the approval row the
+    // update consumed, so both commit or neither.
+    let used = cached::query_one(
+        &c,
+        &format!(
+            "WITH used AS ({CONSUME} RETURNING id),
+             issued AS (INSERT INTO credentials ({CREDENTIAL_COLUMNS})
+                 SELECT $4::TEXT, $5::TEXT, $6::TEXT, $7::TEXT, $8::TEXT, $9::TEXT, $10::TEXT, $11::BIGINT, $12::BIGINT, $13::BIGINT, $14::TEXT, $15::TEXT FROM used)
+             SELECT count(*) FROM used"
+        ),
+        &[
+            &id,
+            &decision_id,
+            &now,
+            &k.id,
+            &k.task_id,
+            &k.principal,
+            &k.action,
+            &k.resource,
+            &k.decision_id,
+            &k.kid,
+            &k.issued_at,
+            &k.expires_at,
+            &k.revoked_micros,
+            &k.revoke_reason,
+            &k.holder,
+        ],
+    )
+    .await?;
+    Ok(used.get::<_, i64>(0) == 1)
 }
 
 /// Gives back an approval `decision_id` consumed and could not use.
@@ -182,8 +213,7 @@ pub(super) async fn release(
     decision_id: String,
     now: i64,
 ) -> Result<bool, StoreError> {
-    let n = c
-        .execute(
+    let n = cached::execute(&c,
             "UPDATE approvals SET state = 'approved', consumed_micros = NULL, consumed_by = NULL, updated_micros = $3
              WHERE id = $1 AND state = 'consumed' AND consumed_by = $2",
             &[&id, &decision_id, &now],

@@ -2,6 +2,7 @@
 //! and per checkpoint keyed by chain id, and one head row per chain, moved in the
 //! transaction that ships (its row lock keeps two shipments of one chain apart).
 
+use super::cached;
 use arbiter_audit::{Filter, Hash, Kind, SignedCheckpoint, StoredRecord};
 use deadpool_postgres::Object;
 use serde_json::value::RawValue;
@@ -47,13 +48,13 @@ impl AuditChains for PgStore {
 
     fn audit_chain_heads(&self) -> Result<Vec<ChainHead>, StoreError> {
         self.run(|c| async move {
-            let rows = c
-                .query(
-                    "SELECT chain_id, seq, hash, checkpoint_number, shipped_micros
+            let rows = cached::query(
+                &c,
+                "SELECT chain_id, seq, hash, checkpoint_number, shipped_micros
                      FROM audit_chains ORDER BY chain_id",
-                    &[],
-                )
-                .await?;
+                &[],
+            )
+            .await?;
             rows.iter().map(head).collect()
         })
     }
@@ -61,13 +62,13 @@ impl AuditChains for PgStore {
     fn audit_chain_head(&self, chain_id: &str) -> Result<Option<ChainHead>, StoreError> {
         let chain = chain_id.to_owned();
         self.run(move |c| async move {
-            let row = c
-                .query_opt(
-                    "SELECT chain_id, seq, hash, checkpoint_number, shipped_micros
+            let row = cached::query_opt(
+                &c,
+                "SELECT chain_id, seq, hash, checkpoint_number, shipped_micros
                      FROM audit_chains WHERE chain_id = $1",
-                    &[&chain],
-                )
-                .await?;
+                &[&chain],
+            )
+            .await?;
             row.as_ref().map(head).transpose()
         })
     }
@@ -82,15 +83,15 @@ impl AuditChains for PgStore {
         let chain = chain_id.to_owned();
         let limit = i64::try_from(limit).unwrap_or(i64::MAX);
         self.run(move |c| async move {
-            let rows = c
-                .query(
-                    &format!(
-                        "SELECT {RECORD_COLUMNS} FROM audit_records
+            let rows = cached::query(
+                &c,
+                &format!(
+                    "SELECT {RECORD_COLUMNS} FROM audit_records
                          WHERE chain_id = $1 AND seq > $2 AND seq <= $3 ORDER BY seq LIMIT $4"
-                    ),
-                    &[&chain, &int(after), &int(through), &limit],
-                )
-                .await?;
+                ),
+                &[&chain, &int(after), &int(through), &limit],
+            )
+            .await?;
             rows.iter().map(|r| record(r).map(|r| r.record)).collect()
         })
     }
@@ -105,16 +106,16 @@ impl AuditChains for PgStore {
         let chain = chain_id.to_owned();
         let limit = i64::try_from(limit).unwrap_or(i64::MAX);
         self.run(move |c| async move {
-            let rows = c
-                .query(
-                    &format!(
-                        "SELECT {CHECKPOINT_COLUMNS} FROM audit_checkpoints
+            let rows = cached::query(
+                &c,
+                &format!(
+                    "SELECT {CHECKPOINT_COLUMNS} FROM audit_checkpoints
                          WHERE chain_id = $1 AND number > $2 AND number <= $3
                          ORDER BY number LIMIT $4"
-                    ),
-                    &[&chain, &int(after), &int(through), &limit],
-                )
-                .await?;
+                ),
+                &[&chain, &int(after), &int(through), &limit],
+            )
+            .await?;
             rows.iter().map(|r| checkpoint(r, &chain)).collect()
         })
     }
@@ -122,13 +123,13 @@ impl AuditChains for PgStore {
     fn audit_chain_keys(&self, chain_id: &str) -> Result<Vec<String>, StoreError> {
         let chain = chain_id.to_owned();
         self.run(move |c| async move {
-            let rows = c
-                .query(
-                    "SELECT DISTINCT public_key FROM audit_checkpoints
+            let rows = cached::query(
+                &c,
+                "SELECT DISTINCT public_key FROM audit_checkpoints
                      WHERE chain_id = $1 AND public_key IS NOT NULL",
-                    &[&chain],
-                )
-                .await?;
+                &[&chain],
+            )
+            .await?;
             Ok(rows.iter().map(|r| r.get(0)).collect())
         })
     }
@@ -142,7 +143,7 @@ impl AuditChains for PgStore {
         self.run(move |c| async move {
             let refs: Vec<&(dyn ToSql + Sync)> =
                 args.iter().map(|a| &**a as &(dyn ToSql + Sync)).collect();
-            let rows = c.query(&sql, &refs).await?;
+            let rows = cached::query(&c, &sql, &refs).await?;
             rows.iter().map(record).collect()
         })
     }
@@ -159,18 +160,19 @@ async fn ship(
         seq,
     };
     let tx = c.transaction().await?;
-    tx.execute(
+    cached::execute(
+        &tx,
         "INSERT INTO audit_chains (chain_id, seq, hash, checkpoint_number, shipped_micros)
          VALUES ($1, 0, $2, 0, $3) ON CONFLICT (chain_id) DO NOTHING",
         &[&chain, &vec![0u8; 32], &now],
     )
     .await?;
-    let row = tx
-        .query_one(
-            "SELECT seq, hash, checkpoint_number FROM audit_chains WHERE chain_id = $1 FOR UPDATE",
-            &[&chain],
-        )
-        .await?;
+    let row = cached::query_one(
+        &tx,
+        "SELECT seq, hash, checkpoint_number FROM audit_chains WHERE chain_id = $1 FOR UPDATE",
+        &[&chain],
+    )
+    .await?;
     let (mut head_seq, mut head_hash, mut head_number) =
         (uint(row.get(0)), hash(&row, 1, &chain)?, uint(row.get(2)));
     if let Some(first) = records.first() {
@@ -193,12 +195,12 @@ async fn ship(
         .collect();
     if !clashes.is_empty() {
         let seqs: Vec<i64> = clashes.iter().map(|r| int(r.seq)).collect();
-        let stored = tx
-            .query(
-                "SELECT seq, hash FROM audit_records WHERE chain_id = $1 AND seq = ANY($2)",
-                &[&chain, &seqs],
-            )
-            .await?;
+        let stored = cached::query(
+            &tx,
+            "SELECT seq, hash FROM audit_records WHERE chain_id = $1 AND seq = ANY($2)",
+            &[&chain, &seqs],
+        )
+        .await?;
         for r in clashes {
             let same = stored
                 .iter()
@@ -215,31 +217,31 @@ async fn ship(
         head_hash = last.hash;
     }
     for cp in &checkpoints {
-        let inserted = tx
-            .execute(
-                "INSERT INTO audit_checkpoints
+        let inserted = cached::execute(
+            &tx,
+            "INSERT INTO audit_checkpoints
                  (chain_id, number, seq, hash, at_micros, key_id, signature, public_key)
                  VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT DO NOTHING",
-                &[
-                    &chain,
-                    &int(cp.number),
-                    &int(cp.seq),
-                    &&cp.hash[..],
-                    &cp.at_micros,
-                    &cp.key_id,
-                    &cp.signature,
-                    &cp.public_key,
-                ],
+            &[
+                &chain,
+                &int(cp.number),
+                &int(cp.seq),
+                &&cp.hash[..],
+                &cp.at_micros,
+                &cp.key_id,
+                &cp.signature,
+                &cp.public_key,
+            ],
+        )
+        .await?;
+        if inserted == 0 {
+            let stored = cached::query_one(
+                &tx,
+                "SELECT seq, hash, signature FROM audit_checkpoints
+                     WHERE chain_id = $1 AND number = $2",
+                &[&chain, &int(cp.number)],
             )
             .await?;
-        if inserted == 0 {
-            let stored = tx
-                .query_one(
-                    "SELECT seq, hash, signature FROM audit_checkpoints
-                     WHERE chain_id = $1 AND number = $2",
-                    &[&chain, &int(cp.number)],
-                )
-                .await?;
             let same = uint(stored.get(0)) == cp.seq
                 && stored.get::<_, &[u8]>(1) == cp.hash
                 && stored.get::<_, &[u8]>(2) == cp.signature;
@@ -249,7 +251,8 @@ async fn ship(
         }
         head_number = head_number.max(cp.number);
     }
-    tx.execute(
+    cached::execute(
+        &tx,
         "UPDATE audit_chains SET seq = $2, hash = $3, checkpoint_number = $4, shipped_micros = $5
          WHERE chain_id = $1",
         &[
@@ -298,19 +301,19 @@ async fn insert_records(
     let body: Vec<&str> = records.iter().map(|r| r.record.body.get()).collect();
     let prev: Vec<&[u8]> = records.iter().map(|r| &r.prev_hash[..]).collect();
     let hash: Vec<&[u8]> = records.iter().map(|r| &r.hash[..]).collect();
-    let rows = tx
-        .query(
-            "INSERT INTO audit_records (chain_id, seq, kind, at_micros, principal, outcome,
+    let rows = cached::query(
+        tx,
+        "INSERT INTO audit_records (chain_id, seq, kind, at_micros, principal, outcome,
                  policy_set, decision_id, body, prev_hash, hash, shipped_micros)
              SELECT $1, u.*, $12 FROM UNNEST($2::bigint[], $3::text[], $4::bigint[], $5::text[],
                  $6::text[], $7::text[], $8::text[], $9::text[], $10::bytea[], $11::bytea[]) AS u
              ON CONFLICT DO NOTHING RETURNING seq",
-            &[
-                &chain, &seq, &kind, &at, &principal, &outcome, &set, &decision, &body, &prev,
-                &hash, &now,
-            ],
-        )
-        .await?;
+        &[
+            &chain, &seq, &kind, &at, &principal, &outcome, &set, &decision, &body, &prev, &hash,
+            &now,
+        ],
+    )
+    .await?;
     Ok(rows.iter().map(|r| r.get(0)).collect())
 }
 

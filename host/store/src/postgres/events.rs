@@ -2,6 +2,7 @@
 //! announced with `NOTIFY`, and one listening connection per replica that turns the
 //! notifications into a signal (see [`crate::events`]).
 
+use super::cached;
 use std::time::Duration;
 
 use deadpool_postgres::Object;
@@ -40,13 +41,13 @@ impl ApprovalEvents for PgStore {
     ) -> Result<Vec<ApprovalEvent>, StoreError> {
         let limit = i64::try_from(limit).unwrap_or(i64::MAX);
         self.run(move |c| async move {
-            let rows = c
-                .query(
-                    "SELECT seq, replica, step, approval_id, at_micros FROM approval_events
+            let rows = cached::query(
+                &c,
+                "SELECT seq, replica, step, approval_id, at_micros FROM approval_events
                      WHERE seq > $1 ORDER BY seq LIMIT $2",
-                    &[&seq, &limit],
-                )
-                .await?;
+                &[&seq, &limit],
+            )
+            .await?;
             Ok(rows
                 .iter()
                 .map(|r| ApprovalEvent {
@@ -62,21 +63,21 @@ impl ApprovalEvents for PgStore {
 
     fn approval_event_head(&self) -> Result<i64, StoreError> {
         self.run(|c| async move {
-            let row = c
-                .query_one("SELECT COALESCE(MAX(seq), 0) FROM approval_events", &[])
-                .await?;
+            let row =
+                cached::query_one(&c, "SELECT COALESCE(MAX(seq), 0) FROM approval_events", &[])
+                    .await?;
             Ok(row.get(0))
         })
     }
 
     fn purge_approval_events(&self, before: i64) -> Result<usize, StoreError> {
         self.run(move |c| async move {
-            let n = c
-                .execute(
-                    "DELETE FROM approval_events WHERE at_micros < $1",
-                    &[&before],
-                )
-                .await?;
+            let n = cached::execute(
+                &c,
+                "DELETE FROM approval_events WHERE at_micros < $1",
+                &[&before],
+            )
+            .await?;
             Ok(usize::try_from(n).unwrap_or(usize::MAX))
         })
     }
@@ -86,28 +87,25 @@ impl ApprovalEvents for PgStore {
     }
 }
 
-/// Appends one event under the append lock and announces it, in one transaction: the
-/// notification is delivered at commit, when the event can be read.
+/// Appends one event under the append lock and announces it, in one statement (one
+/// round trip, its own transaction): the lock is taken before the sequence number is
+/// drawn and held until commit, and the notification is delivered at commit, when the
+/// event can be read.
 async fn append(
-    mut c: Object,
+    c: Object,
     (replica, step, approval_id): (String, String, String),
     now: i64,
 ) -> Result<i64, StoreError> {
-    let tx = c.transaction().await?;
-    tx.execute("SELECT pg_advisory_xact_lock($1)", &[&APPEND_LOCK])
-        .await?;
-    let row = tx
-        .query_one(
-            "INSERT INTO approval_events (replica, step, approval_id, at_micros)
-             VALUES ($1, $2, $3, $4) RETURNING seq",
-            &[&replica, &step, &approval_id, &now],
-        )
-        .await?;
-    let seq: i64 = row.get(0);
-    tx.execute("SELECT pg_notify($1, $2)", &[&CHANNEL, &seq.to_string()])
-        .await?;
-    tx.commit().await?;
-    Ok(seq)
+    let row = cached::query_one(
+        &c,
+        "WITH locked AS (SELECT pg_advisory_xact_lock($5)),
+         appended AS (INSERT INTO approval_events (replica, step, approval_id, at_micros)
+             SELECT $1::TEXT, $2::TEXT, $3::TEXT, $4::BIGINT FROM locked RETURNING seq)
+         SELECT seq, pg_notify($6, seq::TEXT)::TEXT FROM appended",
+        &[&replica, &step, &approval_id, &now, &APPEND_LOCK, &CHANNEL],
+    )
+    .await?;
+    Ok(row.get(0))
 }
 
 /// Keeps one connection listening on [`CHANNEL`] for as long as the store lives,

@@ -1,6 +1,7 @@
 //! The signing-key operations of the PostgreSQL backend: activating a key (retiring
 //! the others) and keeping a key's sealed secret, each in one transaction.
 
+use super::cached;
 use deadpool_postgres::Object;
 
 use crate::StoreError;
@@ -11,12 +12,14 @@ async fn activate(
     kid: &str,
     now: i64,
 ) -> Result<(), StoreError> {
-    tx.execute(
+    cached::execute(
+        tx,
         "UPDATE signing_keys SET retired_micros = $2 WHERE kid != $1 AND retired_micros IS NULL",
         &[&kid, &now],
     )
     .await?;
-    tx.execute(
+    cached::execute(
+        tx,
         "INSERT INTO signing_keys (kid, created_micros, retired_micros) VALUES ($1, $2, NULL)
          ON CONFLICT (kid) DO UPDATE SET retired_micros = NULL",
         &[&kid, &now],
@@ -39,7 +42,8 @@ pub(super) async fn add_sealed(
     now: i64,
 ) -> Result<(), StoreError> {
     let tx = c.transaction().await?;
-    tx.execute(
+    cached::execute(
+        &tx,
         "INSERT INTO sealed_signing_keys (kid, sealed) VALUES ($1, $2)
          ON CONFLICT (kid) DO UPDATE SET sealed = EXCLUDED.sealed",
         &[&kid, &sealed],

@@ -3,6 +3,7 @@
 //! racing for one id are serialised by the database on its key, and the condition is
 //! checked against the row as the winner left it, so exactly one claimant wins.
 
+use super::cached;
 use crate::lease::{CLAIM_ATTEMPTS, ReplicaLease, ReplicaLeases};
 use crate::{PgStore, StoreError};
 
@@ -31,8 +32,7 @@ impl ReplicaLeases for PgStore {
         let expires = now.saturating_add(ttl);
         self.run(move |c| async move {
             for _ in 0..CLAIM_ATTEMPTS {
-                let n = c
-                    .execute(
+                let n = cached::execute(&c,
                         "INSERT INTO replica_leases (id, nonce, version, started_micros, renewed_micros, expires_micros)
                          VALUES ($1, $2, $3, $4, $4, $5)
                          ON CONFLICT (id) DO UPDATE SET
@@ -48,8 +48,7 @@ impl ReplicaLeases for PgStore {
                 if n == 1 {
                     return Ok(Ok(()));
                 }
-                let holder = c
-                    .query_opt(
+                let holder = cached::query_opt(&c,
                         &format!("SELECT {COLUMNS} FROM replica_leases WHERE id = $1"),
                         &[&id],
                     )
@@ -66,8 +65,7 @@ impl ReplicaLeases for PgStore {
         let (id, nonce) = (id.to_string(), nonce.to_string());
         let expires = now.saturating_add(ttl);
         self.run(move |c| async move {
-            let n = c
-                .execute(
+            let n = cached::execute(&c,
                     "UPDATE replica_leases SET renewed_micros = $3, expires_micros = $4 WHERE id = $1 AND nonce = $2",
                     &[&id, &nonce, &now, &expires],
                 )
@@ -79,26 +77,26 @@ impl ReplicaLeases for PgStore {
     fn release_replica(&self, id: &str, nonce: &str) -> Result<bool, StoreError> {
         let (id, nonce) = (id.to_string(), nonce.to_string());
         self.run(move |c| async move {
-            let n = c
-                .execute(
-                    "DELETE FROM replica_leases WHERE id = $1 AND nonce = $2",
-                    &[&id, &nonce],
-                )
-                .await?;
+            let n = cached::execute(
+                &c,
+                "DELETE FROM replica_leases WHERE id = $1 AND nonce = $2",
+                &[&id, &nonce],
+            )
+            .await?;
             Ok(n == 1)
         })
     }
 
     fn replicas(&self, now: i64) -> Result<Vec<ReplicaLease>, StoreError> {
         self.run(move |c| async move {
-            let rows = c
-                .query(
-                    &format!(
-                        "SELECT {COLUMNS} FROM replica_leases WHERE expires_micros > $1 ORDER BY id"
-                    ),
-                    &[&now],
-                )
-                .await?;
+            let rows = cached::query(
+                &c,
+                &format!(
+                    "SELECT {COLUMNS} FROM replica_leases WHERE expires_micros > $1 ORDER BY id"
+                ),
+                &[&now],
+            )
+            .await?;
             Ok(rows.iter().map(lease).collect())
         })
     }

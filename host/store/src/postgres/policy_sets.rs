@@ -3,6 +3,7 @@
 //! check that a name's state is still the one the changing replica saw is made after
 //! the change before it committed (READ COMMITTED reads afresh per statement).
 
+use super::cached;
 use tokio_postgres::Row;
 
 use super::PgStore;
@@ -44,7 +45,7 @@ impl SetStore for PgStore {
     fn set_revision(&self) -> Result<i64, StoreError> {
         self.run(|c| async move {
             Ok(
-                c.query_one("SELECT revision FROM set_revision WHERE id = 1", &[])
+                cached::query_one(&c, "SELECT revision FROM set_revision WHERE id = 1", &[])
                     .await?
                     .get(0),
             )
@@ -60,16 +61,16 @@ impl SetStore for PgStore {
                 .read_only(true)
                 .start()
                 .await?;
-            let revision: i64 = tx
-                .query_one("SELECT revision FROM set_revision WHERE id = 1", &[])
-                .await?
-                .get(0);
-            let rows = tx
-                .query(
-                    &format!("SELECT {STATE_COLUMNS} FROM set_state ORDER BY name"),
-                    &[],
-                )
-                .await?;
+            let revision: i64 =
+                cached::query_one(&tx, "SELECT revision FROM set_revision WHERE id = 1", &[])
+                    .await?
+                    .get(0);
+            let rows = cached::query(
+                &tx,
+                &format!("SELECT {STATE_COLUMNS} FROM set_state ORDER BY name"),
+                &[],
+            )
+            .await?;
             tx.commit().await?;
             let states = rows.iter().map(state).collect::<Result<Vec<_>, _>>()?;
             Ok((revision, states))
@@ -79,8 +80,7 @@ impl SetStore for PgStore {
     fn set_bundle(&self, digest: &str) -> Result<Option<StoredBundle>, StoreError> {
         let digest = digest.to_string();
         self.run(move |c| async move {
-            let Some(r) = c
-                .query_opt(
+            let Some(r) = cached::query_opt(&c,
                     "SELECT digest, name, version, bytes, reference, origin, signer, added_micros FROM set_bundles WHERE digest = $1",
                     &[&digest],
                 )
@@ -113,12 +113,12 @@ impl SetStore for PgStore {
     fn stored_set_bundles(&self, digests: &[String]) -> Result<Vec<String>, StoreError> {
         let digests = digests.to_vec();
         self.run(move |c| async move {
-            let rows = c
-                .query(
-                    "SELECT digest FROM set_bundles WHERE digest = ANY($1)",
-                    &[&digests],
-                )
-                .await?;
+            let rows = cached::query(
+                &c,
+                "SELECT digest FROM set_bundles WHERE digest = ANY($1)",
+                &[&digests],
+            )
+            .await?;
             let found: Vec<String> = rows.iter().map(|r| r.get(0)).collect();
             Ok(digests.into_iter().filter(|d| found.contains(d)).collect())
         })
@@ -135,15 +135,13 @@ impl SetStore for PgStore {
             let tx = c.transaction().await?;
             // The lock every change takes first; the revision it returns is rolled
             // back with the transaction when the name changed meanwhile.
-            let revision: i64 = tx
-                .query_one(
+            let revision: i64 = cached::query_one(&tx,
                     "UPDATE set_revision SET revision = revision + 1 WHERE id = 1 RETURNING revision",
                     &[],
                 )
                 .await?
                 .get(0);
-            let current: i64 = tx
-                .query_opt("SELECT revision FROM set_state WHERE name = $1", &[&state.name])
+            let current: i64 = cached::query_opt(&tx, "SELECT revision FROM set_state WHERE name = $1", &[&state.name])
                 .await?
                 .map_or(0, |r| r.get(0));
             if current != expected {
@@ -154,14 +152,14 @@ impl SetStore for PgStore {
                     BundleSource::Bytes(bytes) => (Some(bytes.as_slice()), None),
                     BundleSource::Builtin(r) => (None, Some(r.as_str())),
                 };
-                tx.execute(
+                cached::execute(&tx,
                     "INSERT INTO set_bundles (digest, name, version, bytes, reference, origin, signer, added_micros)
                      VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT (digest) DO NOTHING",
                     &[&b.digest, &b.name, &b.version, &bytes, &reference, &b.origin, &b.signer, &b.added_micros],
                 )
                 .await?;
             }
-            tx.execute(
+            cached::execute(&tx,
                 &format!(
                     "INSERT INTO set_state ({STATE_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
                      ON CONFLICT (name) DO UPDATE SET enforced_digest = EXCLUDED.enforced_digest,
@@ -190,10 +188,10 @@ impl SetStore for PgStore {
         let (replica, rows) = (replica.to_string(), rows.to_vec());
         self.run(move |mut c| async move {
             let tx = c.transaction().await?;
-            tx.execute("DELETE FROM replica_sets WHERE replica_id = $1", &[&replica])
+            cached::execute(&tx, "DELETE FROM replica_sets WHERE replica_id = $1", &[&replica])
                 .await?;
             for r in &rows {
-                tx.execute(
+                cached::execute(&tx,
                     &format!(
                         "INSERT INTO replica_sets ({REPLICA_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7)"
                     ),
@@ -216,14 +214,12 @@ impl SetStore for PgStore {
 
     fn replica_sets(&self) -> Result<Vec<ReplicaSet>, StoreError> {
         self.run(|c| async move {
-            let rows = c
-                .query(
-                    &format!(
-                        "SELECT {REPLICA_COLUMNS} FROM replica_sets ORDER BY replica_id, name"
-                    ),
-                    &[],
-                )
-                .await?;
+            let rows = cached::query(
+                &c,
+                &format!("SELECT {REPLICA_COLUMNS} FROM replica_sets ORDER BY replica_id, name"),
+                &[],
+            )
+            .await?;
             Ok(rows.iter().map(replica).collect())
         })
     }

@@ -1,6 +1,8 @@
 //! Rows to the model and back: the helpers of the PostgreSQL backend's queries.
 
-use tokio_postgres::{GenericClient, Row};
+use super::cached;
+use deadpool_postgres::GenericClient;
+use tokio_postgres::Row;
 
 use crate::StoreError;
 use crate::columns::{json, to_json};
@@ -10,30 +12,28 @@ pub(super) const APPROVAL_COLUMNS: &str = "id, request_digest, request, principa
 
 pub(super) const CREDENTIAL_COLUMNS: &str = "id, task_id, principal, action, resource, decision_id, kid, issued_at, expires_at, revoked_micros, revoke_reason, holder";
 
-async fn votes<C: GenericClient>(c: &C, id: &str) -> Result<Vec<Vote>, StoreError> {
-    let rows = c
-        .query(
-            "SELECT approver, approve, comment, at_micros FROM votes WHERE approval_id = $1 ORDER BY seq",
-            &[&id],
-        )
-        .await?;
-    Ok(rows
-        .iter()
-        .map(|r| Vote {
-            approver: r.get(0),
-            approve: r.get(1),
-            comment: r.get(2),
-            at_micros: r.get(3),
+/// What a query selects for an approval: its columns, then its votes (oldest first) as
+/// one JSON array of `[approver, approve, comment, at_micros]`, so an approval is read
+/// in one round trip.
+pub(super) const APPROVAL_SELECT: &str = "id, request_digest, request, principal, delegation, task_id, set_name, set_version, set_digest, decision_id, reasons, approvers_required, created_micros, expires_micros, state, consumed_micros, consumed_by, updated_micros, held_by, (SELECT COALESCE(json_agg(json_build_array(v.approver, v.approve, v.comment, v.at_micros) ORDER BY v.seq), '[]')::TEXT FROM votes v WHERE v.approval_id = approvals.id)";
+
+/// The votes column of [`APPROVAL_SELECT`].
+fn votes(row: &Row, id: &str) -> Result<Vec<Vote>, StoreError> {
+    let listed: Vec<(String, bool, String, i64)> = json(row.get(19), "approval votes", id)?;
+    Ok(listed
+        .into_iter()
+        .map(|(approver, approve, comment, at_micros)| Vote {
+            approver,
+            approve,
+            comment,
+            at_micros,
         })
         .collect())
 }
 
-/// The approval of `row` (its votes read with `c`), `expired` derived from `now`.
-pub(super) async fn finish<C: GenericClient>(
-    c: &C,
-    row: &Row,
-    now: i64,
-) -> Result<Approval, StoreError> {
+/// The approval of `row` (selected with [`APPROVAL_SELECT`]), `expired` derived from
+/// `now`.
+pub(super) fn finish(row: &Row, now: i64) -> Result<Approval, StoreError> {
     let id: String = row.get(0);
     let stored: &str = row.get(14);
     let mut state = ApprovalState::parse(stored).ok_or_else(|| StoreError::Corrupt {
@@ -46,7 +46,7 @@ pub(super) async fn finish<C: GenericClient>(
     }
     let required: i64 = row.get(11);
     Ok(Approval {
-        votes: votes(c, &id).await?,
+        votes: votes(row, &id)?,
         new: NewApproval {
             request: json(row.get(2), "approval request", &id)?,
             delegation: json(row.get(4), "approval delegation", &id)?,
@@ -74,42 +74,43 @@ pub(super) async fn finish<C: GenericClient>(
 }
 
 /// Approval `id`; with `lock`, its row is locked until the transaction ends (votes
-/// on two replicas at once are then counted one after the other).
+/// on two replicas at once are then counted one after the other). The lock is taken
+/// by a statement of its own: a statement that waited for the lock still reads the
+/// votes table as it was when it started, so the votes are read after it, afresh.
 pub(super) async fn get_approval<C: GenericClient>(
     c: &C,
     id: &str,
     now: i64,
     lock: bool,
 ) -> Result<Option<Approval>, StoreError> {
-    let sql = format!(
-        "SELECT {APPROVAL_COLUMNS} FROM approvals WHERE id = $1{}",
-        if lock { " FOR UPDATE" } else { "" }
-    );
-    match c.query_opt(&sql, &[&id]).await? {
-        Some(row) => Ok(Some(finish(c, &row, now).await?)),
+    if lock {
+        let locked = cached::query_opt(
+            c,
+            "SELECT 1 FROM approvals WHERE id = $1 FOR UPDATE",
+            &[&id],
+        )
+        .await?;
+        if locked.is_none() {
+            return Ok(None);
+        }
+    }
+    let sql = format!("SELECT {APPROVAL_SELECT} FROM approvals WHERE id = $1");
+    match cached::query_opt(c, &sql, &[&id]).await? {
+        Some(row) => Ok(Some(finish(&row, now)?)),
         None => Ok(None),
     }
 }
 
 /// Every approval of `rows`.
-pub(super) async fn finish_all<C: GenericClient>(
-    c: &C,
-    rows: &[Row],
-    now: i64,
-) -> Result<Vec<Approval>, StoreError> {
-    let mut out = Vec::with_capacity(rows.len());
-    for row in rows {
-        out.push(finish(c, row, now).await?);
-    }
-    Ok(out)
+pub(super) fn finish_all(rows: &[Row], now: i64) -> Result<Vec<Approval>, StoreError> {
+    rows.iter().map(|row| finish(row, now)).collect()
 }
 
 pub(super) async fn insert_approval<C: GenericClient>(
     c: &C,
     a: &NewApproval,
 ) -> Result<(), StoreError> {
-    let n = c
-        .execute(
+    let n = cached::execute(c,
             &format!(
                 "INSERT INTO approvals ({APPROVAL_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, 'pending', NULL, NULL, $13, $15) ON CONFLICT (id) DO NOTHING"
             ),
@@ -144,7 +145,8 @@ pub(super) async fn set_state<C: GenericClient>(
     state: ApprovalState,
     now: i64,
 ) -> Result<(), StoreError> {
-    c.execute(
+    cached::execute(
+        c,
         "UPDATE approvals SET state = $2, updated_micros = $3 WHERE id = $1",
         &[&id, &state.as_str(), &now],
     )
@@ -167,4 +169,33 @@ pub(super) fn credential(r: &Row) -> Credential {
         revoke_reason: r.get(10),
         holder: r.get(11),
     }
+}
+
+/// Records an issued credential.
+pub(super) async fn insert_credential<C: GenericClient>(
+    c: &C,
+    k: &Credential,
+) -> Result<(), StoreError> {
+    cached::execute(
+        c,
+        &format!(
+            "INSERT INTO credentials ({CREDENTIAL_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)"
+        ),
+        &[
+            &k.id,
+            &k.task_id,
+            &k.principal,
+            &k.action,
+            &k.resource,
+            &k.decision_id,
+            &k.kid,
+            &k.issued_at,
+            &k.expires_at,
+            &k.revoked_micros,
+            &k.revoke_reason,
+            &k.holder,
+        ],
+    )
+    .await?;
+    Ok(())
 }

@@ -197,3 +197,26 @@ pub(super) fn credential_row(r: &Row<'_>) -> rusqlite::Result<Credential> {
         holder: r.get(11)?,
     })
 }
+
+/// Records an issued credential.
+pub(super) fn insert_credential(conn: &Connection, c: &Credential) -> Result<(), StoreError> {
+    conn.prepare_cached(
+        "INSERT INTO credentials (id, task_id, principal, action, resource, decision_id, kid, issued_at, expires_at, revoked_micros, revoke_reason, holder)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
+    )?
+    .execute(params![
+        c.id,
+        c.task_id,
+        c.principal,
+        c.action,
+        c.resource,
+        c.decision_id,
+        c.kid,
+        c.issued_at,
+        c.expires_at,
+        c.revoked_micros,
+        c.revoke_reason,
+        c.holder,
+    ])?;
+    Ok(())
+}
