@@ -12,6 +12,7 @@ use crate::support::*;
 
 mod audit;
 mod events;
+mod expiry;
 mod measure;
 mod round_trips;
 
@@ -42,6 +43,15 @@ pub(crate) async fn database() -> Option<String> {
 /// `n` replicas, each with its own data directory (audit log, plugin cache) and replica
 /// id, on the database at `url`, all with the same tokens.
 async fn replicas(url: &str, n: usize) -> (Vec<TestServer>, Tokens) {
+    replicas_with(url, n, |_| {}).await
+}
+
+/// [`replicas`], each configuration changed by `change` first.
+async fn replicas_with(
+    url: &str,
+    n: usize,
+    change: impl Fn(&mut arbiter::config::Config),
+) -> (Vec<TestServer>, Tokens) {
     let mut servers = Vec::new();
     let mut tokens: Option<(Tokens, _)> = None;
     for i in 0..n {
@@ -52,6 +62,7 @@ async fn replicas(url: &str, n: usize) -> (Vec<TestServer>, Tokens) {
         // The key secret every replica mounts: their signing keys are shared.
         config.credentials.key_secret =
             Some(arbiter::credentials::KeySecret::from_bytes(&[42; 40]).expect("secret"));
+        change(&mut config);
         match &tokens {
             None => {
                 let t = with_tokens(&mut config);

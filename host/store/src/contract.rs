@@ -250,21 +250,32 @@ pub(crate) fn audited_tokens_are_noted_apart_from_the_tokens(s: &dyn StateStore)
     assert!(s.audited_tokens().expect("read").is_empty());
 }
 
-pub(crate) fn lapsed_approvals_are_found_until_marked_expired(s: &dyn StateStore) {
+pub(crate) fn lapsed_approvals_are_claimed_by_one_sweeper_until_marked_expired(s: &dyn StateStore) {
+    const HOLD: i64 = 5_000;
+    let claim = |who: &str, now: i64| -> Vec<String> {
+        let mut ids: Vec<String> = s
+            .claim_lapsed_approvals(who, now, 10, HOLD)
+            .expect("sweep")
+            .into_iter()
+            .map(|a| {
+                assert_eq!(a.state, ApprovalState::Expired);
+                a.new.id
+            })
+            .collect();
+        ids.sort();
+        ids
+    };
     s.create_approval(&approval("a1", 1)).expect("create");
     s.create_approval(&approval("a2", 1)).expect("create");
     s.vote("a2", &vote("alice", true), 2_000).expect("vote");
-    assert!(s.lapsed_approvals(9_999, 10).expect("sweep").is_empty());
-    let lapsed = s.lapsed_approvals(10_000, 10).expect("sweep");
-    let ids: Vec<&str> = lapsed.iter().map(|a| a.new.id.as_str()).collect();
-    assert_eq!(ids.len(), 2, "{ids:?}");
-    assert!(lapsed.iter().all(|a| a.state == ApprovalState::Expired));
+    assert!(claim("r1", 9_999).is_empty());
+    assert_eq!(claim("r1", 10_000), ["a1", "a2"]);
+    // Claimed by r1: another sweeper finds nothing; r1 itself finds them again.
+    assert!(claim("r2", 10_500).is_empty());
+    assert_eq!(claim("r1", 10_500), ["a1", "a2"]);
     assert!(!s.mark_expired("a1", 9_999).expect("not yet"));
     assert!(s.mark_expired("a1", 10_000).expect("mark"));
     assert!(!s.mark_expired("a1", 10_000).expect("once"));
-    let lapsed = s.lapsed_approvals(10_000, 10).expect("sweep");
-    assert_eq!(lapsed.len(), 1);
-    assert_eq!(lapsed[0].new.id, "a2");
     assert_eq!(
         s.approval("a1", 10_000)
             .expect("read")
@@ -272,16 +283,16 @@ pub(crate) fn lapsed_approvals_are_found_until_marked_expired(s: &dyn StateStore
             .state,
         ApprovalState::Expired
     );
+    // r1 claimed a2 last at 10,500 and never marked it (it died): after the hold, r2
+    // takes it over.
+    assert!(claim("r2", 15_499).is_empty());
+    assert_eq!(claim("r2", 15_500), ["a2"]);
+    assert!(claim("r1", 15_600).is_empty());
     // A consumed approval never lapses.
     s.create_approval(&approval("a3", 1)).expect("create");
     s.vote("a3", &vote("alice", true), 2_000).expect("vote");
     assert!(s.redeem_approval("a3", "d", 3_000, None).expect("consume"));
-    assert!(
-        s.lapsed_approvals(20_000, 10)
-            .expect("sweep")
-            .iter()
-            .all(|a| a.new.id != "a3")
-    );
+    assert!(!claim("r3", 20_000).contains(&"a3".to_string()));
 }
 
 pub(crate) fn purging_removes_only_closed_approvals_and_expired_credentials_before_the_cutoff(
@@ -404,11 +415,13 @@ macro_rules! contract_suite {
             $crate::contract::audited_tokens_are_noted_apart_from_the_tokens(&store);
         }
         #[test]
-        fn lapsed_approvals_are_found_until_marked_expired() {
+        fn lapsed_approvals_are_claimed_by_one_sweeper_until_marked_expired() {
             let Some((_keep, store)) = $fresh else {
                 return;
             };
-            $crate::contract::lapsed_approvals_are_found_until_marked_expired(&store);
+            $crate::contract::lapsed_approvals_are_claimed_by_one_sweeper_until_marked_expired(
+                &store,
+            );
         }
         #[test]
         fn purging_removes_only_closed_approvals_and_expired_credentials_before_the_cutoff() {

@@ -150,9 +150,19 @@ pub trait StateStore:
     /// Takes back `approver`'s vote (it could not be audited): the approval's state is
     /// recomputed from the votes that remain. Nothing changes once it was consumed.
     fn retract_vote(&self, id: &str, approver: &str, now_micros: i64) -> Result<(), StoreError>;
-    /// Approvals whose time ran out while pending or approved (so `expired` is only
-    /// derived from the clock, not stored yet), oldest expiry first, at most `limit`.
-    fn lapsed_approvals(&self, now_micros: i64, limit: usize) -> Result<Vec<Approval>, StoreError>;
+    /// Claims, for `claimant`, up to `limit` approvals whose time ran out while pending
+    /// or approved (so `expired` is only derived from the clock, not stored yet) and
+    /// that no other claimant holds, until `now_micros + hold_micros`; returns them,
+    /// oldest expiry first. Of any number of sweepers (replicas) at once, one claims
+    /// each approval, so its expiry is recorded once; a claim whose holder died lapses
+    /// after `hold_micros` and is taken by the next sweep.
+    fn claim_lapsed_approvals(
+        &self,
+        claimant: &str,
+        now_micros: i64,
+        limit: usize,
+        hold_micros: i64,
+    ) -> Result<Vec<Approval>, StoreError>;
     /// Stores `expired` as the state of lapsed approval `id`; `false` when it is not
     /// (any longer) pending or approved and past its expiry.
     fn mark_expired(&self, id: &str, now_micros: i64) -> Result<bool, StoreError>;

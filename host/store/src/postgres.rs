@@ -225,20 +225,18 @@ impl StateStore for PgStore {
         self.run(move |c| approvals::list(c, f))
     }
 
-    fn lapsed_approvals(&self, now: i64, limit: usize) -> Result<Vec<Approval>, StoreError> {
-        self.run(move |c| async move {
-            let rows = cached::query(
-                &c,
-                &format!(
-                    "SELECT {APPROVAL_SELECT} FROM approvals
-                         WHERE state IN ('pending', 'approved') AND expires_micros <= $1
-                         ORDER BY expires_micros LIMIT $2"
-                ),
-                &[&now, &i64::try_from(limit).unwrap_or(i64::MAX)],
-            )
-            .await?;
-            finish_all(&rows, now)
-        })
+    fn claim_lapsed_approvals(
+        &self,
+        claimant: &str,
+        now: i64,
+        limit: usize,
+        hold: i64,
+    ) -> Result<Vec<Approval>, StoreError> {
+        let (claimant, limit) = (
+            claimant.to_string(),
+            i64::try_from(limit).unwrap_or(i64::MAX),
+        );
+        self.run(move |c| approvals::claim_lapsed(c, claimant, now, limit, hold))
     }
 
     fn mark_expired(&self, id: &str, now: i64) -> Result<bool, StoreError> {

@@ -136,6 +136,10 @@ const MIGRATIONS: &[&str] = &[
         renewed_micros INTEGER NOT NULL,
         expires_micros INTEGER NOT NULL
     );",
+    // 7: who is recording a lapsed approval's expiry, until when: one sweeper at a
+    // time per approval, whichever replicas sweep.
+    "ALTER TABLE approvals ADD COLUMN expiry_claim TEXT;
+     ALTER TABLE approvals ADD COLUMN expiry_claim_until INTEGER;",
 ];
 
 /// The newest schema this build knows.

@@ -176,23 +176,39 @@ impl StateStore for SqliteStore {
             .collect()
     }
 
-    fn lapsed_approvals(&self, now: i64, limit: usize) -> Result<Vec<Approval>, StoreError> {
-        let conn = self.conn();
-        let mut stmt = conn.prepare_cached(&format!(
-            "SELECT {APPROVAL_COLUMNS} FROM approvals
-             WHERE state IN ('pending', 'approved') AND expires_micros <= ?1
-             ORDER BY expires_micros LIMIT ?2"
-        ))?;
-        let rows = stmt
+    fn claim_lapsed_approvals(
+        &self,
+        claimant: &str,
+        now: i64,
+        limit: usize,
+        hold: i64,
+    ) -> Result<Vec<Approval>, StoreError> {
+        let mut conn = self.conn();
+        let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+        let rows = tx
+            .prepare_cached(&format!(
+                "SELECT {APPROVAL_COLUMNS} FROM approvals
+                 WHERE state IN ('pending', 'approved') AND expires_micros <= ?1
+                   AND (expiry_claim IS NULL OR expiry_claim = ?3 OR expiry_claim_until <= ?1)
+                 ORDER BY expires_micros LIMIT ?2"
+            ))?
             .query_map(
-                params![now, i64::try_from(limit).unwrap_or(i64::MAX)],
+                params![now, i64::try_from(limit).unwrap_or(i64::MAX), claimant],
                 approval_row,
             )?
             .collect::<Result<Vec<_>, _>>()?;
-        drop(stmt);
-        rows.into_iter()
-            .map(|row| finish(&conn, row, now))
-            .collect()
+        let claimed = rows
+            .into_iter()
+            .map(|row| finish(&tx, row, now))
+            .collect::<Result<Vec<_>, _>>()?;
+        for a in &claimed {
+            tx.execute(
+                "UPDATE approvals SET expiry_claim = ?2, expiry_claim_until = ?3 WHERE id = ?1",
+                params![a.new.id, claimant, now.saturating_add(hold)],
+            )?;
+        }
+        tx.commit()?;
+        Ok(claimed)
     }
 
     fn purgeable(&self, approvals: i64, credentials: i64) -> Result<(usize, usize), StoreError> {

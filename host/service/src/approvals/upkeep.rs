@@ -7,6 +7,15 @@ use super::{EXPIRY_ACTOR, SWEEP_BATCH, blocking};
 use crate::ServiceError;
 use crate::events::ApprovalStep;
 
+/// How long a sweeper holds its claim on a lapsed approval: far longer than a sweep
+/// takes, short enough that another replica records the expiry soon after the
+/// claimant died.
+pub(super) const CLAIM_HOLD: Duration = Duration::from_secs(30);
+
+fn micros(d: Duration) -> i64 {
+    i64::try_from(d.as_micros()).unwrap_or(i64::MAX)
+}
+
 /// Deletes approvals closed, and credentials expired, more than `keep` ago, after
 /// recording how many as an admin act `state-purged` (their own records stay in the
 /// audit log). Returns (approvals, credentials) deleted.
@@ -14,7 +23,7 @@ pub async fn purge_old(
     app: &crate::app::App,
     keep: Duration,
 ) -> Result<(usize, usize), ServiceError> {
-    let keep_micros = i64::try_from(keep.as_micros()).unwrap_or(i64::MAX);
+    let keep_micros = micros(keep);
     let approvals_before = app.clock.now_micros().saturating_sub(keep_micros);
     let credentials_before = approvals_before / 1_000_000;
     let store = app.store.clone();
@@ -50,10 +59,14 @@ pub async fn purge_old(
 
 /// Records every lapsed approval as `expired`: the audit record first, then the
 /// stored state and the watch event. Stops at the first record that cannot be written
-/// (the next sweep tries again).
+/// (the next sweep tries again). With replicas sharing a database each replica
+/// sweeps, and the store gives each lapsed approval to one of them at a time
+/// ([`CLAIM_HOLD`]), so its expiry is recorded in one replica's chain.
 pub async fn sweep_expired(app: &crate::app::App) -> Result<usize, ServiceError> {
     let (store, now) = (app.store.clone(), app.clock.now_micros());
-    let lapsed = blocking(move || Ok(store.lapsed_approvals(now, SWEEP_BATCH)?)).await?;
+    let (me, hold) = (app.replica_id().to_string(), micros(CLAIM_HOLD));
+    let lapsed =
+        blocking(move || Ok(store.claim_lapsed_approvals(&me, now, SWEEP_BATCH, hold)?)).await?;
     let n = lapsed.len();
     for a in lapsed {
         app.record(crate::events::AuditEvent::Approval {

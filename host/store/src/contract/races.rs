@@ -73,4 +73,34 @@ pub(crate) fn races_are_decided_by_the_store(s: &dyn StateStore) {
     let ids: std::collections::BTreeSet<&str> =
         created.iter().map(|(a, _)| a.new.id.as_str()).collect();
     assert_eq!(ids.len(), 1, "every holder joined one approval: {ids:?}");
+    // Every replica sweeps lapsed approvals at once: each is claimed by one of them.
+    for i in 0..20 {
+        s.create_approval(&approval(&format!("lapsed{i}"), 1))
+            .expect("create");
+    }
+    let claims: Vec<Vec<String>> = std::thread::scope(|t| {
+        let sweepers: Vec<_> = (0..8)
+            .map(|i| {
+                t.spawn(move || {
+                    s.claim_lapsed_approvals(&format!("r{i}"), 20_000, 64, 5_000)
+                        .expect("claim")
+                        .into_iter()
+                        .map(|a| a.new.id)
+                        .filter(|id| id.starts_with("lapsed"))
+                        .collect()
+                })
+            })
+            .collect();
+        sweepers
+            .into_iter()
+            .map(|h| h.join().expect("sweeper"))
+            .collect()
+    });
+    let all: Vec<&String> = claims.iter().flatten().collect();
+    let distinct: std::collections::BTreeSet<&String> = all.iter().copied().collect();
+    assert_eq!(
+        (all.len(), distinct.len()),
+        (20, 20),
+        "each lapsed approval claimed by exactly one sweeper: {claims:?}"
+    );
 }

@@ -221,3 +221,32 @@ pub(super) async fn release(
         .await?;
     Ok(n == 1)
 }
+
+/// Claims lapsed approvals no one else holds (see
+/// `StateStore::claim_lapsed_approvals`): one statement; rows another sweeper is
+/// claiming at this moment are skipped, not waited for.
+pub(super) async fn claim_lapsed(
+    c: Object,
+    claimant: String,
+    now: i64,
+    limit: i64,
+    hold: i64,
+) -> Result<Vec<Approval>, StoreError> {
+    let rows = cached::query(
+        &c,
+        &format!(
+            "WITH claimed AS (
+                 UPDATE approvals SET expiry_claim = $1, expiry_claim_until = $2 + $4
+                 WHERE id IN (SELECT id FROM approvals
+                     WHERE state IN ('pending', 'approved') AND expires_micros <= $2
+                       AND (expiry_claim IS NULL OR expiry_claim = $1 OR expiry_claim_until <= $2)
+                     ORDER BY expires_micros LIMIT $3 FOR UPDATE SKIP LOCKED)
+                 RETURNING id)
+             SELECT {APPROVAL_SELECT} FROM approvals WHERE id IN (SELECT id FROM claimed)
+             ORDER BY expires_micros"
+        ),
+        &[&claimant, &now, &limit, &hold],
+    )
+    .await?;
+    finish_all(&rows, now)
+}

@@ -182,6 +182,9 @@ const MIGRATIONS: &[&str] = &[
         public_key TEXT,
         PRIMARY KEY (chain_id, number)
     );",
+    // 7: who is recording a lapsed approval's expiry, until when: one sweeper at a
+    // time per approval, whichever replicas sweep.
+    "ALTER TABLE approvals ADD COLUMN expiry_claim TEXT, ADD COLUMN expiry_claim_until BIGINT;",
 ];
 
 /// The newest schema this build knows.

@@ -1,0 +1,67 @@
+//! Expiry with replicas: every replica runs the expiry sweep, and each lapsed
+//! approval's expiry is recorded once, in one replica's audit chain.
+
+use std::time::Duration;
+
+use arbiter::proto::authorizer_client::AuthorizerClient;
+
+use super::{database, replicas_with};
+use crate::approvals::{channel, hold, identity_change};
+use crate::support::audit_records;
+
+#[tokio::test(flavor = "multi_thread")]
+async fn every_replica_sweeps_and_each_expiry_is_recorded_once() {
+    let Some(url) = database().await else {
+        return;
+    };
+    let (servers, t) = replicas_with(&url, 3, |config| {
+        config.approval_ttl = Duration::from_secs(2);
+    })
+    .await;
+    let mut held = Vec::new();
+    for (i, server) in servers.iter().enumerate() {
+        let mut authz = AuthorizerClient::new(channel(&server.url).await);
+        for k in 0..12 {
+            let request = identity_change(&format!("lapse-{i}-{k}"), &format!("arn:role/l{i}{k}"));
+            held.push(hold(&mut authz, &t.gateway, request).await);
+        }
+    }
+    held.sort();
+    // 36 approvals lapse at once, so a sweep takes long enough (one durable audit
+    // record each) that the three replicas' sweeps overlap. Each replica sweeps every
+    // second: wait until the expiries are on record (well
+    // within a minute), then a few sweeps more, for any second record to appear.
+    let recorded = |servers: &[crate::support::TestServer]| -> Vec<String> {
+        let mut ids: Vec<String> = servers
+            .iter()
+            .flat_map(|s| audit_records(&s.audit_db(), arbiter_audit::Kind::Approval, "expired"))
+            .map(|r| {
+                r.record.body_value()["approval_id"]
+                    .as_str()
+                    .unwrap_or("")
+                    .to_owned()
+            })
+            .collect();
+        ids.sort();
+        ids
+    };
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    while recorded(&servers).len() < held.len() && std::time::Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let got = recorded(&servers);
+    let twice: Vec<&String> = got
+        .windows(2)
+        .filter(|w| w[0] == w[1])
+        .map(|w| &w[0])
+        .collect();
+    assert!(
+        twice.is_empty(),
+        "expiries recorded more than once: {twice:?}"
+    );
+    assert_eq!(
+        got, held,
+        "every expiry recorded, across the three replicas' chains"
+    );
+}
