@@ -170,7 +170,7 @@ pub(crate) async fn get(console: &Console, signed: &Signed<'_>, query: Option<&s
     let filter = match search.filter() {
         Ok(f) => f,
         Err(bad) => {
-            let page = render::page(signed, &search, None, Err(&bad));
+            let page = render::page(signed, &search, None, Err(&bad), replica(console));
             return web::html(StatusCode::BAD_REQUEST, page);
         }
     };
@@ -179,10 +179,21 @@ pub(crate) async fn get(console: &Console, signed: &Signed<'_>, query: Option<&s
     match found {
         Ok(found) => web::html(
             StatusCode::OK,
-            render::page(signed, &search, verified.ok().as_ref(), Ok(&found)),
+            render::page(
+                signed,
+                &search,
+                verified.ok().as_ref(),
+                Ok(&found),
+                replica(console),
+            ),
         ),
         Err(e) => crate::routes::failed(&e, signed),
     }
+}
+
+/// This replica's id when replicas share their audit chains in the database.
+fn replica(console: &Console) -> Option<&str> {
+    arbiter_service::audit_log::shared_chains(&console.app).map(|_| console.app.replica_id())
 }
 
 /// The chain verified from the first record (the whole log is read, off the runtime).

@@ -1,5 +1,6 @@
-//! Expiry with replicas: every replica runs the expiry sweep, and each lapsed
-//! approval's expiry is recorded once, in one replica's audit chain.
+//! Approval expiry and the audit page with replicas: every replica runs the expiry
+//! sweep, and each lapsed approval's expiry is recorded once, in one replica's audit
+//! chain; a replica's console audit page says whose chain it searches.
 
 use std::time::Duration;
 
@@ -64,4 +65,31 @@ async fn every_replica_sweeps_and_each_expiry_is_recorded_once() {
         got, held,
         "every expiry recorded, across the three replicas' chains"
     );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_replicas_console_audit_page_says_it_searches_that_replicas_chain() {
+    let Some(url) = database().await else {
+        return;
+    };
+    let (servers, t) = replicas_with(&url, 2, |config| {
+        config.http = Some(arbiter_http::settings::HttpSettings {
+            listen: "127.0.0.1:0".parse().expect("addr"),
+            default_privilege: arbiter_core::Privilege::Read,
+            client_auth: arbiter_tls::ClientAuth::None,
+        });
+    })
+    .await;
+    for (i, server) in servers.iter().enumerate() {
+        let addr = server.running.http_addr.expect("http");
+        let (admin, _) = crate::console::session(addr, &t.admin).await;
+        let (status, _, page) =
+            crate::authzen::http(addr, "GET", "/console/audit", &[("Cookie", &admin)], "").await;
+        assert_eq!(status, 200, "{page}");
+        let note = page
+            .split_once(r#"id="replica-chain""#)
+            .map(|(_, rest)| rest.split("</p>").next().unwrap_or_default())
+            .unwrap_or_else(|| panic!("the page names the chain it searches: {page}"));
+        assert!(note.contains(&format!("replica-{i}")), "{note}");
+    }
 }

@@ -27,12 +27,14 @@ pub(super) fn off(signed: &Signed<'_>) -> Markup {
 }
 
 /// The page: the chain's status (when it could be verified), the form, and the
-/// results or why the search was refused.
+/// results or why the search was refused. `replica` names this replica when replicas
+/// share a database: the page then searches this replica's chain only, and says so.
 pub(super) fn page(
     signed: &Signed<'_>,
     search: &Search,
     verified: Option<&Verification>,
     found: Result<&Found, &BadField>,
+    replica: Option<&str>,
 ) -> Markup {
     layout(
         "Audit log",
@@ -41,6 +43,13 @@ pub(super) fn page(
             @match found {
                 Err(bad) => { p #search-error.error role="alert" { (bad) } }
                 Ok(_) => (chain(verified)),
+            }
+            @if let Some(id) = replica {
+                p #replica-chain.hint {
+                    "This page searches the chain of replica " code { (id) } " only (its local log). "
+                    "Every replica's chain, merged by time: " code { "arbiter audit query --state-url URL" }
+                    " or the Audit API on any replica."
+                }
             }
             (form(search, found.err().map(|b| b.field)))
             @if let Ok(found) = found { (results(search, found)) }
