@@ -21,7 +21,8 @@ pub struct ReplicaLease {
 }
 
 /// The replica-lease part of [`crate::StateStore`]. Times are the caller's clock in
-/// unix microseconds (tests inject theirs); an expired lease is one whose
+/// unix microseconds (tests inject theirs; the server reads
+/// [`ReplicaLeases::lease_clock_micros`]); an expired lease is one whose
 /// `expires_micros` is at or before `now_micros`.
 pub trait ReplicaLeases {
     /// Claims replica id `id` for the process that drew `nonce`, until `now_micros +
@@ -51,6 +52,13 @@ pub trait ReplicaLeases {
     fn release_replica(&self, id: &str, nonce: &str) -> Result<bool, StoreError>;
     /// The replicas whose lease is live at `now_micros`, by id.
     fn replicas(&self, now_micros: i64) -> Result<Vec<ReplicaLease>, StoreError>;
+    /// The clock leases are measured on, unix microseconds: the database server's
+    /// when replicas share one (their own clocks may disagree; a lease compared on
+    /// two clocks could look expired to one replica while its holder renews it), this
+    /// machine's otherwise.
+    fn lease_clock_micros(&self) -> Result<i64, StoreError> {
+        Ok(crate::now_micros())
+    }
 }
 
 /// How many times a claim that lost to a holder which then let go (between the claim

@@ -105,4 +105,10 @@ pub trait SetStore {
     fn record_replica_sets(&self, replica: &str, rows: &[ReplicaSet]) -> Result<(), StoreError>;
     /// What every replica last said it serves, by replica and set name.
     fn replica_sets(&self) -> Result<Vec<ReplicaSet>, StoreError>;
+    /// A signal that changes whenever a set change may have been stored by any
+    /// replica (a notification arrived, or the listening connection was made again
+    /// after a break); `None` when the store announces none (then followers poll).
+    fn set_change_signal(&self) -> Option<tokio::sync::watch::Receiver<u64>> {
+        None
+    }
 }

@@ -61,6 +61,8 @@ pub struct PgStore {
     shown: String,
     /// Changes when approval events may be waiting (see [`crate::events`]).
     events: tokio::sync::watch::Receiver<u64>,
+    /// Changes when a policy-set change may have been stored.
+    set_changes: tokio::sync::watch::Receiver<u64>,
 }
 
 impl std::fmt::Debug for PgStore {
@@ -133,12 +135,13 @@ impl PgStore {
             .map_err(|e| {
                 StoreError::Unreachable(format!("cannot set up connections to `{shown}`: {e}"))
             })?;
-        let events = events::listen(runtime.handle(), listening.0, listening.1);
+        let (events, set_changes) = events::listen(runtime.handle(), listening.0, listening.1);
         let store = Self {
             pool,
             runtime: Some(runtime),
             shown,
             events,
+            set_changes,
         };
         store.run(schema::migrate)?;
         Ok(store)

@@ -1,8 +1,9 @@
-//! The follower every replica runs when the sets are shared: it polls the one
-//! revision row of the state database and, when it moved, applies the stored state
-//! (see [`super::shared`]). Polling one indexed row twice a second costs the database
-//! next to nothing and needs no connection held open; a change then reaches every
-//! replica within about [`FOLLOW_EVERY`] plus the time to compile its plugins.
+//! The follower every replica runs when the sets are shared: when the store announces
+//! a stored change (PostgreSQL's `NOTIFY`, on the connection that listens for approval
+//! events too), and in any case every [`FOLLOW_EVERY`], it reads the one revision row
+//! of the state database and, when it moved, applies the stored state (see
+//! [`super::shared`]). A change reaches every replica within milliseconds plus the time
+//! to compile its plugins; the poll catches a notification lost with its connection.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -11,8 +12,9 @@ use tokio::task::JoinHandle;
 
 use crate::app::App;
 
-/// How often a replica asks whether the shared sets changed: well inside the two
-/// seconds a change may take to reach every replica, at one cheap read each time.
+/// How often a replica asks whether the shared sets changed without being told: well
+/// inside the two seconds a change may take to reach every replica, at one cheap read
+/// each time.
 pub const FOLLOW_EVERY: Duration = Duration::from_millis(500);
 
 /// Brings back the sets' state at start: from the shared database when the sets are
@@ -37,9 +39,11 @@ pub fn spawn(app: Arc<App>) -> Option<JoinHandle<()>> {
         let mut tick = tokio::time::interval(FOLLOW_EVERY);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut failing = false;
+        let mut announced = app.store.set_change_signal();
         loop {
             tokio::select! {
                 _ = tick.tick() => {}
+                changed = changed(&mut announced) => if !changed { announced = None },
                 _ = stopping.changed() => return,
             }
             let _one_change_at_a_time = app.set_changes.lock().await;
@@ -58,4 +62,13 @@ pub fn spawn(app: Arc<App>) -> Option<JoinHandle<()>> {
             }
         }
     }))
+}
+
+/// Waits for the next announcement; `false` when the signal is gone (then only the
+/// poll is left). Without a signal it never resolves.
+async fn changed(signal: &mut Option<tokio::sync::watch::Receiver<u64>>) -> bool {
+    match signal {
+        Some(s) => s.changed().await.is_ok(),
+        None => std::future::pending().await,
+    }
 }

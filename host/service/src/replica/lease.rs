@@ -67,8 +67,14 @@ impl Lease {
     /// Claims `id` for this process in `store`, with a fresh random nonce.
     pub fn claim(store: Arc<dyn StateStore>, id: &str) -> Result<Arc<Self>, LeaseError> {
         let nonce = uuid::Uuid::now_v7().simple().to_string();
-        let now = arbiter_store::now_micros();
-        match store.claim_replica(id, &nonce, VERSION, now, micros(TTL)) {
+        // The database's clock, shared by every replica: theirs may disagree.
+        let claimed = store.lease_clock_micros().and_then(|now| {
+            Ok((
+                now,
+                store.claim_replica(id, &nonce, VERSION, now, micros(TTL))?,
+            ))
+        });
+        match claimed.map(|(now, claimed)| claimed.map_err(|holder| (now, holder))) {
             Ok(Ok(())) => Ok(Arc::new(Self {
                 store,
                 id: id.to_string(),
@@ -76,7 +82,7 @@ impl Lease {
                 released: Mutex::new(false),
                 held: watch::channel(true).0,
             })),
-            Ok(Err(holder)) => Err(LeaseError::Held {
+            Ok(Err((now, holder))) => Err(LeaseError::Held {
                 id: id.to_string(),
                 renewed_secs: (now - holder.renewed_micros).max(0) / 1_000_000,
                 expires_secs: secs_up(holder.expires_micros - now),
@@ -100,7 +106,7 @@ impl Lease {
 
     /// The replicas holding a live lease on the same database, by id.
     pub fn replicas(&self) -> Result<Vec<ReplicaLease>, StoreError> {
-        self.store.replicas(arbiter_store::now_micros())
+        self.store.replicas(self.store.lease_clock_micros()?)
     }
 
     /// Lets go of the id (a graceful stop); later renewals do nothing. Blocking.
@@ -124,7 +130,7 @@ impl Lease {
         if *released {
             return Ok(Some(None));
         }
-        let now = arbiter_store::now_micros();
+        let now = self.store.lease_clock_micros()?;
         let (id, nonce) = (&self.id, &self.nonce);
         if *self.held.borrow() && self.store.renew_replica(id, nonce, now, micros(TTL))? {
             return Ok(None);

@@ -13,6 +13,8 @@ use crate::{ApprovalEvent, ApprovalEvents, StoreError};
 
 /// The channel replicas announce new events on.
 const CHANNEL: &str = "arbiter_approval_events";
+/// The channel replicas announce stored policy-set changes on.
+pub(super) const SET_CHANNEL: &str = "arbiter_set_changes";
 /// Held while an event is appended, so events commit in sequence order.
 const APPEND_LOCK: i64 = 0x4152_4249_5445_5202;
 /// How long the listener waits before connecting again after a break.
@@ -108,25 +110,28 @@ async fn append(
     Ok(row.get(0))
 }
 
-/// Keeps one connection listening on [`CHANNEL`] for as long as the store lives,
-/// connecting again after any break; the returned signal changes on every
-/// notification and on every (re)connection (events may have been missed meanwhile).
+/// Keeps one connection listening on [`CHANNEL`] and [`SET_CHANNEL`] for as long as
+/// the store lives, connecting again after any break; each returned signal (approval
+/// events, set changes) changes on every notification on its channel and on every
+/// (re)connection (notifications may have been missed meanwhile).
 pub(super) fn listen(
     rt: &tokio::runtime::Handle,
     config: tokio_postgres::Config,
     tls: MakeRustls,
-) -> watch::Receiver<u64> {
-    let (signal, rx) = watch::channel(0u64);
+) -> (watch::Receiver<u64>, watch::Receiver<u64>) {
+    let (events, events_rx) = watch::channel(0u64);
+    let (sets, sets_rx) = watch::channel(0u64);
     rt.spawn(async move {
+        let bump = |signal: &watch::Sender<u64>| signal.send_modify(|n| *n += 1);
         loop {
             if let Ok((client, mut conn)) = config.connect(tls.clone()).await {
-                let (notified, mut notes) = tokio::sync::mpsc::unbounded_channel::<()>();
+                let (notified, mut notes) = tokio::sync::mpsc::unbounded_channel::<bool>();
                 let driver = tokio::spawn(async move {
                     use tokio_postgres::AsyncMessage;
                     while let Some(m) = std::future::poll_fn(|cx| conn.poll_message(cx)).await {
                         match m {
-                            Ok(AsyncMessage::Notification(_)) => {
-                                if notified.send(()).is_err() {
+                            Ok(AsyncMessage::Notification(n)) => {
+                                if notified.send(n.channel() == SET_CHANNEL).is_err() {
                                     return;
                                 }
                             }
@@ -136,24 +141,25 @@ pub(super) fn listen(
                     }
                 });
                 if client
-                    .batch_execute(&format!("LISTEN {CHANNEL}"))
+                    .batch_execute(&format!("LISTEN {CHANNEL}; LISTEN {SET_CHANNEL}"))
                     .await
                     .is_ok()
                 {
-                    signal.send_modify(|n| *n += 1);
-                    while notes.recv().await.is_some() {
-                        signal.send_modify(|n| *n += 1);
+                    bump(&events);
+                    bump(&sets);
+                    while let Some(set) = notes.recv().await {
+                        bump(if set { &sets } else { &events });
                     }
                 }
                 driver.abort();
             }
-            if signal.is_closed() {
+            if events.is_closed() && sets.is_closed() {
                 return;
             }
             tokio::time::sleep(RECONNECT).await;
         }
     });
-    rx
+    (events_rx, sets_rx)
 }
 
 #[cfg(test)]

@@ -20,6 +20,18 @@ fn lease(r: &tokio_postgres::Row) -> ReplicaLease {
 }
 
 impl ReplicaLeases for PgStore {
+    fn lease_clock_micros(&self) -> Result<i64, StoreError> {
+        self.run(|c| async move {
+            let row = cached::query_one(
+                &c,
+                "SELECT (extract(epoch FROM clock_timestamp()) * 1000000)::BIGINT",
+                &[],
+            )
+            .await?;
+            Ok(row.get(0))
+        })
+    }
+
     fn claim_replica(
         &self,
         id: &str,

@@ -179,6 +179,13 @@ impl SetStore for PgStore {
                 ],
             )
             .await?;
+            // Delivered at commit: the followers read the change as soon as it is there.
+            cached::execute(
+                &tx,
+                "SELECT pg_notify($1, $2)::TEXT",
+                &[&super::events::SET_CHANNEL, &revision.to_string()],
+            )
+            .await?;
             tx.commit().await?;
             Ok(Some(revision))
         })
@@ -210,6 +217,10 @@ impl SetStore for PgStore {
             tx.commit().await?;
             Ok(())
         })
+    }
+
+    fn set_change_signal(&self) -> Option<tokio::sync::watch::Receiver<u64>> {
+        Some(self.set_changes.clone())
     }
 
     fn replica_sets(&self) -> Result<Vec<ReplicaSet>, StoreError> {

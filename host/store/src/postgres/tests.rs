@@ -101,3 +101,23 @@ fn an_unreachable_database_fails_closed_with_a_clear_error_and_no_password() {
         "postgres://arbiter:***@db:5432/arbiter"
     );
 }
+
+#[test]
+fn leases_are_timed_by_the_database_servers_clock() {
+    let Some((_, s)) = store() else {
+        return;
+    };
+    // The server's clock, not this process's: read through the database (this test's
+    // server runs on the same machine, so the two agree to well within a minute).
+    let before = crate::now_micros();
+    let db = crate::ReplicaLeases::lease_clock_micros(&s).expect("clock");
+    let after = crate::ReplicaLeases::lease_clock_micros(&s).expect("clock");
+    assert!(
+        after >= db,
+        "the database's clock went back: {db} then {after}"
+    );
+    assert!(
+        (db - before).abs() < 60_000_000,
+        "not a unix-microsecond time near now: {db} (local {before})"
+    );
+}

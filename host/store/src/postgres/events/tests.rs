@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 use super::super::tests::{fresh_database, server};
-use crate::{ApprovalEvents, PgStore};
+use crate::{ApprovalEvents, PgStore, SetStore};
 
 /// Waits (up to 20 s) until `signal` changes from `seen`.
 fn changed(signal: &mut tokio::sync::watch::Receiver<u64>) -> bool {
@@ -90,4 +90,50 @@ fn events_appended_on_one_replica_are_announced_to_and_read_by_another_in_order(
     // Old events are purged; the head stays where it was.
     assert_eq!(a.purge_approval_events(2_500).expect("purge"), 2);
     assert_eq!(b.approval_events_after(0, 100).expect("rest").len(), 40);
+}
+
+#[test]
+fn a_set_change_stored_by_one_replica_is_announced_to_another() {
+    let Some(base) = server() else {
+        eprintln!("SKIPPED: no PostgreSQL test server (ARBITER_TEST_POSTGRES is unset)");
+        return;
+    };
+    let url = fresh_database(&base);
+    let (a, b) = (
+        PgStore::open(&url).expect("a"),
+        PgStore::open(&url).expect("b"),
+    );
+    let mut sets = b
+        .set_change_signal()
+        .expect("PostgreSQL announces set changes");
+    let mut events = b.approval_event_signal().expect("events");
+    assert!(changed(&mut sets), "the listening connection never came up");
+    assert!(changed(&mut events));
+    let state = crate::StoredSetState {
+        name: "reference".into(),
+        enforced: "d1".into(),
+        shadow: None,
+        config: Some("d1".into()),
+        versions: vec!["d1".into()],
+        revision: 0,
+        changed_by: "a".into(),
+        changed_micros: 7,
+    };
+    let bundle = crate::StoredBundle {
+        digest: "d1".into(),
+        name: "reference".into(),
+        version: "1.0.0".into(),
+        source: crate::BundleSource::Builtin("builtin:reference".into()),
+        origin: "upload".into(),
+        signer: None,
+        added_micros: 5,
+    };
+    a.publish_set(&state, &[bundle], 0).expect("publish");
+    assert!(
+        changed(&mut sets),
+        "no announcement reached the other replica"
+    );
+    assert_eq!(b.set_revision().expect("revision"), 1);
+    // Announced on its own channel: the approval-event followers are not woken.
+    assert!(!events.has_changed().unwrap_or(true));
 }
