@@ -183,32 +183,7 @@ impl StateStore for SqliteStore {
         limit: usize,
         hold: i64,
     ) -> Result<Vec<Approval>, StoreError> {
-        let mut conn = self.conn();
-        let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
-        let rows = tx
-            .prepare_cached(&format!(
-                "SELECT {APPROVAL_COLUMNS} FROM approvals
-                 WHERE state IN ('pending', 'approved') AND expires_micros <= ?1
-                   AND (expiry_claim IS NULL OR expiry_claim = ?3 OR expiry_claim_until <= ?1)
-                 ORDER BY expires_micros LIMIT ?2"
-            ))?
-            .query_map(
-                params![now, i64::try_from(limit).unwrap_or(i64::MAX), claimant],
-                approval_row,
-            )?
-            .collect::<Result<Vec<_>, _>>()?;
-        let claimed = rows
-            .into_iter()
-            .map(|row| finish(&tx, row, now))
-            .collect::<Result<Vec<_>, _>>()?;
-        for a in &claimed {
-            tx.execute(
-                "UPDATE approvals SET expiry_claim = ?2, expiry_claim_until = ?3 WHERE id = ?1",
-                params![a.new.id, claimant, now.saturating_add(hold)],
-            )?;
-        }
-        tx.commit()?;
-        Ok(claimed)
+        claim_lapsed(&mut self.conn(), claimant, now, limit, hold)
     }
 
     fn purgeable(&self, approvals: i64, credentials: i64) -> Result<(usize, usize), StoreError> {
