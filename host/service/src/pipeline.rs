@@ -316,7 +316,15 @@ impl Decider {
         };
         let record = minted.as_ref().map(|(record, _)| record.clone());
         let consumed = match approval {
-            Some(approval) => Some(self.app.approvals.redeem(&approval, &d.id, record).await?),
+            Some(approval) => {
+                let redeemed = self.app.approvals.redeem(&approval, &d.id, record).await;
+                if let Err(e @ ServiceError::ApprovalClosed { .. }) = &redeemed {
+                    // Used (or closed) since it was checked, by a request that won.
+                    self.record_refused_redemption(caller, &approval.new.id, &a.request, e)
+                        .await;
+                }
+                Some(redeemed?)
+            }
             None => {
                 if let Some(record) = record {
                     let store = self.app.store.clone();

@@ -254,7 +254,7 @@ pub(crate) fn lapsed_approvals_are_claimed_by_one_sweeper_until_marked_expired(s
     const HOLD: i64 = 5_000;
     let claim = |who: &str, now: i64| -> Vec<String> {
         let mut ids: Vec<String> = s
-            .claim_lapsed_approvals(who, now, 10, HOLD)
+            .claim_lapsed_approvals(who, now, 10, now, HOLD)
             .expect("sweep")
             .into_iter()
             .map(|a| {

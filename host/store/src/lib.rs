@@ -150,17 +150,21 @@ pub trait StateStore:
     /// Takes back `approver`'s vote (it could not be audited): the approval's state is
     /// recomputed from the votes that remain. Nothing changes once it was consumed.
     fn retract_vote(&self, id: &str, approver: &str, now_micros: i64) -> Result<(), StoreError>;
-    /// Claims, for `claimant`, up to `limit` approvals whose time ran out while pending
-    /// or approved (so `expired` is only derived from the clock, not stored yet) and
-    /// that no other claimant holds, until `now_micros + hold_micros`; returns them,
-    /// oldest expiry first. Of any number of sweepers (replicas) at once, one claims
-    /// each approval, so its expiry is recorded once; a claim whose holder died lapses
-    /// after `hold_micros` and is taken by the next sweep.
+    /// Claims, for `claimant`, up to `limit` approvals whose time ran out by
+    /// `now_micros` while pending or approved (so `expired` is only derived from the
+    /// clock, not stored yet) and that no other claimant holds at `claim_now_micros`,
+    /// until `claim_now_micros + hold_micros`; returns them, oldest expiry first.
+    /// Claims are timed on their own clock (the server passes the lease clock, which
+    /// replicas share). Of any number of sweepers (replicas) at once, one claims each
+    /// approval, so its expiry is recorded once unless the claim runs out first; a
+    /// claim whose holder died lapses after `hold_micros` and is taken by the next
+    /// sweep.
     fn claim_lapsed_approvals(
         &self,
         claimant: &str,
         now_micros: i64,
         limit: usize,
+        claim_now_micros: i64,
         hold_micros: i64,
     ) -> Result<Vec<Approval>, StoreError>;
     /// Stores `expired` as the state of lapsed approval `id`; `false` when it is not

@@ -233,13 +233,14 @@ impl StateStore for PgStore {
         claimant: &str,
         now: i64,
         limit: usize,
+        claim_now: i64,
         hold: i64,
     ) -> Result<Vec<Approval>, StoreError> {
         let (claimant, limit) = (
             claimant.to_string(),
             i64::try_from(limit).unwrap_or(i64::MAX),
         );
-        self.run(move |c| approvals::claim_lapsed(c, claimant, now, limit, hold))
+        self.run(move |c| approvals::claim_lapsed(c, claimant, now, limit, (claim_now, hold)))
     }
 
     fn mark_expired(&self, id: &str, now: i64) -> Result<bool, StoreError> {

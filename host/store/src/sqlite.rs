@@ -181,9 +181,10 @@ impl StateStore for SqliteStore {
         claimant: &str,
         now: i64,
         limit: usize,
+        claim_now: i64,
         hold: i64,
     ) -> Result<Vec<Approval>, StoreError> {
-        claim_lapsed(&mut self.conn(), claimant, now, limit, hold)
+        claim_lapsed(&mut self.conn(), claimant, now, limit, (claim_now, hold))
     }
 
     fn purgeable(&self, approvals: i64, credentials: i64) -> Result<(usize, usize), StoreError> {

@@ -61,12 +61,17 @@ pub async fn purge_old(
 /// stored state and the watch event. Stops at the first record that cannot be written
 /// (the next sweep tries again). With replicas sharing a database each replica
 /// sweeps, and the store gives each lapsed approval to one of them at a time
-/// ([`CLAIM_HOLD`]), so its expiry is recorded in one replica's chain.
+/// ([`CLAIM_HOLD`], on the database's clock), so its expiry is recorded in one
+/// replica's chain, unless a sweep outlasts its claims.
 pub async fn sweep_expired(app: &crate::app::App) -> Result<usize, ServiceError> {
     let (store, now) = (app.store.clone(), app.clock.now_micros());
     let (me, hold) = (app.replica_id().to_string(), micros(CLAIM_HOLD));
-    let lapsed =
-        blocking(move || Ok(store.claim_lapsed_approvals(&me, now, SWEEP_BATCH, hold)?)).await?;
+    let lapsed = blocking(move || {
+        // Claims on the clock the replicas share (the database's, as for leases).
+        let claim_now = store.lease_clock_micros()?;
+        Ok(store.claim_lapsed_approvals(&me, now, SWEEP_BATCH, claim_now, hold)?)
+    })
+    .await?;
     let n = lapsed.len();
     for a in lapsed {
         app.record(crate::events::AuditEvent::Approval {

@@ -82,7 +82,7 @@ pub(crate) fn races_are_decided_by_the_store(s: &dyn StateStore) {
         let sweepers: Vec<_> = (0..8)
             .map(|i| {
                 t.spawn(move || {
-                    s.claim_lapsed_approvals(&format!("r{i}"), 20_000, 64, 5_000)
+                    s.claim_lapsed_approvals(&format!("r{i}"), 20_000, 64, 20_000, 5_000)
                         .expect("claim")
                         .into_iter()
                         .map(|a| a.new.id)

@@ -59,8 +59,12 @@ pub(super) async fn list(c: Object, f: ApprovalFilter) -> Result<Vec<Approval>, 
         0 => DEFAULT_LIST_LIMIT,
         n => n.min(MAX_LIST_LIMIT),
     };
-    let states: Vec<&str> = f
-        .states
+    // One clause per distinct state, in one order: the statement text (kept in each
+    // connection's statement cache) is then one of 32, whatever a caller lists.
+    let mut wanted = f.states.clone();
+    wanted.sort_by_key(|s| *s as u8);
+    wanted.dedup();
+    let states: Vec<&str> = wanted
         .iter()
         .map(|s| match s {
             ApprovalState::Pending => "(state = 'pending' AND expires_micros > $3)",
@@ -230,22 +234,22 @@ pub(super) async fn claim_lapsed(
     claimant: String,
     now: i64,
     limit: i64,
-    hold: i64,
+    (claim_now, hold): (i64, i64),
 ) -> Result<Vec<Approval>, StoreError> {
     let rows = cached::query(
         &c,
         &format!(
             "WITH claimed AS (
-                 UPDATE approvals SET expiry_claim = $1, expiry_claim_until = $2 + $4
+                 UPDATE approvals SET expiry_claim = $1, expiry_claim_until = $5::BIGINT + $4
                  WHERE id IN (SELECT id FROM approvals
                      WHERE state IN ('pending', 'approved') AND expires_micros <= $2
-                       AND (expiry_claim IS NULL OR expiry_claim = $1 OR expiry_claim_until <= $2)
+                       AND (expiry_claim IS NULL OR expiry_claim = $1 OR expiry_claim_until <= $5)
                      ORDER BY expires_micros LIMIT $3 FOR UPDATE SKIP LOCKED)
                  RETURNING id)
              SELECT {APPROVAL_SELECT} FROM approvals WHERE id IN (SELECT id FROM claimed)
              ORDER BY expires_micros"
         ),
-        &[&claimant, &now, &limit, &hold],
+        &[&claimant, &now, &limit, &hold, &claim_now],
     )
     .await?;
     finish_all(&rows, now)

@@ -228,18 +228,23 @@ pub(super) fn claim_lapsed(
     claimant: &str,
     now: i64,
     limit: usize,
-    hold: i64,
+    (claim_now, hold): (i64, i64),
 ) -> Result<Vec<Approval>, StoreError> {
     let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
     let rows = tx
         .prepare_cached(&format!(
             "SELECT {APPROVAL_COLUMNS} FROM approvals
              WHERE state IN ('pending', 'approved') AND expires_micros <= ?1
-               AND (expiry_claim IS NULL OR expiry_claim = ?3 OR expiry_claim_until <= ?1)
+               AND (expiry_claim IS NULL OR expiry_claim = ?3 OR expiry_claim_until <= ?4)
              ORDER BY expires_micros LIMIT ?2"
         ))?
         .query_map(
-            params![now, i64::try_from(limit).unwrap_or(i64::MAX), claimant],
+            params![
+                now,
+                i64::try_from(limit).unwrap_or(i64::MAX),
+                claimant,
+                claim_now
+            ],
             approval_row,
         )?
         .collect::<Result<Vec<_>, _>>()?;
@@ -250,7 +255,7 @@ pub(super) fn claim_lapsed(
     for a in &claimed {
         tx.execute(
             "UPDATE approvals SET expiry_claim = ?2, expiry_claim_until = ?3 WHERE id = ?1",
-            params![a.new.id, claimant, now.saturating_add(hold)],
+            params![a.new.id, claimant, claim_now.saturating_add(hold)],
         )?;
     }
     tx.commit()?;
