@@ -31,4 +31,9 @@ pub mod upkeep;
 mod voting;
 pub mod watch;
 
+/// `d` in microseconds, as the store's times are counted (saturating).
+pub(crate) fn micros(d: std::time::Duration) -> i64 {
+    i64::try_from(d.as_micros()).unwrap_or(i64::MAX)
+}
+
 pub use error::{ErrorClass, ServiceError};

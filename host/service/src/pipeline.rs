@@ -314,7 +314,7 @@ impl Decider {
             }
             None => None,
         };
-        let record = minted.as_ref().map(|(record, _)| record.clone());
+        let (record, issued) = minted.unzip();
         let consumed = match approval {
             Some(approval) => {
                 let redeemed = self.app.approvals.redeem(&approval, &d.id, record).await;
@@ -333,7 +333,6 @@ impl Decider {
                 None
             }
         };
-        let issued = minted.map(|(_, issued)| issued);
         if let Some(issued) = &issued
             && let Err(e) = self.record_issue(caller, a, d, issued).await
         {

@@ -13,6 +13,7 @@ use tokio::task::JoinHandle;
 use super::blocking;
 use crate::app::App;
 use crate::events::ApprovalStep;
+use crate::micros;
 
 /// How often the log is read even without a notification: a notification can be lost
 /// with its connection, and the listener reconnects only after a pause.
@@ -113,8 +114,4 @@ async fn catch_up(app: &App, last: &mut i64) -> Result<(), crate::ServiceError> 
             return Ok(());
         }
     }
-}
-
-fn micros(d: Duration) -> i64 {
-    i64::try_from(d.as_micros()).unwrap_or(i64::MAX)
 }

@@ -6,15 +6,12 @@ use std::time::Duration;
 use super::{EXPIRY_ACTOR, SWEEP_BATCH, blocking};
 use crate::ServiceError;
 use crate::events::ApprovalStep;
+use crate::micros;
 
 /// How long a sweeper holds its claim on a lapsed approval: far longer than a sweep
 /// takes, short enough that another replica records the expiry soon after the
 /// claimant died.
 pub(super) const CLAIM_HOLD: Duration = Duration::from_secs(30);
-
-fn micros(d: Duration) -> i64 {
-    i64::try_from(d.as_micros()).unwrap_or(i64::MAX)
-}
 
 /// Deletes approvals closed, and credentials expired, more than `keep` ago, after
 /// recording how many as an admin act `state-purged` (their own records stay in the

@@ -13,6 +13,7 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
 use crate::metrics::Metrics;
+use crate::micros;
 
 /// How long a lease lasts unless renewed: three renewals in a row may fail (a database
 /// fail-over) before another process may take the id, and a replica killed without
@@ -67,29 +68,27 @@ impl Lease {
     /// Claims `id` for this process in `store`, with a fresh random nonce.
     pub fn claim(store: Arc<dyn StateStore>, id: &str) -> Result<Arc<Self>, LeaseError> {
         let nonce = uuid::Uuid::now_v7().simple().to_string();
+        let store_error = |source| LeaseError::Store {
+            id: id.to_string(),
+            source,
+        };
         // The database's clock, shared by every replica: theirs may disagree.
-        let claimed = store.lease_clock_micros().and_then(|now| {
-            Ok((
-                now,
-                store.claim_replica(id, &nonce, VERSION, now, micros(TTL))?,
-            ))
-        });
-        match claimed.map(|(now, claimed)| claimed.map_err(|holder| (now, holder))) {
-            Ok(Ok(())) => Ok(Arc::new(Self {
+        let now = store.lease_clock_micros().map_err(store_error)?;
+        match store
+            .claim_replica(id, &nonce, VERSION, now, micros(TTL))
+            .map_err(store_error)?
+        {
+            Ok(()) => Ok(Arc::new(Self {
                 store,
                 id: id.to_string(),
                 nonce,
                 released: Mutex::new(false),
                 held: watch::channel(true).0,
             })),
-            Ok(Err((now, holder))) => Err(LeaseError::Held {
+            Err(holder) => Err(LeaseError::Held {
                 id: id.to_string(),
                 renewed_secs: (now - holder.renewed_micros).max(0) / 1_000_000,
                 expires_secs: secs_up(holder.expires_micros - now),
-            }),
-            Err(source) => Err(LeaseError::Store {
-                id: id.to_string(),
-                source,
             }),
         }
     }
@@ -198,10 +197,6 @@ pub fn spawn_renewer(lease: Arc<Lease>, metrics: Arc<Metrics>) -> JoinHandle<()>
                 .send_if_modified(|was| std::mem::replace(was, held) != held);
         }
     })
-}
-
-fn micros(d: Duration) -> i64 {
-    i64::try_from(d.as_micros()).unwrap_or(i64::MAX)
 }
 
 /// Whole seconds, rounded up, of a span in microseconds; never negative (the replicas'

@@ -4,6 +4,7 @@
 
 use super::cached;
 use deadpool_postgres::Object;
+use tokio_postgres::types::ToSql;
 
 use super::rows::*;
 use super::{DEFAULT_LIST_LIMIT, MAX_LIST_LIMIT};
@@ -189,22 +190,10 @@ pub(super) async fn redeem(
              SELECT count(*) FROM used"
         ),
         &[
-            &id,
-            &decision_id,
-            &now,
-            &k.id,
-            &k.task_id,
-            &k.principal,
-            &k.action,
-            &k.resource,
-            &k.decision_id,
-            &k.kid,
-            &k.issued_at,
-            &k.expires_at,
-            &k.revoked_micros,
-            &k.revoke_reason,
-            &k.holder,
-        ],
+            [&id as &(dyn ToSql + Sync), &decision_id, &now].as_slice(),
+            &credential_params(&k),
+        ]
+        .concat(),
     )
     .await?;
     Ok(used.get::<_, i64>(0) == 1)

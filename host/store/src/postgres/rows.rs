@@ -3,6 +3,7 @@
 use super::cached;
 use deadpool_postgres::GenericClient;
 use tokio_postgres::Row;
+use tokio_postgres::types::ToSql;
 
 use crate::StoreError;
 use crate::columns::{json, to_json};
@@ -171,6 +172,24 @@ pub(super) fn credential(r: &Row) -> Credential {
     }
 }
 
+/// A credential's values in [`CREDENTIAL_COLUMNS`] order, as statement parameters.
+pub(super) fn credential_params(k: &Credential) -> [&(dyn ToSql + Sync); 12] {
+    [
+        &k.id,
+        &k.task_id,
+        &k.principal,
+        &k.action,
+        &k.resource,
+        &k.decision_id,
+        &k.kid,
+        &k.issued_at,
+        &k.expires_at,
+        &k.revoked_micros,
+        &k.revoke_reason,
+        &k.holder,
+    ]
+}
+
 /// Records an issued credential.
 pub(super) async fn insert_credential<C: GenericClient>(
     c: &C,
@@ -181,20 +200,7 @@ pub(super) async fn insert_credential<C: GenericClient>(
         &format!(
             "INSERT INTO credentials ({CREDENTIAL_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)"
         ),
-        &[
-            &k.id,
-            &k.task_id,
-            &k.principal,
-            &k.action,
-            &k.resource,
-            &k.decision_id,
-            &k.kid,
-            &k.issued_at,
-            &k.expires_at,
-            &k.revoked_micros,
-            &k.revoke_reason,
-            &k.holder,
-        ],
+        &credential_params(k),
     )
     .await?;
     Ok(())

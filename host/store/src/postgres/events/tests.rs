@@ -18,17 +18,24 @@ fn changed(signal: &mut tokio::sync::watch::Receiver<u64>) -> bool {
     false
 }
 
-#[test]
-fn events_appended_on_one_replica_are_announced_to_and_read_by_another_in_order() {
+/// Two stores on one fresh database (two replicas), or `None` (said loudly).
+fn two_replicas() -> Option<(PgStore, PgStore)> {
     let Some(base) = server() else {
         eprintln!("SKIPPED: no PostgreSQL test server (ARBITER_TEST_POSTGRES is unset)");
-        return;
+        return None;
     };
     let url = fresh_database(&base);
-    let (a, b) = (
+    Some((
         PgStore::open(&url).expect("a"),
         PgStore::open(&url).expect("b"),
-    );
+    ))
+}
+
+#[test]
+fn events_appended_on_one_replica_are_announced_to_and_read_by_another_in_order() {
+    let Some((a, b)) = two_replicas() else {
+        return;
+    };
     let mut signal = b.approval_event_signal().expect("PostgreSQL has events");
     // The listener announces its (first) connection: anything before it is read then.
     assert!(
@@ -94,15 +101,9 @@ fn events_appended_on_one_replica_are_announced_to_and_read_by_another_in_order(
 
 #[test]
 fn a_set_change_stored_by_one_replica_is_announced_to_another() {
-    let Some(base) = server() else {
-        eprintln!("SKIPPED: no PostgreSQL test server (ARBITER_TEST_POSTGRES is unset)");
+    let Some((a, b)) = two_replicas() else {
         return;
     };
-    let url = fresh_database(&base);
-    let (a, b) = (
-        PgStore::open(&url).expect("a"),
-        PgStore::open(&url).expect("b"),
-    );
     let mut sets = b
         .set_change_signal()
         .expect("PostgreSQL announces set changes");
