@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use arbiter_core::{FailureKind, Instances, PluginOutcome, PluginSpec, Verdict};
 use wasmtime::Store;
+use wasmtime::component::{ComponentExportIndex, Instance, TypedFunc};
 
 use crate::bindings::{Policy, PolicyPre, wit};
 use crate::breaker::{Admit, Breaker, Quarantine};
@@ -58,6 +59,8 @@ pub(crate) struct LoadedPlugin {
     pub spec: PluginSpec,
     pub digest: [u8; 32],
     pre: PolicyPre<sandbox::StoreState>,
+    /// Where a fresh instance's `configure` and `evaluate` are, found once at load.
+    exports: Exports,
     settings: Vec<wit::Attribute>,
     description: wit::Description,
     /// Instances start from the snapshot taken after `configure` (see [`snapshot`]).
@@ -120,6 +123,7 @@ impl LoadedPlugin {
             }
         };
         let pre = policy_pre(rt, &component)?;
+        let exports = Exports::find(&pre)?;
         let description = match description {
             Some(d) => d,
             None => {
@@ -152,6 +156,7 @@ impl LoadedPlugin {
             spec,
             digest,
             pre,
+            exports,
             settings,
             description,
             preinitialised,
@@ -256,8 +261,10 @@ impl LoadedPlugin {
         }
     }
 
-    /// A fresh instance: instantiate, configure, evaluate, drop. The deadline counts
-    /// from `configure` on: instantiation is the host's work.
+    /// A fresh instance: instantiate, configure (unless it starts configured), evaluate,
+    /// drop. The deadline counts from `configure` on: instantiation is the host's work.
+    /// Only the two functions it calls are looked up in the new instance, by the
+    /// indices found at load (see [`Exports`]).
     async fn run_fresh(
         &self,
         request: &wit::Request,
@@ -268,10 +275,27 @@ impl LoadedPlugin {
         let mut store =
             sandbox::new_store(&self.runtime.engine, limits, data.clone(), meter.clone());
         let run = meter.measure(async {
-            let policy = self.instantiate(&mut store).await?;
+            let instance = self
+                .pre
+                .instance_pre()
+                .instantiate_async(&mut store)
+                .await
+                .map_err(Stop::Instantiate)?;
             meter.restart();
-            self.configure(&policy, &mut store).await?;
-            let verdict = evaluate_in(&policy, &mut store, request, &limits).await;
+            if !self.preinitialised {
+                let configure = self.exports.configure(&instance, &mut store)?;
+                let (configured,) = configure
+                    .call_async(&mut store, (self.settings.as_slice(),))
+                    .await
+                    .map_err(Stop::Wasm)?;
+                configured.map_err(Stop::Configure)?;
+            }
+            let evaluate = self.exports.evaluate(&instance, &mut store)?;
+            let verdict = evaluate
+                .call_async(&mut store, (request,))
+                .await
+                .map_err(Stop::Wasm)
+                .and_then(|(v,)| convert::verdict(v, &limits).map_err(Stop::Output));
             meter.stop();
             verdict
         });
@@ -403,6 +427,61 @@ impl LoadedPlugin {
             quarantines: self.breaker.times(),
             overload_timeouts: self.overload_timeouts.load(Ordering::Relaxed),
         }
+    }
+}
+
+/// The evaluator's `configure` and `evaluate` in a plugin's component, found once at
+/// load. [`PolicyPre::instantiate_async`] looks up and type-checks all three evaluator
+/// functions in every new instance; a fresh instance needs `evaluate`, and `configure`
+/// only when it does not start from the configured snapshot.
+struct Exports {
+    configure: ComponentExportIndex,
+    evaluate: ComponentExportIndex,
+}
+
+type Configure<'a> = TypedFunc<(&'a [wit::Attribute],), (Result<(), String>,)>;
+type Evaluate<'a> = TypedFunc<(&'a wit::Request,), (wit::Verdict,)>;
+
+impl Exports {
+    fn find(pre: &PolicyPre<sandbox::StoreState>) -> Result<Self, PrepareError> {
+        let component = pre.instance_pre().component();
+        let missing = |name: &str| {
+            PrepareError::Link(wasmtime::format_err!(
+                "the component does not export `{name}` in `arbiter:policy/evaluator@0.1.0`"
+            ))
+        };
+        let interface = component
+            .get_export_index(None, "arbiter:policy/evaluator@0.1.0")
+            .ok_or_else(|| missing("the evaluator"))?;
+        let find = |name: &str| {
+            component
+                .get_export_index(Some(&interface), name)
+                .ok_or_else(|| missing(name))
+        };
+        Ok(Self {
+            configure: find("configure")?,
+            evaluate: find("evaluate")?,
+        })
+    }
+
+    fn configure<'a>(
+        &self,
+        instance: &Instance,
+        store: &mut Store<sandbox::StoreState>,
+    ) -> Result<Configure<'a>, Stop> {
+        instance
+            .get_typed_func(store, self.configure)
+            .map_err(Stop::Instantiate)
+    }
+
+    fn evaluate<'a>(
+        &self,
+        instance: &Instance,
+        store: &mut Store<sandbox::StoreState>,
+    ) -> Result<Evaluate<'a>, Stop> {
+        instance
+            .get_typed_func(store, self.evaluate)
+            .map_err(Stop::Instantiate)
     }
 }
 

@@ -31,7 +31,10 @@ pub(crate) enum Tripped {
 }
 
 pub(crate) struct StoreState {
-    wasi: WasiCtx,
+    /// Made on the plugin's first WASI call: most evaluations make none, and building
+    /// the context (its random sources are seeded) costs a fresh instance about
+    /// 0.3 us (docs/performance.md).
+    wasi: Option<WasiCtx>,
     table: ResourceTable,
     limits: Limits,
     data: SetData,
@@ -166,8 +169,9 @@ impl Meter {
 
 impl WasiView for StoreState {
     fn ctx(&mut self) -> WasiCtxView<'_> {
+        let log = &self.log;
         WasiCtxView {
-            ctx: &mut self.wasi,
+            ctx: self.wasi.get_or_insert_with(|| deny_all_wasi(log)),
             table: &mut self.table,
         }
     }
@@ -214,13 +218,8 @@ pub(crate) fn new_store(
     meter: Arc<Meter>,
 ) -> Store<StoreState> {
     let log = GuestLog::new(limits.max_log_bytes);
-    let wasi = WasiCtx::builder()
-        .stdout(CappedOutput::new(log.clone(), "stdout"))
-        .stderr(CappedOutput::new(log.clone(), "stderr"))
-        .allow_blocking_current_thread(false)
-        .build();
     let state = StoreState {
-        wasi,
+        wasi: None,
         table: ResourceTable::new(),
         limits,
         data,
@@ -245,6 +244,16 @@ pub(crate) fn new_store(
         }
     });
     store
+}
+
+/// WASI with nothing granted: no files, no network, no environment; stdout and stderr
+/// go to the plugin's capped log.
+fn deny_all_wasi(log: &GuestLog) -> WasiCtx {
+    WasiCtx::builder()
+        .stdout(CappedOutput::new(log.clone(), "stdout"))
+        .stderr(CappedOutput::new(log.clone(), "stderr"))
+        .allow_blocking_current_thread(false)
+        .build()
 }
 
 /// The most bytes the host copies out of the guest in one call (a verdict, a log
