@@ -1,7 +1,8 @@
 //! Embeds the reference policy sets, built from `plugins/`, so that `arbiter serve`
 //! with no arguments serves the reference policy, the AuthZEN interop and
 //! certification sets with the data files their manifests list, and the MCP gateway's
-//! example set.
+//! example set. Their plugins are built without WASI (`build_lean`): none calls it,
+//! and a component that imports nothing is cheaper to instantiate fresh.
 
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
@@ -45,7 +46,7 @@ fn embedded_sets(root: &Path, out: &Path) -> Result<(), Box<dyn std::error::Erro
         println!("cargo:rerun-if-changed={}", root.join(watched).display());
     }
     let crates: Vec<&str> = SETS.iter().flat_map(|(_, c)| c.iter().copied()).collect();
-    let wasm_dir = arbiter_plugin_build::build(&crates)?;
+    let wasm_dir = arbiter_plugin_build::build_lean(&crates)?;
     let mut code = String::from(
         "/// Policy sets compiled into the binary.\npub const SETS: &[EmbeddedSet] = &[\n",
     );

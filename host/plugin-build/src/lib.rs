@@ -12,6 +12,10 @@ use std::process::Command;
 /// The guest target.
 pub const TARGET: &str = "wasm32-wasip2";
 
+/// The target of the embedded sets' plugins: no WASI, so their components import
+/// nothing but `arbiter:policy` (see [`build_lean`]).
+pub const LEAN_TARGET: &str = "wasm32-unknown-unknown";
+
 /// The repository root (this crate lives in `host/plugin-build`).
 pub fn repo_root() -> PathBuf {
     let here = Path::new(env!("CARGO_MANIFEST_DIR"));
@@ -32,12 +36,52 @@ pub fn output_dir() -> PathBuf {
 /// release mode and returns the directory holding the `.wasm` files. Cargo's own lock
 /// serialises concurrent callers.
 pub fn build(packages: &[&str]) -> Result<PathBuf, String> {
+    cargo_build(TARGET, packages)?;
+    Ok(output_dir())
+}
+
+/// Builds the given packages for [`LEAN_TARGET`] and wraps each core module as a
+/// component (the WIT that `wit-bindgen` embedded says what it imports and exports),
+/// into `target/wasm/lean/`, which it returns.
+///
+/// Why: a `wasm32-wasip2` build links Rust's standard library against WASI, so its
+/// component imports thirteen WASI functions through three core instances (the module,
+/// a shim and a fixup), all of which every fresh instance sets up again. Built with no
+/// WASI, the component is one core instance importing nothing; a plugin that calls no
+/// WASI (the embedded sets' plugins print nothing, read no clock) loses nothing.
+/// Measured in docs/performance.md ("Fresh sandboxes").
+pub fn build_lean(packages: &[&str]) -> Result<PathBuf, String> {
+    cargo_build(LEAN_TARGET, packages)?;
+    let built = repo_root()
+        .join("target/wasm")
+        .join(LEAN_TARGET)
+        .join("release");
+    let out = lean_dir();
+    std::fs::create_dir_all(&out).map_err(|e| format!("{}: {e}", out.display()))?;
+    for p in packages {
+        let file = format!("{}.wasm", p.replace('-', "_"));
+        let module = std::fs::read(built.join(&file))
+            .map_err(|e| format!("{}: {e}", built.join(&file).display()))?;
+        let component = wit_component::ComponentEncoder::default()
+            .module(&module)
+            .and_then(|e| e.validate(true).encode())
+            .map_err(|e| format!("wrapping {file} as a component: {e:#}"))?;
+        let dest = out.join(&file);
+        // Written only when changed, so that `include_bytes!` users rebuild only then.
+        if std::fs::read(&dest).ok().as_deref() != Some(component.as_slice()) {
+            std::fs::write(&dest, component).map_err(|e| format!("{}: {e}", dest.display()))?;
+        }
+    }
+    Ok(out)
+}
+
+fn cargo_build(target: &str, packages: &[&str]) -> Result<(), String> {
     // The rustup proxy, not `$CARGO`: the guest build must use the toolchain pinned in
     // rust-toolchain.toml (which has the wasm target), even when the host is built by
     // another one (cargo-fuzz builds with nightly).
     let mut cmd = Command::new("cargo");
     cmd.current_dir(plugins_dir())
-        .args(["build", "--release", "--target", TARGET])
+        .args(["build", "--release", "--target", target])
         .args([
             "--target-dir",
             &repo_root().join("target/wasm").display().to_string(),
@@ -76,11 +120,11 @@ pub fn build(packages: &[&str]) -> Result<PathBuf, String> {
         .map_err(|e| format!("cannot run cargo to build the plugins: {e}"))?;
     if !out.status.success() {
         return Err(format!(
-            "building the plugins failed (is the target installed? run `rustup target add {TARGET}`):\n{}",
+            "building the plugins failed (is the target installed? run `rustup target add {target}`):\n{}",
             String::from_utf8_lossy(&out.stderr)
         ));
     }
-    Ok(output_dir())
+    Ok(())
 }
 
 /// Builds every plugin once per process and returns the output directory; panics with
@@ -96,6 +140,11 @@ pub fn built() -> &'static Path {
 /// The path of one built plugin, by crate name (`-` becomes `_` in file names).
 pub fn plugin(name: &str) -> PathBuf {
     built().join(format!("{}.wasm", name.replace('-', "_")))
+}
+
+/// Where [`build_lean`] puts its components.
+pub fn lean_dir() -> PathBuf {
+    repo_root().join("target/wasm/lean")
 }
 
 /// The hand-written fixture `plugins/fixtures/wat/<name>.wat` as a policy component:

@@ -2,9 +2,12 @@
 //! (`tests/vectors/reference-public.jsonl`, 2,000 requests), side by side:
 //!
 //! - `native`: the fifteen reference rules as plain Rust over [`Request`] (the floor);
-//! - `single-plugin`: the `reference` plugin, one component holding every rule;
+//! - `single-plugin`: the `reference` plugin, one component holding every rule, built
+//!   as the embedded sets are (no WASI: `arbiter_plugin_build::build_lean`);
+//! - `single-plugin, wasm32-wasip2 build`: the same crate built for `wasm32-wasip2`,
+//!   as a plugin author's `cargo build` gives it (its component imports WASI);
 //! - `multi-plugin`: the same policy as five plugins (risk-guard, prod-guard,
-//!   delegation-guard, team-access, identity-gate);
+//!   delegation-guard, team-access, identity-gate), built as the embedded sets are;
 //! - `trivial plugin (instance floor)`: a plugin that allows without looking at the
 //!   request (the `misbehave` fixture's `allow` behaviour): what a fresh sandbox costs
 //!   before any rule runs. It is a different component from `reference`, so it only
@@ -114,18 +117,33 @@ fn check_native(cases: &[Case]) {
     }
 }
 
+/// How a variant's plugins are built.
+#[derive(Clone, Copy)]
+enum Build {
+    /// As the embedded sets are: no WASI (`arbiter_plugin_build::build_lean`).
+    Lean,
+    /// For `wasm32-wasip2`, as a plugin author's `cargo build` gives it.
+    Wasip2,
+}
+
 /// A set of built plugins: `(plugin name, crate name, extra manifest lines)`, as the
 /// runtime's tests build them.
 async fn set_of(
     rt: &Runtime,
     header: &str,
     plugins: &[(&str, &str, &str)],
+    build: Build,
 ) -> Result<PolicySet, arbiter_runtime::LoadError> {
     let mut manifest = format!("format = 1\nname = \"bench\"\nversion = \"1\"\n{header}\n");
     let mut files = BTreeMap::new();
     for (name, krate, extra) in plugins {
         let file = format!("{krate}.wasm");
-        let path = arbiter_plugin_build::plugin(krate);
+        let path = match build {
+            Build::Lean => {
+                arbiter_plugin_build::lean_dir().join(format!("{}.wasm", krate.replace('-', "_")))
+            }
+            Build::Wasip2 => arbiter_plugin_build::plugin(krate),
+        };
         let bytes = std::fs::read(&path)
             .unwrap_or_else(|e| fail(&format!("cannot read plugin {}: {e}", path.display())));
         files.insert(file.clone(), bytes);
@@ -145,9 +163,9 @@ async fn set_of(
     .await
 }
 
-async fn load(rt: &Runtime, what: &str, plugins: &[(&str, &str, &str)]) -> PolicySet {
+async fn load(rt: &Runtime, what: &str, plugins: &[(&str, &str, &str)], build: Build) -> PolicySet {
     let t = Instant::now();
-    let set = set_of(rt, "", plugins)
+    let set = set_of(rt, "", plugins, build)
         .await
         .unwrap_or_else(|e| fail(&format!("the {what} set does not load: {e}")));
     eprintln!(
@@ -277,15 +295,21 @@ async fn run(cases: &[Case], passes: u32) {
     check_native(cases);
     let t = Instant::now();
     arbiter_plugin_build::built();
+    let lean: Vec<&str> = std::iter::once("reference").chain(SPLIT).collect();
+    if let Err(e) = arbiter_plugin_build::build_lean(&lean) {
+        fail(&e);
+    }
     eprintln!(
         "decide bench: plugins built (or found up to date) in {:.0} ms",
         t.elapsed().as_secs_f64() * 1000.0
     );
     let rt = Runtime::new(RuntimeConfig::default())
         .unwrap_or_else(|e| fail(&format!("the wasm runtime does not start: {e}")));
-    let single = load(&rt, "single-plugin", &[("reference", "reference", "")]).await;
+    let reference = [("reference", "reference", "")];
+    let single = load(&rt, "single-plugin", &reference, Build::Lean).await;
+    let single_wasip2 = load(&rt, "single-plugin (wasip2)", &reference, Build::Wasip2).await;
     let split: Vec<(&str, &str, &str)> = SPLIT.iter().map(|p| (*p, *p, "")).collect();
-    let multi = load(&rt, "multi-plugin", &split).await;
+    let multi = load(&rt, "multi-plugin", &split, Build::Lean).await;
     let trivial = load(
         &rt,
         "trivial-plugin",
@@ -294,6 +318,7 @@ async fn run(cases: &[Case], passes: u32) {
             "misbehave",
             "[plugins.settings]\nbehaviour = \"allow\"",
         )],
+        Build::Wasip2,
     )
     .await;
 
@@ -310,6 +335,15 @@ async fn run(cases: &[Case], passes: u32) {
         passes,
         None,
         Some(&mut profile),
+    )
+    .await;
+    let single_wasip2_lat = time_set(
+        "single-plugin (wasip2)",
+        &single_wasip2,
+        cases,
+        passes,
+        None,
+        None,
     )
     .await;
     let multi_lat = time_set("multi-plugin", &multi, cases, passes, None, None).await;
@@ -332,6 +366,7 @@ async fn run(cases: &[Case], passes: u32) {
     print_table(&[
         ("native", &native),
         ("single-plugin", &single_lat),
+        ("single-plugin, `wasm32-wasip2` build", &single_wasip2_lat),
         ("multi-plugin", &multi_lat),
         ("trivial plugin (instance floor)", &trivial_lat),
     ]);

@@ -71,3 +71,49 @@ pub fn resolve(reference: &str) -> Result<SetSource, String> {
         None => Ok(SetSource::Path(reference.into())),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every embedded plugin is the lean build (`arbiter_plugin_build::build_lean`): it
+    /// imports nothing but `arbiter:policy`, and the reference plugin is one core module.
+    /// A `wasm32-wasip2` build imports WASI through three core modules, which every
+    /// fresh instance pays for.
+    #[test]
+    fn embedded_plugins_import_nothing_but_the_policy_interfaces() {
+        let mut checked = 0;
+        for set in SETS {
+            for (file, bytes) in set.files.iter().filter(|(f, _)| f.ends_with(".wasm")) {
+                let (mut modules, mut depth) = (0, 0);
+                let mut imports = Vec::new();
+                for payload in wasmparser::Parser::new(0).parse_all(bytes) {
+                    match payload.expect("the component parses") {
+                        // Each module or component, nested ones included, starts with
+                        // its version and ends with `End`.
+                        wasmparser::Payload::Version { .. } => depth += 1,
+                        wasmparser::Payload::End(_) => depth -= 1,
+                        wasmparser::Payload::ModuleSection { .. } => modules += 1,
+                        wasmparser::Payload::ComponentImportSection(reader) if depth == 1 => {
+                            for import in reader {
+                                imports.push(import.expect("an import").name.name.to_string());
+                            }
+                        }
+                        _ => {}
+                    }
+                }
+                // A plugin that imports no host function needs no adapter module.
+                if *file == "reference.wasm" {
+                    assert_eq!(modules, 1, "{}/{file}: core modules", set.name);
+                }
+                assert!(
+                    imports.iter().all(|i| i.starts_with("arbiter:policy/")),
+                    "{}/{file} imports {imports:?}",
+                    set.name
+                );
+                checked += 1;
+            }
+        }
+        assert!(checked >= 10, "only {checked} embedded plugins found");
+    }
+}
