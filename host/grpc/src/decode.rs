@@ -134,7 +134,8 @@ fn decode_principal(field: &str, p: pb::Principal) -> Result<Principal, ApiError
         kind,
         attributes,
     } = p;
-    let id = text(&format!("{field}.id"), id, MAX_ID_BYTES)?;
+    check_bounded(&id, MAX_ID_BYTES, false)
+        .map_err(|m| ApiError::field(format!("{field}.id"), m))?;
     if arbiter_core::invisible_in(&id) {
         return Err(ApiError::field(
             format!("{field}.id"),
@@ -215,10 +216,17 @@ fn free_text(field: &str, s: String, max: usize) -> Result<String, ApiError> {
 }
 
 fn bounded(field: &str, s: String, max: usize, line_breaks: bool) -> Result<String, ApiError> {
+    check_bounded(&s, max, line_breaks).map_err(|m| ApiError::field(field, m))?;
+    Ok(s)
+}
+
+/// What is wrong with `s` as text of at most `max` bytes, if anything. The caller names
+/// the field, so that a path built per attribute is built only for an error.
+fn check_bounded(s: &str, max: usize, line_breaks: bool) -> Result<(), String> {
     if s.len() > max {
-        return Err(ApiError::field(
-            field,
-            format!("is {} bytes, more than the limit of {max}", s.len()),
+        return Err(format!(
+            "is {} bytes, more than the limit of {max}",
+            s.len()
         ));
     }
     let refused = |c: char| c.is_control() && !(line_breaks && matches!(c, '\n' | '\r' | '\t'));
@@ -228,9 +236,9 @@ fn bounded(field: &str, s: String, max: usize, line_breaks: bool) -> Result<Stri
         } else {
             "must not contain control characters"
         };
-        return Err(ApiError::field(field, what));
+        return Err(what.to_string());
     }
-    Ok(s)
+    Ok(())
 }
 
 fn decode_attributes(field: &str, map: HashMap<String, pb::Value>) -> Result<Attributes, ApiError> {
@@ -242,14 +250,20 @@ fn decode_attributes(field: &str, map: HashMap<String, pb::Value>) -> Result<Att
     }
     let mut out = Attributes::new();
     for (name, value) in map {
-        // The name as the error shows it: at most 64 bytes of what the caller sent.
-        let at = format!("{field}[{:?}]", arbiter_core::shown(&name));
+        // The name as an error shows it: at most 64 bytes of what the caller sent. Built
+        // only for an error: a request has up to MAX_ATTRIBUTES of these.
+        let at = || format!("{field}[{:?}]", arbiter_core::shown(&name));
+        let text_at = |s: String| {
+            check_bounded(&s, MAX_ATTRIBUTE_VALUE_BYTES, false)
+                .map(|()| s)
+                .map_err(|m| ApiError::field(at(), m))
+        };
         if name.is_empty() {
             return Err(ApiError::field(field, "attribute names must not be empty"));
         }
         if name.len() > MAX_ATTRIBUTE_NAME_BYTES || name.chars().any(char::is_control) {
             return Err(ApiError::field(
-                &at,
+                at(),
                 format!(
                     "attribute names are 1-{MAX_ATTRIBUTE_NAME_BYTES} bytes without control characters"
                 ),
@@ -259,30 +273,25 @@ fn decode_attributes(field: &str, map: HashMap<String, pb::Value>) -> Result<Att
         let value = match kind {
             None => {
                 return Err(ApiError::field(
-                    &at,
+                    at(),
                     "value is empty: set one of str, int, float, boolean, strings",
                 ));
             }
-            Some(pb::value::Kind::Str(s)) => Value::Str(text(&at, s, MAX_ATTRIBUTE_VALUE_BYTES)?),
+            Some(pb::value::Kind::Str(s)) => Value::Str(text_at(s)?),
             Some(pb::value::Kind::Int(i)) => Value::Int(i),
             Some(pb::value::Kind::Float(f)) if f.is_finite() => Value::Float(f),
             Some(pb::value::Kind::Float(_)) => {
-                return Err(ApiError::field(&at, "floats must be finite"));
+                return Err(ApiError::field(at(), "floats must be finite"));
             }
             Some(pb::value::Kind::Boolean(b)) => Value::Bool(b),
             Some(pb::value::Kind::Strings(pb::StringList { values })) => {
                 if values.len() > MAX_LIST_ITEMS {
                     return Err(ApiError::field(
-                        &at,
+                        at(),
                         format!("{} items is more than {MAX_LIST_ITEMS}", values.len()),
                     ));
                 }
-                Value::Strings(
-                    values
-                        .into_iter()
-                        .map(|v| text(&at, v, MAX_ATTRIBUTE_VALUE_BYTES))
-                        .collect::<Result<_, _>>()?,
-                )
+                Value::Strings(values.into_iter().map(text_at).collect::<Result<_, _>>()?)
             }
         };
         out.insert(name, value);
