@@ -1,7 +1,8 @@
 //! The reference policy as Arbiter plugins: one component holding every rule, and the
 //! five-plugin split, loaded exactly as `host/runtime/benches/decide` loads them (the
-//! Rust plugins under `plugins/` built with `arbiter_plugin_build`, compiled without
-//! the on-disk cache, default limits, a fresh instance per plugin call).
+//! Rust plugins under `plugins/` built as the embedded sets are, without WASI, by
+//! `arbiter_plugin_build::build_lean`, compiled without the on-disk cache, default
+//! limits, a fresh instance per plugin call).
 
 use std::collections::BTreeMap;
 use std::hint::black_box;
@@ -25,7 +26,8 @@ impl Sets {
     /// Builds the plugins (or finds them up to date) and loads both sets.
     pub(crate) async fn load() -> anyhow::Result<Self> {
         let t = Instant::now();
-        let dir = arbiter_plugin_build::build(&[])
+        let crates: Vec<&str> = std::iter::once("reference").chain(SPLIT).collect();
+        let dir = arbiter_plugin_build::build_lean(&crates)
             .map_err(anyhow::Error::msg)
             .context("building the plugins")?;
         eprintln!(
