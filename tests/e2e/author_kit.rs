@@ -166,6 +166,39 @@ fn rust_from_nothing_to_a_tested_plugin() {
     assert!(out.contains('p'), "{out}");
 }
 
+/// `wasi = false`: the same starter, built for `wasm32-unknown-unknown` and wrapped, is
+/// a component of one core module that imports only the host's interfaces, and it
+/// decides the starter's cases as the WASI build does.
+#[test]
+fn rust_without_wasi_builds_a_component_that_imports_nothing_else() {
+    let a = Author::new(true);
+    a.expect(&["new", "--lang", "rust", "p"], 0);
+    a.edit("arbiter.toml", |s| format!("{s}wasi = false\n"));
+    a.expect(&["build", "p"], 0);
+    let out = a.expect(&["test", "p"], 0);
+    assert_eq!(out.lines().last(), Some("6 passed, 0 failed"), "{out}");
+    let bytes = std::fs::read(a.project().join("build/p.wasm")).expect("built");
+    let (mut modules, mut depth, mut imports) = (0, 0, Vec::new());
+    for payload in wasmparser::Parser::new(0).parse_all(&bytes) {
+        match payload.expect("the component parses") {
+            wasmparser::Payload::Version { .. } => depth += 1,
+            wasmparser::Payload::End(_) => depth -= 1,
+            wasmparser::Payload::ModuleSection { .. } => modules += 1,
+            wasmparser::Payload::ComponentImportSection(reader) if depth == 1 => {
+                for import in reader {
+                    imports.push(import.expect("an import").name.name.to_string());
+                }
+            }
+            _ => {}
+        }
+    }
+    assert_eq!(modules, 1, "one core module");
+    assert!(
+        imports.iter().all(|i| i.starts_with("arbiter:policy/")),
+        "{imports:?}"
+    );
+}
+
 #[test]
 fn python_from_nothing_to_a_tested_plugin() {
     the_loop("python", "src/rules.py", true);

@@ -69,7 +69,10 @@ pub fn create(dir: &Path, lang: Lang, name: Option<&str>) -> Result<Created, Kit
          # The policy's entry file.{}\n\
          source = \"{}\"\n",
         match lang {
-            Lang::Rust => " Rust builds the crate of Cargo.toml; this names its root.",
+            Lang::Rust =>
+                " Rust builds the crate of Cargo.toml; this names its root.\n\
+                 # Add `wasi = false` to build without WASI (no stdout, no clock): each\n\
+                 # evaluation's fresh instance is then cheaper (docs/plugin-authors.md).",
             Lang::Python => " Its folder and sdk/ are on the module path.",
             Lang::Js => " Its folder is bundled with sdk/ (import `../sdk/index.js`).",
             Lang::C => " Every .c file of its folder is compiled, with sdk/.",
@@ -149,6 +152,8 @@ struct RawProject {
     lang: Spanned<String>,
     plugin: Spanned<String>,
     source: Spanned<String>,
+    #[serde(default)]
+    wasi: Option<Spanned<bool>>,
 }
 
 /// A project's `arbiter.toml`, checked.
@@ -161,6 +166,10 @@ pub(crate) struct Project {
     pub plugin: String,
     /// The entry file, inside the project.
     pub source: PathBuf,
+    /// Whether the plugin is built against WASI (`wasi = false`: Rust only, built for
+    /// `wasm32-unknown-unknown`, a component that imports nothing but the host's
+    /// interfaces and is cheaper to instantiate per evaluation).
+    pub wasi: bool,
 }
 
 impl Project {
@@ -186,7 +195,7 @@ impl Project {
             Err(e) => return Err(KitError::io("read", file)(e)),
         };
         let at = |span: std::ops::Range<usize>| arbiter_core::line_of(&text, span.start);
-        let hint = "arbiter.toml has `lang` (rust, python, js or c), `plugin` (a plugin name of policy-set.toml) and `source` (the entry file)";
+        let hint = "arbiter.toml has `lang` (rust, python, js or c), `plugin` (a plugin name of policy-set.toml), `source` (the entry file) and, for Rust, optionally `wasi = false`";
         let raw: RawProject = toml::from_str(&text).map_err(|e| KitError::Project {
             file: file.clone(),
             line: e.span().map_or(0, &at),
@@ -215,6 +224,18 @@ impl Project {
                 hint: "name the entry file relative to the project, e.g. `src/policy.c`".into(),
             });
         }
+        let wasi = match &raw.wasi {
+            Some(w) if !*w.get_ref() && lang != Lang::Rust => {
+                return Err(KitError::Project {
+                    file: file.clone(),
+                    line: at(w.span()),
+                    message: format!("`wasi = false` is for Rust projects, and this one is {}", lang.display_name()),
+                    hint: "remove `wasi`: Python, JavaScript and C plugins are built with their toolchain's WASI".into(),
+                });
+            }
+            Some(w) => *w.get_ref(),
+            None => true,
+        };
         let source = dir.join(rel);
         if !source.is_file() {
             return Err(KitError::Project {
@@ -232,6 +253,7 @@ impl Project {
             lang,
             plugin: raw.plugin.into_inner(),
             source,
+            wasi,
         })
     }
 }

@@ -28,6 +28,8 @@ pub(crate) const WIT_BINDGEN_CRATE: &str = "0.63.0";
 pub(crate) const RUST_CHANNEL: &str = "1.95.0";
 /// The guest target of Rust plugins.
 pub(crate) const RUST_TARGET: &str = "wasm32-wasip2";
+/// The Rust target of a project with `wasi = false`.
+pub(crate) const RUST_LEAN_TARGET: &str = "wasm32-unknown-unknown";
 /// The oldest Node.js the JavaScript toolchain runs on (plugins/js/build.sh).
 const NODE_MAJOR_MIN: u32 = 18;
 

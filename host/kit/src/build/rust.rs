@@ -1,5 +1,7 @@
 //! Rust: cargo builds the project's crate for `wasm32-wasip2`, which links a
-//! component directly. The project's `rust-toolchain.toml` pins the compiler; the
+//! component directly; or, with `wasi = false` in `arbiter.toml`, for
+//! `wasm32-unknown-unknown`, whose core module is then wrapped as a component that
+//! imports no WASI. The project's `rust-toolchain.toml` pins the compiler; the
 //! compiled dependencies go to `rust-target/` in the toolchain cache (or
 //! `CARGO_TARGET_DIR`), shared by a user's projects, so a second project builds in
 //! seconds.
@@ -9,7 +11,7 @@ use std::process::Command;
 
 use super::build_error;
 use crate::project::Project;
-use crate::toolchain::{RUST_TARGET, run, version};
+use crate::toolchain::{RUST_LEAN_TARGET, RUST_TARGET, run, version};
 use crate::{KitError, Lang, Toolchains};
 
 /// Variables cargo sets for the processes it runs (an `arbiter build` inside a build
@@ -44,7 +46,12 @@ pub(super) fn build(
     toolchains: &Toolchains,
     out: &Path,
 ) -> Result<(), KitError> {
-    add_target(&project.dir)?;
+    let target = if project.wasi {
+        RUST_TARGET
+    } else {
+        RUST_LEAN_TARGET
+    };
+    add_target(&project.dir, target)?;
     let manifest = project.dir.join("Cargo.toml");
     let crate_name = crate_name(&manifest)?;
     let target_dir = std::env::var_os("CARGO_TARGET_DIR")
@@ -57,28 +64,46 @@ pub(super) fn build(
     scrub(&mut cargo);
     cargo
         .current_dir(&project.dir)
-        .args([
-            "build",
-            "--release",
-            "--target",
-            RUST_TARGET,
-            "--manifest-path",
-        ])
+        .args(["build", "--release", "--target", target, "--manifest-path"])
         .arg(&manifest)
         .arg("--target-dir")
         .arg(&target_dir);
+    if !project.wasi {
+        // The 64 KiB stack of the project's `.cargo/config.toml`, for this target too
+        // (projects written before `wasi = false` existed name only wasm32-wasip2).
+        cargo.env(
+            "CARGO_TARGET_WASM32_UNKNOWN_UNKNOWN_RUSTFLAGS",
+            "-C link-arg=-zstack-size=65536",
+        );
+    }
     run(&mut cargo, "cargo build").map_err(|e| build_error(Lang::Rust, e))?;
     let built = target_dir
-        .join(RUST_TARGET)
+        .join(target)
         .join("release")
         .join(format!("{}.wasm", crate_name.replace('-', "_")));
-    std::fs::copy(&built, out).map_err(KitError::io("copy", &built))?;
+    if project.wasi {
+        std::fs::copy(&built, out).map_err(KitError::io("copy", &built))?;
+        return Ok(());
+    }
+    let module = std::fs::read(&built).map_err(KitError::io("read", &built))?;
+    // What `wasm-tools component new` does: the WIT that wit-bindgen embedded in the
+    // module says what the component imports and exports.
+    let component = wit_component::ComponentEncoder::default()
+        .module(&module)
+        .and_then(|e| e.validate(true).encode())
+        .map_err(|e| {
+            build_error(
+                Lang::Rust,
+                format!("wrapping {} as a component: {e:#}", built.display()),
+            )
+        })?;
+    std::fs::write(out, component).map_err(KitError::io("write", out))?;
     Ok(())
 }
 
 /// Installs the guest target for the project's pinned toolchain when rustup lacks it
 /// (automatic installs may be off).
-fn add_target(dir: &Path) -> Result<(), KitError> {
+fn add_target(dir: &Path, target: &str) -> Result<(), KitError> {
     let mut list = Command::new("rustup");
     scrub(&mut list);
     let Ok(listed) = list
@@ -91,14 +116,14 @@ fn add_target(dir: &Path) -> Result<(), KitError> {
     };
     if String::from_utf8_lossy(&listed.stdout)
         .lines()
-        .any(|l| l.trim() == RUST_TARGET)
+        .any(|l| l.trim() == target)
     {
         return Ok(());
     }
-    eprintln!("installing the {RUST_TARGET} target (rustup target add)");
+    eprintln!("installing the {target} target (rustup target add)");
     let mut add = Command::new("rustup");
     scrub(&mut add);
-    add.current_dir(dir).args(["target", "add", RUST_TARGET]);
+    add.current_dir(dir).args(["target", "add", target]);
     run(&mut add, "rustup target add").map_err(|message| KitError::Toolchain {
         lang: "rust",
         message,

@@ -137,3 +137,34 @@ fn a_project_file_mistake_names_its_line() {
     let err = Project::read(&dir).expect_err("unknown key");
     assert!(err.to_string().contains("plugins"), "{err}");
 }
+
+#[test]
+fn wasi_false_is_for_rust_only_and_must_be_a_boolean() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    // Rust: off when asked, on by default.
+    let rust = tmp.path().join("r");
+    create(&rust, Lang::Rust, None).expect("created");
+    assert!(Project::read(&rust).expect("read").wasi, "WASI by default");
+    let file = rust.join(PROJECT_FILE);
+    let text = std::fs::read_to_string(&file).expect("read");
+    std::fs::write(&file, format!("{text}wasi = false\n")).expect("write");
+    assert!(!Project::read(&rust).expect("read").wasi);
+    std::fs::write(&file, format!("{text}wasi = \"no\"\n")).expect("write");
+    let err = Project::read(&rust).expect_err("not a boolean");
+    let KitError::Project { line, .. } = &err else {
+        panic!("{err}");
+    };
+    assert_eq!(*line, text.lines().count() + 1, "{err}");
+    // Another language: refused, naming the line.
+    let python = tmp.path().join("p");
+    create(&python, Lang::Python, None).expect("created");
+    let file = python.join(PROJECT_FILE);
+    let text = std::fs::read_to_string(&file).expect("read");
+    std::fs::write(&file, format!("{text}wasi = false\n")).expect("write");
+    let err = Project::read(&python).expect_err("python");
+    let KitError::Project { line, message, .. } = &err else {
+        panic!("{err}");
+    };
+    assert!(message.contains("for Rust projects"), "{err}");
+    assert_eq!(*line, text.lines().count() + 1, "{err}");
+}
