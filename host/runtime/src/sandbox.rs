@@ -32,8 +32,8 @@ pub(crate) enum Tripped {
 
 pub(crate) struct StoreState {
     /// Made on the plugin's first WASI call: most evaluations make none, and building
-    /// the context (its random sources are seeded) costs a fresh instance about
-    /// 0.3 us (docs/performance.md).
+    /// the context seeds its random sources (with looking up `evaluate` alone, about
+    /// 0.5 us of a fresh instance; docs/performance.md, "Trimmed fresh instances").
     wasi: Option<WasiCtx>,
     table: ResourceTable,
     limits: Limits,
