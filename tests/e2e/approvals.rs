@@ -143,7 +143,7 @@ pub(crate) async fn vote(
     .map(tonic::Response::into_inner)
 }
 
-async fn introspect(
+pub(crate) async fn introspect(
     c: &mut CredentialsClient<Channel>,
     token: &str,
     jwt: &str,
@@ -882,16 +882,7 @@ async fn an_expired_approval_cannot_be_used_or_voted_on() {
             .all(|a| a.state() == pb::ApprovalState::Expired),
         "{expired:?}"
     );
-    let records = audit_records(&server.audit_db(), arbiter_audit::Kind::Approval, "expired");
-    let mut recorded: Vec<String> = records
-        .iter()
-        .map(|r| {
-            r.record.body_value()["approval_id"]
-                .as_str()
-                .unwrap_or("")
-                .to_owned()
-        })
-        .collect();
+    let mut recorded = crate::support::expired_approval_ids(&server.audit_db());
     recorded.sort();
     assert_eq!(recorded, ids);
 }

@@ -178,24 +178,15 @@ fn rust_without_wasi_builds_a_component_that_imports_nothing_else() {
     let out = a.expect(&["test", "p"], 0);
     assert_eq!(out.lines().last(), Some("6 passed, 0 failed"), "{out}");
     let bytes = std::fs::read(a.project().join("build/p.wasm")).expect("built");
-    let (mut modules, mut depth, mut imports) = (0, 0, Vec::new());
-    for payload in wasmparser::Parser::new(0).parse_all(&bytes) {
-        match payload.expect("the component parses") {
-            wasmparser::Payload::Version { .. } => depth += 1,
-            wasmparser::Payload::End(_) => depth -= 1,
-            wasmparser::Payload::ModuleSection { .. } => modules += 1,
-            wasmparser::Payload::ComponentImportSection(reader) if depth == 1 => {
-                for import in reader {
-                    imports.push(import.expect("an import").name.name.to_string());
-                }
-            }
-            _ => {}
-        }
-    }
-    assert_eq!(modules, 1, "one core module");
+    let outline = arbiter_plugin_build::outline(&bytes).expect("the component parses");
+    assert_eq!(outline.core_modules, 1, "one core module");
     assert!(
-        imports.iter().all(|i| i.starts_with("arbiter:policy/")),
-        "{imports:?}"
+        outline
+            .imports
+            .iter()
+            .all(|i| i.starts_with("arbiter:policy/")),
+        "{:?}",
+        outline.imports
     );
 }
 

@@ -308,6 +308,19 @@ pub(crate) fn audit_records(
     arbiter_audit::query(db, &filter).expect("query the audit log")
 }
 
+/// The approval ids of the `expired` records in the audit log at `db`, oldest first.
+pub(crate) fn expired_approval_ids(db: &Path) -> Vec<String> {
+    audit_records(db, arbiter_audit::Kind::Approval, "expired")
+        .iter()
+        .map(|r| {
+            r.record.body_value()["approval_id"]
+                .as_str()
+                .unwrap_or("")
+                .to_owned()
+        })
+        .collect()
+}
+
 /// A set directory `two-approvers` in `dir`: the reference plugin asking for two
 /// approvers, to show that approvals count people, not votes.
 pub(crate) fn two_approver_set(dir: &Path) -> PathBuf {

@@ -142,6 +142,41 @@ pub fn plugin(name: &str) -> PathBuf {
     built().join(format!("{}.wasm", name.replace('-', "_")))
 }
 
+/// What a component is made of, for tests: its core modules (nested ones included) and
+/// the names of its own (top-level) imports.
+#[derive(Debug)]
+pub struct Outline {
+    /// Core modules, nested components' included.
+    pub core_modules: usize,
+    /// Names of the component's own imports (`arbiter:policy/types@0.1.0`, ...).
+    pub imports: Vec<String>,
+}
+
+/// Reads a component's [`Outline`] without compiling it.
+pub fn outline(component: &[u8]) -> Result<Outline, String> {
+    let (mut core_modules, mut depth, mut imports) = (0, 0, Vec::new());
+    for payload in wasmparser::Parser::new(0).parse_all(component) {
+        match payload.map_err(|e| format!("the component does not parse: {e}"))? {
+            // Each module or component, nested ones included, starts with its version
+            // and ends with `End`.
+            wasmparser::Payload::Version { .. } => depth += 1,
+            wasmparser::Payload::End(_) => depth -= 1,
+            wasmparser::Payload::ModuleSection { .. } => core_modules += 1,
+            wasmparser::Payload::ComponentImportSection(reader) if depth == 1 => {
+                for import in reader {
+                    let import = import.map_err(|e| format!("an import does not parse: {e}"))?;
+                    imports.push(import.name.name.to_string());
+                }
+            }
+            _ => {}
+        }
+    }
+    Ok(Outline {
+        core_modules,
+        imports,
+    })
+}
+
 /// Where [`build_lean`] puts its components.
 pub fn lean_dir() -> PathBuf {
     repo_root().join("target/wasm/lean")

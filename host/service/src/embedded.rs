@@ -85,26 +85,13 @@ mod tests {
         let mut checked = 0;
         for set in SETS {
             for (file, bytes) in set.files.iter().filter(|(f, _)| f.ends_with(".wasm")) {
-                let (mut modules, mut depth) = (0, 0);
-                let mut imports = Vec::new();
-                for payload in wasmparser::Parser::new(0).parse_all(bytes) {
-                    match payload.expect("the component parses") {
-                        // Each module or component, nested ones included, starts with
-                        // its version and ends with `End`.
-                        wasmparser::Payload::Version { .. } => depth += 1,
-                        wasmparser::Payload::End(_) => depth -= 1,
-                        wasmparser::Payload::ModuleSection { .. } => modules += 1,
-                        wasmparser::Payload::ComponentImportSection(reader) if depth == 1 => {
-                            for import in reader {
-                                imports.push(import.expect("an import").name.name.to_string());
-                            }
-                        }
-                        _ => {}
-                    }
-                }
+                let arbiter_plugin_build::Outline {
+                    core_modules,
+                    imports,
+                } = arbiter_plugin_build::outline(bytes).expect("the component parses");
                 // A plugin that imports no host function needs no adapter module.
                 if *file == "reference.wasm" {
-                    assert_eq!(modules, 1, "{}/{file}: core modules", set.name);
+                    assert_eq!(core_modules, 1, "{}/{file}: core modules", set.name);
                 }
                 assert!(
                     imports.iter().all(|i| i.starts_with("arbiter:policy/")),

@@ -8,7 +8,7 @@ use arbiter::proto::authorizer_client::AuthorizerClient;
 
 use super::{database, replicas_with};
 use crate::approvals::{channel, hold, identity_change};
-use crate::support::audit_records;
+use crate::support::expired_approval_ids;
 
 #[tokio::test(flavor = "multi_thread")]
 async fn every_replica_sweeps_and_each_expiry_is_recorded_once() {
@@ -35,13 +35,7 @@ async fn every_replica_sweeps_and_each_expiry_is_recorded_once() {
     let recorded = |servers: &[crate::support::TestServer]| -> Vec<String> {
         let mut ids: Vec<String> = servers
             .iter()
-            .flat_map(|s| audit_records(&s.audit_db(), arbiter_audit::Kind::Approval, "expired"))
-            .map(|r| {
-                r.record.body_value()["approval_id"]
-                    .as_str()
-                    .unwrap_or("")
-                    .to_owned()
-            })
+            .flat_map(|s| expired_approval_ids(&s.audit_db()))
             .collect();
         ids.sort();
         ids

@@ -11,7 +11,7 @@ use arbiter::proto::authorizer_client::AuthorizerClient;
 use arbiter::proto::credentials_client::CredentialsClient;
 
 use super::{database, replicas};
-use crate::approvals::{bearer, channel, hold, identity_change, vote};
+use crate::approvals::{bearer, channel, hold, identity_change, introspect, vote};
 
 const ROUNDS: usize = 40;
 
@@ -81,16 +81,8 @@ async fn measure_revocation_and_approval_event_propagation() {
             .expect("revoke");
         let revoked_at = Instant::now();
         loop {
-            let active = creds_b
-                .introspect(bearer(
-                    &t.gateway,
-                    pb::IntrospectRequest {
-                        token: jwt.token.clone(),
-                    },
-                ))
+            let active = introspect(&mut creds_b, &t.gateway, &jwt.token)
                 .await
-                .expect("introspect")
-                .into_inner()
                 .active;
             if !active {
                 break;

@@ -17,7 +17,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 
 use super::{database, replicas};
-use crate::approvals::{bearer, channel, hold, identity_change, vote};
+use crate::approvals::{bearer, channel, hold, identity_change, introspect, vote};
 use crate::support::normal_request;
 
 const ROUNDS: u64 = 50;
@@ -155,17 +155,7 @@ async fn measure_database_round_trips() {
             .credential
             .expect("credential");
         marks.push(proxy.count());
-        let active = creds
-            .introspect(bearer(
-                &t.gateway,
-                pb::IntrospectRequest {
-                    token: jwt.token.clone(),
-                },
-            ))
-            .await
-            .expect("introspect")
-            .into_inner()
-            .active;
+        let active = introspect(&mut creds, &t.gateway, &jwt.token).await.active;
         assert!(active);
         marks.push(proxy.count());
         creds
